@@ -1,0 +1,90 @@
+"""Atomic training checkpoints: everything needed to continue a run exactly.
+
+A checkpoint is one file `step_<N>.pt` holding model, optimizer, scheduler, every RNG state and the
+data position. It is written to a temporary name and renamed, so a crash mid-write never leaves a
+partial checkpoint under a real name; a truncated or foreign file is reported, not half-loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distilflow.errors import DistilflowError
+
+CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
+FORMAT_VERSION = 1
+
+
+def capture_rng_states() -> dict[str, Any]:
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(directory: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"step_{step:07d}.pt"
+    partial = directory / f".step_{step:07d}.pt.partial"
+    torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, partial)
+    with open(partial, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, final)
+    for old in list_checkpoints(directory)[:-keep]:
+        old.unlink()
+    return final
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := CHECKPOINT_NAME.match(p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        # weights_only=False: the file holds RNG states and optimizer state written by this program.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a truncated zip, a random file, a pickle error: all mean "corrupt"
+        raise DistilflowError(
+            f"checkpoint '{path}' is corrupt or unreadable ({type(error).__name__}): delete it to resume "
+            "from the one before, or pass --restart to start over"
+        ) from None
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise DistilflowError(f"checkpoint '{path}' was not written by this version of distilflow: pass --restart")
+    return state
+
+
+def checkpoint_to_resume(directory: Path, resume: bool, restart: bool) -> Path | None:
+    """The checkpoint a run should continue from; refuses to silently drop or silently reuse one."""
+    existing = list_checkpoints(directory)
+    if restart or not existing:
+        return None
+    if not resume:
+        raise DistilflowError(
+            f"'{directory}' holds a checkpoint ({existing[-1].name}): pass --resume to continue it "
+            "or --restart to start over"
+        )
+    return existing[-1]
+
+
+def clear_checkpoints(directory: Path) -> None:
+    for path in list_checkpoints(directory):
+        path.unlink()

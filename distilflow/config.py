@@ -1,0 +1,229 @@
+"""The one typed configuration, parsed from `params.yaml` with command-line overrides.
+
+Every hyperparameter lives here with its default; `params.yaml` states the ones a run uses and
+DVC reads the same file. Unknown keys are rejected so that a typo never silently falls back to a
+default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from distilflow.errors import DistilflowError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CorpusSource(StrictModel):
+    """Raw text: local files/globs (.txt, .jsonl, .parquet) or a Hub dataset."""
+
+    files: list[str] = Field(default_factory=list)
+    dataset: str | None = None
+    dataset_config: str | None = None
+    split: str = "train"
+    text_column: str = "text"
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> CorpusSource:
+        if bool(self.files) == bool(self.dataset):
+            raise ValueError("give either 'files' (paths or globs) or 'dataset' (a Hub id), not both or neither")
+        return self
+
+
+class DataConfig(StrictModel):
+    train: CorpusSource
+    test: CorpusSource | None = None
+    max_seq_length: int = Field(128, ge=8, le=8192)
+    min_seq_length: int = Field(16, ge=3)
+    max_unk_fraction: float = Field(0.1, ge=0.0, le=1.0)
+    validation_fraction: float = Field(0.02, gt=0.0, lt=0.5)
+    max_train_sequences: int | None = Field(None, ge=1)
+    max_test_sequences: int | None = Field(None, ge=1)
+    seed: int = 42
+
+
+class MaskingConfig(StrictModel):
+    probability: float = Field(0.15, gt=0.0, lt=1.0)
+    mask_fraction: float = Field(0.8, ge=0.0, le=1.0)
+    random_fraction: float = Field(0.1, ge=0.0, le=1.0)
+    # DistilBERT's mlm_smoothing: mask token t with weight count(t)^-smoothing; 0 disables.
+    smoothing: float = Field(0.7, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _fractions_fit(self) -> MaskingConfig:
+        if self.mask_fraction + self.random_fraction > 1.0:
+            raise ValueError("mask_fraction + random_fraction must be at most 1 (the rest stays unchanged)")
+        return self
+
+
+class TrainConfig(StrictModel):
+    """Optimisation and bookkeeping shared by head training and distillation."""
+
+    max_steps: int = Field(200, ge=1)
+    micro_batch_size: int = Field(16, ge=1)
+    gradient_accumulation_steps: int = Field(2, ge=1)
+    learning_rate: float = Field(5e-4, gt=0.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    adam_epsilon: float = Field(1e-6, gt=0.0)
+    warmup_fraction: float = Field(0.05, ge=0.0, lt=1.0)
+    max_grad_norm: float = Field(5.0, gt=0.0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    seed: int = 42
+    log_every: int = Field(10, ge=1)
+    eval_every: int = Field(100, ge=1)
+    eval_sequences: int = Field(256, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+class TeacherConfig(StrictModel):
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class HeadConfig(StrictModel):
+    """Training an MLM head for a teacher that has none (e.g. sentence encoders, classifiers)."""
+
+    enabled: bool = True
+    unfreeze_top_layers: int = Field(0, ge=0)
+    train: TrainConfig = TrainConfig(max_steps=300, learning_rate=1e-3, warmup_fraction=0.02)
+
+
+class StudentConfig(StrictModel):
+    n_layers: int | None = Field(None, ge=1, description="default: half the teacher's layers")
+    # every_other: 0,2,4,...; spread: evenly spaced from first to last (12->6 gives DistilBERT's
+    # 0,2,4,7,9,11); or an explicit list of teacher layer indices.
+    layers: Literal["every_other", "spread"] | list[int] = "every_other"
+    init: Literal["teacher", "random"] = "teacher"
+
+
+class LossConfig(StrictModel):
+    temperature: float = Field(2.0, gt=0.0)
+    alpha_ce: float = Field(5.0, ge=0.0)
+    alpha_mlm: float = Field(2.0, ge=0.0)
+    alpha_cos: float = Field(1.0, ge=0.0)
+    alpha_mse: float = Field(0.0, ge=0.0)
+    kd_positions: Literal["masked", "all"] = "masked"
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> LossConfig:
+        if self.alpha_ce + self.alpha_mlm + self.alpha_cos + self.alpha_mse == 0:
+            raise ValueError("all loss weights are 0: set at least one of alpha_ce, alpha_mlm, alpha_cos, alpha_mse")
+        return self
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.alpha_ce > 0 or self.alpha_cos > 0 or self.alpha_mse > 0
+
+
+class DistillConfig(StrictModel):
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+
+
+class PathsConfig(StrictModel):
+    prepared: Path = Path("artifacts/prepared")
+    teacher_head: Path = Path("artifacts/teacher_head")
+    student: Path = Path("artifacts/student")
+    checkpoints: Path = Path("artifacts/checkpoints")
+
+
+class TrackingConfig(StrictModel):
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_root: Path = Path("mlruns/artifacts")
+    experiment: str = "distilflow"
+    system_metrics: bool = True
+
+
+class Params(StrictModel):
+    teacher: TeacherConfig = TeacherConfig()
+    data: DataConfig
+    masking: MaskingConfig = MaskingConfig()
+    head: HeadConfig = HeadConfig()
+    student: StudentConfig = StudentConfig()
+    distill: DistillConfig = DistillConfig()
+    paths: PathsConfig = PathsConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS_PATH, overrides: list[str] | None = None) -> Params:
+    """Read `path`, apply `key.sub=value` overrides, validate, and return the typed config."""
+    path = Path(path)
+    if not path.is_file():
+        raise DistilflowError(f"params file '{path}' not found: run from the project root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise DistilflowError(f"params file '{path}' is not valid YAML ({_first_line(error)}): fix its syntax") from None
+    if not isinstance(raw, dict):
+        raise DistilflowError(f"params file '{path}' must be a mapping of sections (teacher:, data:, ...)")
+    for override in overrides or []:
+        apply_override(raw, override)
+    return validate_params(raw, source=str(path))
+
+
+def validate_params(raw: dict[str, Any], source: str = "params") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise DistilflowError(describe_validation_error(error, source)) from None
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in the nested dict; the value is parsed as YAML (numbers, lists, null)."""
+    key, sep, value_text = override.partition("=")
+    if not sep or not key.strip():
+        raise DistilflowError(f"override '{override}' must look like section.key=value, e.g. distill.loss.temperature=4")
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise DistilflowError(f"override '{override}': '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(value_text) if value_text.strip() else None
+
+
+def describe_validation_error(error: ValidationError, source: str) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{key}' (check its spelling and section)")
+        elif item["type"] == "missing":
+            problems.append(f"missing key '{key}'")
+        else:
+            problems.append(f"'{key}': {item['msg']}")
+    return f"invalid {source}: " + "; ".join(problems) + " — see the documented keys in params.yaml"
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}: the form MLflow params and the CLI overrides use."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-serialisable parts (configs, file hashes)."""
+    payload = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

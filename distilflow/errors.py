@@ -1,0 +1,5 @@
+"""User-facing errors: each one is a single line that names the problem and the fix."""
+
+
+class DistilflowError(Exception):
+    """Bad input or state that the user can fix; the CLI prints it as one line, without a traceback."""

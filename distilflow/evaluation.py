@@ -1,0 +1,63 @@
+"""Held-out masked-LM evaluation: loss, accuracy and teacher-student top-1 agreement.
+
+Masks are drawn from a generator with a fixed seed, so every evaluation of every model sees the
+same masked positions and the numbers are comparable across steps and runs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+
+from distilflow.masking import IGNORE_INDEX, DynamicMasker, pad_batch
+from distilflow.student import split_masked_lm
+
+EVAL_MASK_SEED = 1234
+
+
+@torch.no_grad()
+def masked_lm_metrics(
+    model,
+    sequences: Dataset,
+    masker: DynamicMasker,
+    pad_id: int,
+    teacher=None,
+    batch_size: int = 32,
+    max_sequences: int | None = None,
+    device: str | torch.device = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    """Masked-token cross-entropy and accuracy of `model` (and agreement with `teacher` if given)."""
+    generator = torch.Generator().manual_seed(EVAL_MASK_SEED)
+    n = len(sequences) if max_sequences is None else min(max_sequences, len(sequences))
+    was_training = model.training
+    model.eval()
+    totals = {"loss": 0.0, "correct": 0, "agree": 0, "targets": 0}
+    for start in range(0, n, batch_size):
+        ids = sequences[start : min(start + batch_size, n)]["input_ids"]
+        batch = masker(*pad_batch(ids, pad_id), generator).to(device)
+        is_target = batch.labels != IGNORE_INDEX
+        labels = batch.labels[is_target]
+        with torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype or torch.float32,
+                            enabled=autocast_dtype is not None):
+            logits = _target_logits(model, batch, is_target).float()
+            if teacher is not None:
+                teacher_top1 = _target_logits(teacher, batch, is_target).argmax(-1)
+        totals["loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
+        totals["correct"] += int((logits.argmax(-1) == labels).sum())
+        if teacher is not None:
+            totals["agree"] += int((logits.argmax(-1) == teacher_top1).sum())
+        totals["targets"] += int(labels.numel())
+    model.train(was_training)
+    targets = max(totals["targets"], 1)
+    metrics = {"mlm_loss": totals["loss"] / targets, "mlm_accuracy": totals["correct"] / targets}
+    if teacher is not None:
+        metrics["teacher_agreement"] = totals["agree"] / targets
+    return metrics
+
+
+def _target_logits(model, batch, is_target: torch.Tensor) -> torch.Tensor:
+    encoder, head = split_masked_lm(model)
+    hidden = encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+    return head(hidden[is_target])

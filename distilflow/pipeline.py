@@ -1,0 +1,208 @@
+"""The core steps as plain functions: prepare -> teacher head (when needed) -> distill.
+
+The CLI calls these directly; Prefect tasks (tasks/) wrap the same functions. Each step reuses its
+previous output when its inputs' fingerprint is unchanged, and logs to MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from distilflow import tracking
+from distilflow.checkpoint import checkpoint_to_resume, clear_checkpoints, list_checkpoints
+from distilflow.config import LossConfig, Params, fingerprint
+from distilflow.errors import DistilflowError
+from distilflow.evaluation import masked_lm_metrics
+from distilflow.losses import DistillationLoss
+from distilflow.masking import build_masker
+from distilflow.prepare import PreparedData, prepare_corpus
+from distilflow.sources import load_masked_lm, load_tokenizer, model_fingerprint
+from distilflow.student import build_student, count_parameters
+from distilflow.teacher_head import freeze_all_but_head, missing_head_weights, require_head_or_training
+from distilflow.trainer import Trainer
+
+ARTIFACT_META = "distilflow.json"
+
+
+@dataclass
+class TeacherArtifact:
+    path: str  # what to pass to from_pretrained: the original source, or the folder with the trained head
+    fingerprint: str
+    head_trained: bool
+    metrics: dict[str, float]
+
+
+@dataclass
+class DistillResult:
+    student_path: Path
+    run_id: str
+    metrics: dict[str, float]
+    teacher_layers: list[int]
+
+
+def prepare(params: Params) -> PreparedData:
+    tokenizer = load_tokenizer(params.teacher.model)
+    return prepare_corpus(params.data, tokenizer, params.paths.prepared)
+
+
+def teacher_with_head(params: Params, prepared: PreparedData, resume: bool = False,
+                      restart: bool = False) -> TeacherArtifact:
+    """The teacher as a complete masked-LM: as loaded if it has a head, else with a trained head."""
+    teacher, missing = load_masked_lm(params.teacher.model, role="teacher")
+    missing_head = missing_head_weights(teacher, missing)
+    if not missing_head:
+        return TeacherArtifact(params.teacher.model, model_fingerprint(teacher), head_trained=False, metrics={})
+    require_head_or_training(params.teacher.model, missing_head, params.head.enabled)
+
+    # The encoder is what was loaded; the head is random, so fingerprint the encoder only.
+    encoder_fingerprint = model_fingerprint(teacher.base_model)
+    key = fingerprint("head-v1", encoder_fingerprint, prepared.fingerprint,
+                      params.head.model_dump(mode="json"), params.masking.model_dump(mode="json"))
+    output = params.paths.teacher_head
+    cached = _read_artifact_meta(output)
+    if cached.get("key") == key:
+        return TeacherArtifact(str(output), cached["fingerprint"], head_trained=True, metrics=cached["metrics"])
+
+    tokenizer = load_tokenizer(params.teacher.model)
+    trainable = freeze_all_but_head(teacher, params.head.unfreeze_top_layers)
+    masker = build_masker(params.masking, tokenizer, prepared.token_counts())
+    held_out = prepared.split("test") if (prepared.path / "test").exists() else prepared.split("validation")
+    train_cfg = params.head.train
+
+    def held_out_metrics(model) -> dict[str, float]:
+        return masked_lm_metrics(model, held_out, masker, tokenizer.pad_token_id,
+                                 max_sequences=train_cfg.eval_sequences)
+
+    checkpoints = params.paths.checkpoints / "teacher_head"
+    checkpoint_to_resume(checkpoints, resume, restart)  # refuse before an MLflow run is opened
+    with tracking.mlflow_run(params.tracking, "teacher-head", run_id=_resumable_run_id(checkpoints, resume),
+                             tags={"stage": "teacher_head", "data_fingerprint": prepared.fingerprint,
+                                   "teacher_encoder_fingerprint": encoder_fingerprint}) as run:
+        _remember_run_id(checkpoints, run.info.run_id)
+        tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),
+                             "head": params.head.model_dump(mode="json"),
+                             "masking": params.masking.model_dump(mode="json"),
+                             "data": {"fingerprint": prepared.fingerprint}, "head_trainable_parameters": trainable})
+        before = held_out_metrics(teacher)
+        trainer = Trainer(teacher, DistillationLoss(_mlm_only()), masker, prepared.split("train"),
+                          prepared.split("validation"), tokenizer.pad_token_id, train_cfg, checkpoints, run_key=key,
+                          log_metrics=tracking.log_metrics, description="teacher head")
+        trainer.run(resume=resume, restart=restart)
+        after = held_out_metrics(teacher)
+        metrics = {**{f"heldout_{k}_before": v for k, v in before.items()},
+                   **{f"heldout_{k}_after": v for k, v in after.items()}}
+        mlflow.log_metrics(metrics)
+        teacher_fingerprint = model_fingerprint(teacher)
+        save_model(teacher.cpu(), tokenizer, output, {"key": key, "fingerprint": teacher_fingerprint,
+                                                       "metrics": metrics, "mlflow_run_id": run.info.run_id})
+        mlflow.log_artifacts(str(output), artifact_path="teacher_with_head")
+    clear_checkpoints(checkpoints)  # the saved artifact supersedes them; a later run starts clean
+    return TeacherArtifact(str(output), teacher_fingerprint, head_trained=True, metrics=metrics)
+
+
+def distill(params: Params, resume: bool = False, restart: bool = False) -> DistillResult:
+    """prepare -> teacher head if needed -> distill the student, all tracked in one MLflow run."""
+    prepared = prepare(params)
+    teacher_artifact = teacher_with_head(params, prepared, resume=resume, restart=restart)
+    teacher, _ = load_masked_lm(teacher_artifact.path, role="teacher")
+    tokenizer = load_tokenizer(teacher_artifact.path)
+    student, layers = build_student(teacher, params.student, seed=params.distill.train.seed)
+    masker = build_masker(params.masking, tokenizer, prepared.token_counts())
+    run_key = fingerprint("distill-v1", teacher_artifact.fingerprint, prepared.fingerprint,
+                          params.student.model_dump(mode="json"), params.masking.model_dump(mode="json"),
+                          params.distill.model_dump(mode="json"))
+    checkpoints = params.paths.checkpoints / "distill"
+    checkpoint_to_resume(checkpoints, resume, restart)
+    tags = {"stage": "distill", "data_fingerprint": prepared.fingerprint,
+            "teacher_fingerprint": teacher_artifact.fingerprint, "teacher_head_trained": str(teacher_artifact.head_trained)}
+    with tracking.mlflow_run(params.tracking, "distill", run_id=_resumable_run_id(checkpoints, resume),
+                             tags=tags) as run:
+        _remember_run_id(checkpoints, run.info.run_id)
+        tracking.log_params({**params.model_dump(mode="json"),
+                             "resolved": {"teacher_source": teacher_artifact.path, "teacher_layers": layers,
+                                          "data_fingerprint": prepared.fingerprint,
+                                          "teacher_parameters": count_parameters(teacher),
+                                          "student_parameters": count_parameters(student),
+                                          **{f"sequences_{k}": v for k, v in prepared.meta["sequences"].items()}}})
+        trainer = Trainer(student, DistillationLoss(params.distill.loss), masker, prepared.split("train"),
+                          prepared.split("validation"), tokenizer.pad_token_id, params.distill.train, checkpoints,
+                          run_key=run_key, teacher=teacher, log_metrics=tracking.log_metrics, description="distill")
+        result = trainer.run(resume=resume, restart=restart)
+        metrics = dict(result.validation)
+        if (prepared.path / "test").exists():
+            test = masked_lm_metrics(trainer.model, prepared.split("test"), masker, tokenizer.pad_token_id,
+                                     teacher=trainer.teacher, device=trainer.device,
+                                     autocast_dtype=trainer.autocast_dtype)
+            metrics.update({f"test_{k}": v for k, v in test.items()})
+            mlflow.log_metrics({f"test_{k}": v for k, v in test.items()})
+        student_fingerprint = model_fingerprint(student)
+        mlflow.set_tag("student_fingerprint", student_fingerprint)
+        save_model(student.cpu(), tokenizer, params.paths.student,
+                   {"key": run_key, "fingerprint": student_fingerprint, "teacher_layers": layers,
+                    "teacher_fingerprint": teacher_artifact.fingerprint, "metrics": metrics,
+                    "mlflow_run_id": run.info.run_id})
+        mlflow.log_artifacts(str(params.paths.student), artifact_path="student")
+    clear_checkpoints(checkpoints)
+    return DistillResult(params.paths.student, run.info.run_id, metrics, layers)
+
+
+def evaluate(model_name: str, params: Params, teacher_name: str | None = None, split: str = "test",
+             max_sequences: int | None = None) -> dict[str, float]:
+    """Held-out masked-LM metrics of any MLM (and its agreement with a teacher) on a prepared split."""
+    prepared = prepare(params)
+    if not (prepared.path / split).exists():
+        raise DistilflowError(f"prepared data has no '{split}' split: set data.test in params.yaml or use --split validation")
+    model, missing = load_masked_lm(model_name, role="model")
+    if missing_head_weights(model, missing):
+        raise DistilflowError(f"model '{model_name}' has no masked-LM head: evaluate a folder with a trained head")
+    teacher = load_masked_lm(teacher_name, role="teacher")[0].eval() if teacher_name else None
+    tokenizer = load_tokenizer(model_name)
+    masker = build_masker(params.masking, tokenizer, prepared.token_counts())
+    return masked_lm_metrics(model, prepared.split(split), masker, tokenizer.pad_token_id, teacher=teacher,
+                             max_sequences=max_sequences)
+
+
+def save_model(model, tokenizer, output: Path, meta: dict) -> None:
+    """save_pretrained into a staging folder, then swap it in: never a half-written model folder."""
+    staging = output.with_name(output.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / ARTIFACT_META).write_text(json.dumps(meta, indent=2, default=str))
+    previous = output.with_name(output.name + ".old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if output.exists():
+        output.rename(previous)
+    staging.rename(output)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _read_artifact_meta(folder: Path) -> dict:
+    path = folder / ARTIFACT_META
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _mlm_only() -> LossConfig:
+    return LossConfig(alpha_ce=0.0, alpha_mlm=1.0, alpha_cos=0.0, alpha_mse=0.0)
+
+
+def _run_file(checkpoints: Path) -> Path:
+    return checkpoints / "mlflow_run_id"
+
+
+def _remember_run_id(folder: Path, run_id: str) -> None:
+    _run_file(folder).parent.mkdir(parents=True, exist_ok=True)
+    _run_file(folder).write_text(run_id)
+
+
+def _resumable_run_id(folder: Path, resume: bool) -> str | None:
+    """With --resume, continue the MLflow run that wrote the checkpoints, so its curves stay one run."""
+    path = _run_file(folder)
+    if resume and path.is_file() and list_checkpoints(folder):
+        return path.read_text().strip()
+    return None

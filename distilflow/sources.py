@@ -1,0 +1,88 @@
+"""Where models and datasets come from: a local path, the offline Hub mirror, or the Hub.
+
+Resolution order for a name: an existing local path -> `$DISTILFLOW_HUB_MIRROR/<name>` when that
+variable is set and the folder exists -> the Hub id itself (transformers/datasets download it).
+The real loaders (`from_pretrained`, `load_dataset`) are always used, so online users get the Hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import logging as hf_logging
+
+from distilflow.errors import DistilflowError
+
+MIRROR_ENV = "DISTILFLOW_HUB_MIRROR"
+
+
+def resolve(name: str) -> str:
+    """The path or Hub id that the loaders should be given for `name`."""
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror and (Path(mirror) / name).is_dir():
+        return str(Path(mirror) / name)
+    return name
+
+
+def _where_we_looked(name: str) -> str:
+    mirror = os.environ.get(MIRROR_ENV)
+    places = ["not a local path"]
+    places.append(f"not in ${MIRROR_ENV} ({mirror})" if mirror else f"${MIRROR_ENV} unset")
+    return ", ".join(places)
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(resolve(name))
+    except (OSError, ValueError) as error:
+        raise DistilflowError(
+            f"tokenizer for '{name}' could not be loaded ({_where_we_looked(name)}; Hub: {_first_line(error)}): "
+            "give an existing model folder or Hub id"
+        ) from None
+
+
+def load_masked_lm(name: str, role: str = "model") -> tuple[PreTrainedModel, set[str]]:
+    """Load `name` as a masked-LM; returns the model and the weight names that were missing.
+
+    Missing head weights are normal for encoders without an MLM head; the caller decides what to do.
+    """
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the load report of a head-less encoder is handled by the caller
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(resolve(name), output_loading_info=True)
+    except (OSError, ValueError) as error:
+        raise DistilflowError(
+            f"{role} '{name}' not found ({_where_we_looked(name)}; Hub: {_first_line(error)}): "
+            f"set {role}.model in params.yaml to an existing folder or Hub id"
+        ) from None
+    finally:
+        hf_logging.set_verbosity(previous)
+    return model, set(info["missing_keys"])
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """Content hash of a model's weights, independent of where it was loaded from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -1,0 +1,83 @@
+"""MLflow, wrapped once: tracking URI, experiment with its artifact root, runs, params, git commit.
+
+Default store: `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts` (MLflow 3.18
+refuses a bare `./mlruns` file store). `MLFLOW_TRACKING_URI` in the environment wins over params.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from distilflow.config import TrackingConfig, flatten
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+
+
+def tracking_uri(config: TrackingConfig) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+
+
+def configure(config: TrackingConfig) -> str:
+    """Point MLflow at the store and return the experiment id (created with our artifact root)."""
+    import mlflow
+
+    uri = tracking_uri(config)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(config.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = config.artifact_root.resolve().as_uri() if uri.startswith("sqlite:") else None
+    return mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
+
+
+@contextmanager
+def mlflow_run(config: TrackingConfig, run_name: str, run_id: str | None = None,
+               tags: dict[str, str] | None = None, nested: bool = False) -> Iterator[Any]:
+    """Start (or, with run_id, continue) a run with system metrics and the git commit tagged."""
+    import mlflow
+
+    experiment_id = configure(config)
+    all_tags = {"git_commit": git_commit() or "unknown", "git_dirty": str(git_is_dirty()), **(tags or {})}
+    if all_tags["git_commit"] != "unknown":
+        all_tags["mlflow.source.git.commit"] = all_tags["git_commit"]
+    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else run_name,
+                          nested=nested, log_system_metrics=config.system_metrics, tags=all_tags) as run:
+        yield run
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log a nested config as flat `section.key` params (every hyperparameter, one column each)."""
+    import mlflow
+
+    flat = {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flatten(params).items()}
+    existing = mlflow.active_run().data.params if mlflow.active_run() else {}
+    # A resumed run already has its params; logging a different value for the same key is an error.
+    mlflow.log_params({key: value for key, value in flat.items() if key not in existing})
+
+
+def log_metrics(metrics: dict[str, float], step: int) -> None:
+    import mlflow
+
+    mlflow.log_metrics(metrics, step=step)
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def git_is_dirty() -> bool:
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return bool(status.strip())
