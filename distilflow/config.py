@@ -96,7 +96,8 @@ class HeadConfig(StrictModel):
 
     enabled: bool = True
     unfreeze_top_layers: int = Field(0, ge=0)
-    train: TrainConfig = TrainConfig(max_steps=300, learning_rate=1e-3, warmup_fraction=0.02)
+    train: TrainConfig = TrainConfig(max_steps=150, micro_batch_size=32, gradient_accumulation_steps=1,
+                                     learning_rate=3e-3, warmup_fraction=0.05)
 
 
 class StudentConfig(StrictModel):

@@ -1,7 +1,8 @@
 """Held-out masked-LM evaluation: loss, accuracy and teacher-student top-1 agreement.
 
-Masks are drawn from a generator with a fixed seed, so every evaluation of every model sees the
-same masked positions and the numbers are comparable across steps and runs.
+Masks are drawn uniformly (no frequency smoothing, as in BERT's own MLM numbers) from a generator
+with a fixed seed, so every evaluation of every model sees the same masked positions and the
+numbers are comparable across steps, runs and masking settings.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 
+from distilflow.config import MaskingConfig
 from distilflow.masking import IGNORE_INDEX, DynamicMasker, pad_batch
 from distilflow.student import split_masked_lm
 
@@ -20,8 +22,7 @@ EVAL_MASK_SEED = 1234
 def masked_lm_metrics(
     model,
     sequences: Dataset,
-    masker: DynamicMasker,
-    pad_id: int,
+    tokenizer,
     teacher=None,
     batch_size: int = 32,
     max_sequences: int | None = None,
@@ -29,6 +30,7 @@ def masked_lm_metrics(
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
     """Masked-token cross-entropy and accuracy of `model` (and agreement with `teacher` if given)."""
+    masker = evaluation_masker(tokenizer)
     generator = torch.Generator().manual_seed(EVAL_MASK_SEED)
     n = len(sequences) if max_sequences is None else min(max_sequences, len(sequences))
     was_training = model.training
@@ -36,7 +38,7 @@ def masked_lm_metrics(
     totals = {"loss": 0.0, "correct": 0, "agree": 0, "targets": 0}
     for start in range(0, n, batch_size):
         ids = sequences[start : min(start + batch_size, n)]["input_ids"]
-        batch = masker(*pad_batch(ids, pad_id), generator).to(device)
+        batch = masker(*pad_batch(ids, tokenizer.pad_token_id), generator).to(device)
         is_target = batch.labels != IGNORE_INDEX
         labels = batch.labels[is_target]
         with torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype or torch.float32,
@@ -55,6 +57,12 @@ def masked_lm_metrics(
     if teacher is not None:
         metrics["teacher_agreement"] = totals["agree"] / targets
     return metrics
+
+
+def evaluation_masker(tokenizer) -> DynamicMasker:
+    """BERT's standard 15% / 80-10-10 masking without smoothing: the usual meaning of "MLM loss"."""
+    return DynamicMasker(MaskingConfig(smoothing=0.0), len(tokenizer), tokenizer.all_special_ids,
+                         tokenizer.mask_token_id)
 
 
 def _target_logits(model, batch, is_target: torch.Tensor) -> torch.Tensor:

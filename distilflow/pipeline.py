@@ -61,8 +61,10 @@ def teacher_with_head(params: Params, prepared: PreparedData, resume: bool = Fal
 
     # The encoder is what was loaded; the head is random, so fingerprint the encoder only.
     encoder_fingerprint = model_fingerprint(teacher.base_model)
+    # Uniform masking for the head (BERT's pre-training recipe): smoothing would skew it to rare words.
+    head_masking = params.masking.model_copy(update={"smoothing": 0.0})
     key = fingerprint("head-v1", encoder_fingerprint, prepared.fingerprint,
-                      params.head.model_dump(mode="json"), params.masking.model_dump(mode="json"))
+                      params.head.model_dump(mode="json"), head_masking.model_dump(mode="json"))
     output = params.paths.teacher_head
     cached = _read_artifact_meta(output)
     if cached.get("key") == key:
@@ -70,13 +72,12 @@ def teacher_with_head(params: Params, prepared: PreparedData, resume: bool = Fal
 
     tokenizer = load_tokenizer(params.teacher.model)
     trainable = freeze_all_but_head(teacher, params.head.unfreeze_top_layers)
-    masker = build_masker(params.masking, tokenizer, prepared.token_counts())
+    masker = build_masker(head_masking, tokenizer)
     held_out = prepared.split("test") if (prepared.path / "test").exists() else prepared.split("validation")
     train_cfg = params.head.train
 
     def held_out_metrics(model) -> dict[str, float]:
-        return masked_lm_metrics(model, held_out, masker, tokenizer.pad_token_id,
-                                 max_sequences=train_cfg.eval_sequences)
+        return masked_lm_metrics(model, held_out, tokenizer, max_sequences=train_cfg.eval_sequences)
 
     checkpoints = params.paths.checkpoints / "teacher_head"
     checkpoint_to_resume(checkpoints, resume, restart)  # refuse before an MLflow run is opened
@@ -90,7 +91,7 @@ def teacher_with_head(params: Params, prepared: PreparedData, resume: bool = Fal
                              "data": {"fingerprint": prepared.fingerprint}, "head_trainable_parameters": trainable})
         before = held_out_metrics(teacher)
         trainer = Trainer(teacher, DistillationLoss(_mlm_only()), masker, prepared.split("train"),
-                          prepared.split("validation"), tokenizer.pad_token_id, train_cfg, checkpoints, run_key=key,
+                          prepared.split("validation"), tokenizer, train_cfg, checkpoints, run_key=key,
                           log_metrics=tracking.log_metrics, description="teacher head")
         trainer.run(resume=resume, restart=restart)
         after = held_out_metrics(teacher)
@@ -130,12 +131,12 @@ def distill(params: Params, resume: bool = False, restart: bool = False) -> Dist
                                           "student_parameters": count_parameters(student),
                                           **{f"sequences_{k}": v for k, v in prepared.meta["sequences"].items()}}})
         trainer = Trainer(student, DistillationLoss(params.distill.loss), masker, prepared.split("train"),
-                          prepared.split("validation"), tokenizer.pad_token_id, params.distill.train, checkpoints,
+                          prepared.split("validation"), tokenizer, params.distill.train, checkpoints,
                           run_key=run_key, teacher=teacher, log_metrics=tracking.log_metrics, description="distill")
         result = trainer.run(resume=resume, restart=restart)
         metrics = dict(result.validation)
         if (prepared.path / "test").exists():
-            test = masked_lm_metrics(trainer.model, prepared.split("test"), masker, tokenizer.pad_token_id,
+            test = masked_lm_metrics(trainer.model, prepared.split("test"), tokenizer,
                                      teacher=trainer.teacher, device=trainer.device,
                                      autocast_dtype=trainer.autocast_dtype)
             metrics.update({f"test_{k}": v for k, v in test.items()})
@@ -162,8 +163,7 @@ def evaluate(model_name: str, params: Params, teacher_name: str | None = None, s
         raise DistilflowError(f"model '{model_name}' has no masked-LM head: evaluate a folder with a trained head")
     teacher = load_masked_lm(teacher_name, role="teacher")[0].eval() if teacher_name else None
     tokenizer = load_tokenizer(model_name)
-    masker = build_masker(params.masking, tokenizer, prepared.token_counts())
-    return masked_lm_metrics(model, prepared.split(split), masker, tokenizer.pad_token_id, teacher=teacher,
+    return masked_lm_metrics(model, prepared.split(split), tokenizer, teacher=teacher,
                              max_sequences=max_sequences)
 
 

@@ -26,7 +26,7 @@ from distilflow.errors import DistilflowError
 
 # A sentence ends at . ! or ? (optionally followed by closing quotes/brackets) before white space.
 # A regex is enough here: a sentence cut in the wrong place only changes where packing breaks.
-SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+")
 META_FILE = "meta.json"
 TOKEN_COUNTS_FILE = "token_counts.npy"
 

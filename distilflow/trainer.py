@@ -92,7 +92,7 @@ class Trainer:
         masker: DynamicMasker,
         train_set: Dataset,
         validation_set: Dataset,
-        pad_id: int,
+        tokenizer,
         config: TrainConfig,
         checkpoint_dir: Path,
         run_key: str,
@@ -105,7 +105,7 @@ class Trainer:
                 f"only {len(train_set)} training sequences for micro_batch_size={config.micro_batch_size}: "
                 "add text to the corpus or lower the batch size"
             )
-        self.config, self.loss_fn, self.masker, self.pad_id = config, loss_fn, masker, pad_id
+        self.config, self.loss_fn, self.masker, self.tokenizer = config, loss_fn, masker, tokenizer
         self.validation_set, self.checkpoint_dir, self.run_key = validation_set, checkpoint_dir, run_key
         self.log_metrics = log_metrics or (lambda metrics, step: None)
         self.description = description
@@ -190,7 +190,7 @@ class Trainer:
         summed: dict[str, float] = {}
         tokens = 0
         for _ in range(cfg.gradient_accumulation_steps):
-            input_ids, attention_mask = pad_batch(self.stream.next_batch(), self.pad_id)
+            input_ids, attention_mask = pad_batch(self.stream.next_batch(), self.tokenizer.pad_token_id)
             batch = self.masker(input_ids, attention_mask, self.mask_generator).to(self.device)
             with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                 enabled=self.autocast_dtype is not None):
@@ -208,7 +208,7 @@ class Trainer:
 
     def validate(self, prefix: str = "") -> dict[str, float]:
         metrics = masked_lm_metrics(
-            self.model, self.validation_set, self.masker, self.pad_id, teacher=self.teacher,
+            self.model, self.validation_set, self.tokenizer, teacher=self.teacher,
             max_sequences=self.config.eval_sequences, device=self.device, autocast_dtype=self.autocast_dtype,
         )
         return {f"{prefix}{name}": value for name, value in metrics.items()}

@@ -1,0 +1,79 @@
+"""Bad input ends with one line on stderr and a non-zero exit, never a traceback."""
+
+import sys
+
+import pytest
+import torch
+import yaml
+
+from distilflow.cli import main
+from tests.conftest import tiny_params
+
+
+def _run(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["distilflow", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def _params_file(tmp_path, raw):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def _assert_one_line_error(code, err, *fragments):
+    assert code != 0
+    lines = [line for line in err.strip().splitlines() if line.strip()]  # progress bars come before it
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_unknown_param_key(tmp_path, monkeypatch, capsys, small_corpus, headless_teacher_dir):
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
+    code, _, err = _run(monkeypatch, capsys, "distill", "--params", params, "--set", "distill.loss.temprature=3")
+    _assert_one_line_error(code, err, "unknown key 'distill.loss.temprature'")
+
+
+def test_missing_teacher(tmp_path, monkeypatch, capsys, small_corpus):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, "no-such-org/no-such-teacher"))
+    code, _, err = _run(monkeypatch, capsys, "distill", "--params", params)
+    _assert_one_line_error(code, err, "no-such-org/no-such-teacher")
+
+
+def test_empty_corpus(tmp_path, monkeypatch, capsys, small_corpus, headless_teacher_dir):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "nothing.txt").write_text("\n\n")
+    raw = tiny_params(tmp_path, small_corpus, headless_teacher_dir)
+    raw["data"]["train"] = {"files": [str(tmp_path / "empty" / "*.txt")]}
+    code, _, err = _run(monkeypatch, capsys, "prepare", "--params", _params_file(tmp_path, raw))
+    _assert_one_line_error(code, err, "contains no text")
+
+
+def test_corrupt_checkpoint(tmp_path, monkeypatch, capsys, small_corpus, teacher_with_head_dir):
+    raw = tiny_params(tmp_path, small_corpus, teacher_with_head_dir)
+    checkpoints = tmp_path / "checkpoints" / "distill"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "step_0000002.pt").write_bytes(b"not a checkpoint")
+    code, _, err = _run(monkeypatch, capsys, "distill", "--params", _params_file(tmp_path, raw), "--resume")
+    _assert_one_line_error(code, err, "step_0000002.pt", "corrupt")
+
+
+def test_head_training_disabled_for_headless_teacher(tmp_path, monkeypatch, capsys, small_corpus,
+                                                     headless_teacher_dir):
+    raw = tiny_params(tmp_path, small_corpus, headless_teacher_dir)
+    raw["head"]["enabled"] = False
+    code, _, err = _run(monkeypatch, capsys, "distill", "--params", _params_file(tmp_path, raw))
+    _assert_one_line_error(code, err, "no masked-LM head")
+
+
+def test_config_prints_resolved_overrides(tmp_path, monkeypatch, capsys, small_corpus, headless_teacher_dir):
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
+    code, out, _ = _run(monkeypatch, capsys, "config", "--params", params, "--set", "distill.loss.temperature=4")
+    assert code == 0 and '"temperature": 4.0' in out

@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from distilflow.config import LossConfig, MaskingConfig, StudentConfig, TrainConfig
+from distilflow.errors import DistilflowError
+from distilflow.losses import DistillationLoss
+from distilflow.masking import build_masker
+from distilflow.prepare import prepare_corpus
+from distilflow.student import build_student
+from distilflow.trainer import Trainer
+from tests.test_prepare import _config
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, small_corpus, tokenizer):
+    return prepare_corpus(_config(small_corpus), tokenizer, tmp_path_factory.mktemp("prepared"))
+
+
+def _trainer(prepared, tokenizer, teacher, checkpoints, run_key="key", **train):
+    config = TrainConfig(**{"max_steps": 6, "micro_batch_size": 4, "gradient_accumulation_steps": 2,
+                            "learning_rate": 1e-3, "checkpoint_every": 2, "eval_every": 100, "eval_sequences": 8,
+                            "log_every": 1, **train})
+    student, _ = build_student(teacher, StudentConfig(), seed=0)
+    masker = build_masker(MaskingConfig(), tokenizer, prepared.token_counts())
+    logged = []
+    trainer = Trainer(student, DistillationLoss(LossConfig()), masker, prepared.split("train"),
+                      prepared.split("validation"), tokenizer, config, checkpoints, run_key=run_key,
+                      teacher=teacher, log_metrics=lambda metrics, step: logged.append((step, metrics)))
+    return trainer, logged
+
+
+def test_distillation_lowers_the_loss_and_logs_each_term(prepared, tokenizer, tiny_teacher, tmp_path):
+    trainer, logged = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, max_steps=12, learning_rate=3e-3)
+    result = trainer.run()
+    losses = [metrics["loss"] for _, metrics in logged if "loss" in metrics]
+    assert sum(losses[-3:]) < sum(losses[:3])
+    assert {"loss_ce", "loss_mlm", "loss_cos", "learning_rate", "tokens_per_second", "grad_norm"} <= set(logged[0][1])
+    assert {"val_mlm_loss", "val_mlm_accuracy", "val_teacher_agreement"} <= set(result.validation)
+    assert all(not p.requires_grad for p in trainer.teacher.parameters())
+
+
+def test_interrupted_and_resumed_run_ends_with_identical_weights(prepared, tokenizer, tiny_teacher, tmp_path,
+                                                                 monkeypatch):
+    straight, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "straight")
+    straight.run()
+
+    interrupted, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "resumed")
+    real_step = Trainer._optimizer_step
+
+    def dies_at_step_5(self):
+        if self.step == 4:
+            raise KeyboardInterrupt  # as if killed: steps 4-5 are lost, the step-4 checkpoint survives
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "_optimizer_step", dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run()
+    monkeypatch.setattr(Trainer, "_optimizer_step", real_step)
+
+    resumed, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "resumed")
+    result = resumed.run(resume=True)
+    assert result.resumed_from == 4
+    straight_state, resumed_state = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(straight_state[name], resumed_state[name]) for name in straight_state)
+    # and the run really moved the weights
+    fresh, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "unused")
+    assert not torch.equal(fresh.model.bert.encoder.layer[0].output.dense.weight,
+                           straight.model.bert.encoder.layer[0].output.dense.weight)
+
+
+def test_resume_refuses_a_checkpoint_of_other_params(prepared, tokenizer, tiny_teacher, tmp_path):
+    first, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, max_steps=2)
+    first.run()
+    other, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, run_key="other", max_steps=4)
+    with pytest.raises(DistilflowError, match="other params"):
+        other.run(resume=True)
+
+
+def test_too_little_data_for_a_batch_is_a_clear_error(prepared, tokenizer, tiny_teacher, tmp_path):
+    with pytest.raises(DistilflowError, match="micro_batch_size"):
+        _trainer(prepared, tokenizer, tiny_teacher, tmp_path, micro_batch_size=100_000)
