@@ -107,9 +107,15 @@ def teacher_with_head(params: Params, prepared: PreparedData, resume: bool = Fal
 
 
 def distill(params: Params, resume: bool = False, restart: bool = False) -> DistillResult:
-    """prepare -> teacher head if needed -> distill the student, all tracked in one MLflow run."""
+    """prepare -> teacher head if needed -> distill the student."""
     prepared = prepare(params)
     teacher_artifact = teacher_with_head(params, prepared, resume=resume, restart=restart)
+    return distill_student(params, prepared, teacher_artifact, resume=resume, restart=restart)
+
+
+def distill_student(params: Params, prepared: PreparedData, teacher_artifact: TeacherArtifact,
+                    resume: bool = False, restart: bool = False) -> DistillResult:
+    """Build the student from the (head-complete) teacher and distil it, tracked in one MLflow run."""
     teacher, _ = load_masked_lm(teacher_artifact.path, role="teacher")
     tokenizer = load_tokenizer(teacher_artifact.path)
     student, layers = build_student(teacher, params.student, seed=params.distill.train.seed)

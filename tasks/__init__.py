@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over distilflow.pipeline that add logging and retries."""
