@@ -81,6 +81,22 @@ def evaluate(
     typer.echo(json.dumps(metrics, indent=2))
 
 
+@app.command()
+def glue(
+    model: Annotated[str, typer.Option(help="model folder or Hub id to fine-tune and evaluate")],
+    tasks: Annotated[Optional[str], typer.Option(help="comma-separated GLUE tasks or 'all' (default: glue.tasks)")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="baseline for retention and speed-up (cached)")] = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None,
+) -> None:
+    """GLUE fine-tuning evaluation: official metrics, GLUE score, retention vs a teacher, size and speed."""
+    from distilflow import pipeline
+
+    report = pipeline.glue(_params(params, set_), model, teacher, tasks)
+    typer.echo(Path(report["files"]["markdown"]).read_text())
+    typer.echo(f"report: {report['files']['markdown']}, chart: {report['files']['chart']}, "
+               f"metrics: {report['files']['metrics']}; MLflow run {report['mlflow_run_id']}")
+
+
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

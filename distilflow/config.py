@@ -132,11 +132,37 @@ class DistillConfig(StrictModel):
     train: TrainConfig = TrainConfig()
 
 
+class LatencyConfig(StrictModel):
+    batch_sizes: list[int] = [1, 32]
+    seq_length: int = Field(128, ge=1)
+    repeats: int = Field(10, ge=1)
+
+
+class GlueConfig(StrictModel):
+    """GLUE fine-tuning evaluation; defaults are the standard BERT/DistilBERT recipe."""
+
+    source: str = "nyu-mll/glue"  # Hub id, or a folder in the original GLUE release format
+    tasks: list[str] = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
+    max_seq_length: int = Field(128, ge=8)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    learning_rates: list[float] = Field([5e-5], min_length=1)  # several: a grid, selected on dev
+    epochs: float = Field(3.0, gt=0)
+    warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    seeds: list[int] = Field([42], min_length=1)  # the median over seeds is reported
+    max_train_examples: int | None = Field(None, ge=1)  # cap for quick runs; None = the full training set
+    progress: bool = True
+    latency: LatencyConfig = LatencyConfig()
+
+
 class PathsConfig(StrictModel):
     prepared: Path = Path("artifacts/prepared")
     teacher_head: Path = Path("artifacts/teacher_head")
     student: Path = Path("artifacts/student")
     checkpoints: Path = Path("artifacts/checkpoints")
+    glue: Path = Path("artifacts/glue")
+    metrics: Path = Path("metrics")
 
 
 class TrackingConfig(StrictModel):
@@ -153,6 +179,7 @@ class Params(StrictModel):
     head: HeadConfig = HeadConfig()
     student: StudentConfig = StudentConfig()
     distill: DistillConfig = DistillConfig()
+    glue: GlueConfig = GlueConfig()
     paths: PathsConfig = PathsConfig()
     tracking: TrackingConfig = TrackingConfig()
 

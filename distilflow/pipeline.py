@@ -18,10 +18,13 @@ from distilflow.checkpoint import checkpoint_to_resume, clear_checkpoints, list_
 from distilflow.config import LossConfig, Params, fingerprint
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import masked_lm_metrics
+from distilflow.glue import glue_score
+from distilflow.glue_eval import evaluate_task, model_key, retention, select_tasks, write_report
 from distilflow.losses import DistillationLoss
 from distilflow.masking import build_masker
 from distilflow.prepare import PreparedData, prepare_corpus
 from distilflow.sources import load_masked_lm, load_tokenizer, model_fingerprint
+from distilflow.speed import measure
 from distilflow.student import build_student, count_parameters
 from distilflow.teacher_head import freeze_all_but_head, missing_head_weights, require_head_or_training
 from distilflow.trainer import Trainer
@@ -171,6 +174,65 @@ def evaluate(model_name: str, params: Params, teacher_name: str | None = None, s
     tokenizer = load_tokenizer(model_name)
     return masked_lm_metrics(model, prepared.split(split), tokenizer, teacher=teacher,
                              max_sequences=max_sequences)
+
+
+def glue(params: Params, model_name: str, teacher_name: str | None = None,
+         tasks: str | list[str] | None = None) -> dict:
+    """Fine-tune `model_name` (and the teacher, as the cached baseline) on GLUE; report and log it."""
+    config = params.glue
+    selected = select_tasks(config, tasks)
+    if not selected:
+        raise DistilflowError(f"no GLUE task to run from {config.source}: check glue.tasks and glue.source")
+    roles = {"student": model_name, "teacher": teacher_name} if teacher_name else {"model": model_name}
+    report: dict = {"tasks": [task.name for task in selected], "settings": config.model_dump(mode="json"),
+                    "models": {}}
+    with tracking.mlflow_run(params.tracking, "glue", tags={"stage": "glue", "model": model_name,
+                                                             "teacher": teacher_name or ""}) as parent:
+        tracking.log_params({"glue": config.model_dump(mode="json"), "model": model_name,
+                             "teacher": teacher_name or "", "tasks": ",".join(report["tasks"])})
+        for role, name in roles.items():
+            report["models"][role] = _glue_one_model(params, role, name, selected)
+        if teacher_name:
+            student, teacher = report["models"]["student"], report["models"]["teacher"]
+            report["retention"] = retention(student["scores"], teacher["scores"])
+            report["glue_retention"] = student["glue_score"] / teacher["glue_score"]
+            report["speedup"] = {key.removeprefix("latency_ms_"): teacher["speed"][key] / student["speed"][key]
+                                 for key in student["speed"] if key.startswith("latency_ms_")}
+            report["parameter_ratio"] = student["speed"]["parameters"] / teacher["speed"]["parameters"]
+        summary = {f"{role}_glue_score": result["glue_score"] for role, result in report["models"].items()}
+        summary.update({f"{role}_{task}_score": score for role, result in report["models"].items()
+                        for task, score in result["scores"].items()})
+        if teacher_name:
+            summary["glue_retention"] = report["glue_retention"]
+            summary.update({f"{task}_retention": value for task, value in report["retention"].items()})
+            summary.update({f"speedup_{key}": value for key, value in report["speedup"].items()})
+        mlflow.log_metrics(summary)
+        report["mlflow_run_id"] = parent.info.run_id
+        files = write_report(report, params.paths.glue, params.paths.metrics / "glue.json")
+        for path in files.values():
+            mlflow.log_artifact(str(path))
+    report["files"] = {name: str(path) for name, path in files.items()}
+    return report
+
+
+def _glue_one_model(params: Params, role: str, model_name: str, tasks: list) -> dict:
+    key = model_key(model_name)
+    speed = measure(model_name, params.glue.latency.batch_sizes, params.glue.latency.seq_length,
+                    params.glue.latency.repeats)
+    mlflow.log_metrics({f"{role}_{name}": value for name, value in speed.items()})
+    scores, metrics = {}, {}
+    for task in tasks:
+        # One nested run per (model, task), with the same metric names in every run for the MLflow UI.
+        with mlflow.start_run(run_name=f"{role} {task.name}", nested=True,
+                              tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name,
+                                    "model_fingerprint": key}):
+            mlflow.log_params({"task": task.name, "model": model_name, "role": role})
+            result = evaluate_task(model_name, key, task, params.glue, params.paths.glue / "cache")
+            mlflow.log_params({"selected_learning_rate": result.learning_rate})
+            mlflow.log_metrics({"score": result.score, **result.flat_metrics()})
+        scores[task.name], metrics[task.name] = result.score, result.flat_metrics()
+    return {"source": model_name, "fingerprint": key, "scores": scores, "metrics": metrics,
+            "glue_score": glue_score(scores), "speed": speed}
 
 
 def save_model(model, tokenizer, output: Path, meta: dict) -> None:

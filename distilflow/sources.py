@@ -66,10 +66,15 @@ def load_masked_lm(name: str, role: str = "model") -> tuple[PreTrainedModel, set
     return model, set(info["missing_keys"])
 
 
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """Content hash of a model's weights, independent of where it was loaded from."""
+def model_fingerprint(model: torch.nn.Module, exclude: set[str] = frozenset()) -> str:
+    """Content hash of a model's weights, independent of where it was loaded from.
+
+    `exclude`: weights the checkpoint did not have (randomly initialised on load, so not its identity).
+    """
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
+        if name in exclude:
+            continue
         digest.update(name.encode())
         digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]

@@ -30,10 +30,13 @@ def configure(config: TrackingConfig) -> str:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(config.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    artifact_location = config.artifact_root.resolve().as_uri() if uri.startswith("sqlite:") else None
-    return mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
+    if experiment is None:
+        artifact_location = config.artifact_root.resolve().as_uri() if uri.startswith("sqlite:") else None
+        experiment_id = mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)  # nested runs land in the same experiment
+    return experiment_id
 
 
 @contextmanager
