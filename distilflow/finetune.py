@@ -50,6 +50,8 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
             report_to="none",
             disable_tqdm=not config.progress,
             dataloader_num_workers=0,
+            # batches of similar length: far less padding, same examples per epoch (HF's group_by_length)
+            train_sampling_strategy="group_by_length",
         )
         trainer = Trainer(model=model, args=args, train_dataset=encoded["train"],
                           data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)

@@ -60,5 +60,5 @@ def test_corpus_source_needs_exactly_one_kind():
 def test_flatten_gives_one_key_per_hyperparameter():
     flat = flatten(load_params(ROOT / "params.yaml").model_dump(mode="json"))
     assert flat["distill.loss.temperature"] == 2.0
-    assert flat["head.train.max_steps"] == 150 and flat["head.train.learning_rate"] == 0.003
+    assert flat["head.train.max_steps"] == 120 and flat["head.train.learning_rate"] == 0.0003
     assert not any(isinstance(value, dict) for value in flat.values())
