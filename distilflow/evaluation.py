@@ -7,6 +7,8 @@ numbers are comparable across steps, runs and masking settings.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
@@ -36,6 +38,7 @@ def masked_lm_metrics(
     was_training = model.training
     model.eval()
     totals = {"loss": 0.0, "correct": 0, "agree": 0, "targets": 0}
+    predicted_counts: Counter[int] = Counter()
     for start in range(0, n, batch_size):
         ids = sequences[start : min(start + batch_size, n)]["input_ids"]
         batch = masker(*pad_batch(ids, tokenizer.pad_token_id), generator).to(device)
@@ -48,12 +51,16 @@ def masked_lm_metrics(
                 teacher_top1 = _target_logits(teacher, batch, is_target).argmax(-1)
         totals["loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
         totals["correct"] += int((logits.argmax(-1) == labels).sum())
+        predicted_counts.update(logits.argmax(-1).tolist())
         if teacher is not None:
             totals["agree"] += int((logits.argmax(-1) == teacher_top1).sum())
         totals["targets"] += int(labels.numel())
     model.train(was_training)
     targets = max(totals["targets"], 1)
-    metrics = {"mlm_loss": totals["loss"] / targets, "mlm_accuracy": totals["correct"] / targets}
+    metrics = {"mlm_loss": totals["loss"] / targets, "mlm_accuracy": totals["correct"] / targets,
+               # A degenerate model predicts one frequent token ("," or "the") almost everywhere: this
+               # share near 1 says so, and makes "agreement" with such a teacher meaningless.
+               "top1_majority_share": max(predicted_counts.values(), default=0) / targets}
     if teacher is not None:
         metrics["teacher_agreement"] = totals["agree"] / targets
     return metrics

@@ -50,6 +50,7 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
             report_to="none",
             disable_tqdm=not config.progress,
             dataloader_num_workers=0,
+            dataloader_pin_memory=torch.cuda.is_available(),
             # batches of similar length: far less padding, same examples per epoch (HF's group_by_length)
             train_sampling_strategy="group_by_length",
         )

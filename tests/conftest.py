@@ -18,6 +18,8 @@ MINILM = HUB / MINILM_ID
 
 os.environ.setdefault("DISTILFLOW_HUB_MIRROR", str(HUB))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests are hermetic: everything comes from ../shared
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
 torch.set_num_threads(2)
 
