@@ -12,20 +12,20 @@ def test_wikitext_markers_are_undone():
 
 def test_paragraphs_split_on_blank_lines(tmp_path):
     (tmp_path / "a.txt").write_text("First line\nsame paragraph.\n\n\nSecond one.\n")
-    texts = load_paragraphs(CorpusSource(files=[str(tmp_path / "*.txt")]), "[UNK]")["text"]
+    texts = list(load_paragraphs(CorpusSource(files=[str(tmp_path / "*.txt")]), "[UNK]")["text"])
     assert texts == ["First line same paragraph.", "Second one."]
 
 
 def test_jsonl_rows_use_the_text_column(tmp_path):
     (tmp_path / "rows.jsonl").write_text('{"body": "one row."}\n{"body": "two rows."}\n')
     source = CorpusSource(files=[str(tmp_path / "rows.jsonl")], text_column="body")
-    assert load_paragraphs(source, "[UNK]")["text"] == ["one row.", "two rows."]
+    assert list(load_paragraphs(source, "[UNK]")["text"]) == ["one row.", "two rows."]
 
 
 def test_hub_dataset_source_reads_the_mirror():
     source = CorpusSource(dataset=str(HUB / "nyu-mll" / "glue"), dataset_config="rte", split="validation",
                           text_column="sentence1")
-    texts = load_paragraphs(source, "[UNK]")["text"]
+    texts = list(load_paragraphs(source, "[UNK]")["text"])
     assert len(texts) == 277 and all(texts)
 
 

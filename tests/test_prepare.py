@@ -30,7 +30,7 @@ def _config(corpus, **overrides):
 
 def test_prepare_packs_real_text_deterministically_and_reuses_output(tmp_path, small_corpus, tokenizer):
     prepared = prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "a")
-    train = prepared.split("train")["input_ids"]
+    train = list(prepared.split("train")["input_ids"])
     assert len(train) > 100 and len(prepared.split("validation")) > 10 and len(prepared.split("test")) > 10
     assert all(8 <= len(ids) <= 32 and ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
                for ids in train)
@@ -40,7 +40,7 @@ def test_prepare_packs_real_text_deterministically_and_reuses_output(tmp_path, s
 
     again = prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "b")
     assert again.fingerprint == prepared.fingerprint
-    assert again.split("train")["input_ids"] == train
+    assert list(again.split("train")["input_ids"]) == train
 
     stamp = (tmp_path / "a" / "meta.json").stat().st_mtime_ns
     assert prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "a").fingerprint == prepared.fingerprint
@@ -54,7 +54,7 @@ def test_unk_heavy_and_short_sequences_are_dropped(tmp_path, tokenizer):
     (tmp_path / "t.txt").write_text("Tiny.\n\n" + "<unk> " * 40 + "\n\n" + "A proper sentence with words. " * 30)
     prepared = prepare_corpus(DataConfig(train=CorpusSource(files=[str(tmp_path / "t.txt")]), max_seq_length=32,
                                          min_seq_length=8, validation_fraction=0.3), tokenizer, tmp_path / "out")
-    everything = prepared.split("train")["input_ids"] + prepared.split("validation")["input_ids"]
+    everything = list(prepared.split("train")["input_ids"]) + list(prepared.split("validation")["input_ids"])
     assert everything and all(ids.count(tokenizer.unk_token_id) <= 0.1 * len(ids) for ids in everything)
 
 
