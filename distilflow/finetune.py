@@ -17,12 +17,11 @@ from transformers import (
     Trainer,
     TrainingArguments,
 )
-from transformers import logging as hf_logging
 
 from distilflow.config import GlueConfig
 from distilflow.errors import DistilflowError
 from distilflow.glue import GlueTask, compute_metrics
-from distilflow.sources import load_tokenizer, resolve
+from distilflow.sources import load_tokenizer, quiet_transformers, resolve
 
 
 def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dataset], config: GlueConfig,
@@ -66,20 +65,17 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
 
 
 def _classifier(model_name: str, task: GlueTask):
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialised classifier" is expected here
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
-            resolve(model_name), num_labels=task.num_labels,
-            problem_type="regression" if task.is_regression else "single_label_classification",
-        )
+        with quiet_transformers():  # "newly initialised classifier" is expected here
+            return AutoModelForSequenceClassification.from_pretrained(
+                resolve(model_name), num_labels=task.num_labels,
+                problem_type="regression" if task.is_regression else "single_label_classification",
+            )
     except (OSError, ValueError) as error:
         raise DistilflowError(
             f"model '{model_name}' could not be loaded for GLUE ({str(error).splitlines()[0][:160]}): "
             "pass an existing folder or Hub id to --model"
         ) from None
-    finally:
-        hf_logging.set_verbosity(previous)
 
 
 def _encode(split: Dataset, task: GlueTask, tokenizer, max_length: int) -> Dataset:

@@ -11,12 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from transformers import AutoModel
-from transformers import logging as hf_logging
 
 from distilflow.config import GlueConfig, fingerprint
 from distilflow.finetune import finetune_and_evaluate
 from distilflow.glue import GlueTask, load_task, parse_task_list, task_available, task_score
-from distilflow.sources import model_fingerprint, resolve
+from distilflow.sources import model_fingerprint, quiet_transformers, resolve
 
 CACHE_VERSION = "glue-v1"
 
@@ -92,12 +91,8 @@ def summarize(task: GlueTask, runs: list[dict]) -> TaskResult:
 
 def model_key(model_name: str) -> str:
     """Identity of a model for caching: its encoder weights, wherever it was loaded from."""
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with quiet_transformers():
         model, info = AutoModel.from_pretrained(resolve(model_name), output_loading_info=True)
-    finally:
-        hf_logging.set_verbosity(previous)
     return model_fingerprint(model, exclude=set(info["missing_keys"]))
 
 

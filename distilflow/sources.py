@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -47,22 +49,30 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
         ) from None
 
 
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report: missing heads/poolers are expected and handled by callers."""
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
 def load_masked_lm(name: str, role: str = "model") -> tuple[PreTrainedModel, set[str]]:
     """Load `name` as a masked-LM; returns the model and the weight names that were missing.
 
     Missing head weights are normal for encoders without an MLM head; the caller decides what to do.
     """
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the load report of a head-less encoder is handled by the caller
     try:
-        model, info = AutoModelForMaskedLM.from_pretrained(resolve(name), output_loading_info=True)
+        with quiet_transformers():
+            model, info = AutoModelForMaskedLM.from_pretrained(resolve(name), output_loading_info=True)
     except (OSError, ValueError) as error:
         raise DistilflowError(
             f"{role} '{name}' not found ({_where_we_looked(name)}; Hub: {_first_line(error)}): "
             f"set {role}.model in params.yaml to an existing folder or Hub id"
         ) from None
-    finally:
-        hf_logging.set_verbosity(previous)
     return model, set(info["missing_keys"])
 
 

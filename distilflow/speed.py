@@ -8,9 +8,8 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModel
-from transformers import logging as hf_logging
 
-from distilflow.sources import resolve
+from distilflow.sources import quiet_transformers, resolve
 
 
 def encoder_parameters(model: torch.nn.Module) -> int:
@@ -48,12 +47,8 @@ def latency_ms(model: torch.nn.Module, batch_size: int, seq_length: int, repeats
 
 def measure(model_name: str, batch_sizes: list[int], seq_length: int, repeats: int) -> dict[str, float]:
     """Parameters, size on disk and latency on CPU (and GPU when present) of the bare encoder."""
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with quiet_transformers():
         model = AutoModel.from_pretrained(resolve(model_name))
-    finally:
-        hf_logging.set_verbosity(previous)
     results: dict[str, float] = {"parameters": encoder_parameters(model)}
     size = size_on_disk_bytes(model_name)
     if size is not None:
