@@ -4,6 +4,8 @@ BIN := $(VENV)/bin
 # Offline copies of Hub repositories; from_pretrained/load_dataset fall back to the Hub without it.
 export DISTILFLOW_HUB_MIRROR ?= ../shared/hub
 export TOKENIZERS_PARALLELISM ?= false
+# A local run talks to nobody: no Prefect telemetry (it would only fail offline).
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: install run test clean
 
@@ -17,10 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/distilflow distill --resume
+	$(BIN)/distilflow pipeline
 	@echo ""
-	@echo "Student: artifacts/student (load with AutoModelForMaskedLM / pipeline('fill-mask'))"
-	@echo "MLflow:  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db   -> http://127.0.0.1:5000"
+	@echo "Where to look:"
+	@echo "  report:   artifacts/glue/pipeline_report.md (also a Prefect artifact); metrics: $(BIN)/dvc metrics show"
+	@echo "  registry: $(BIN)/distilflow models   (promote: distilflow promote N, rollback: distilflow rollback)"
+	@echo "  MLflow:   $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db   -> http://127.0.0.1:5000"
+	@echo "  Prefect:  $(BIN)/prefect server start   -> http://127.0.0.1:4200 (flow runs, report, progress)"
 
 test: install
 	$(BIN)/pytest -q

@@ -158,11 +158,59 @@ class GlueConfig(StrictModel):
 
 class PathsConfig(StrictModel):
     prepared: Path = Path("artifacts/prepared")
-    teacher_head: Path = Path("artifacts/teacher_head")
+    teacher: Path = Path("artifacts/teacher")  # the complete masked-LM teacher that distillation uses
     student: Path = Path("artifacts/student")
     checkpoints: Path = Path("artifacts/checkpoints")
     glue: Path = Path("artifacts/glue")
     metrics: Path = Path("metrics")
+
+
+class DataSourceConfig(StrictModel):
+    """One input pinned by DVC: copied from `url` (a local folder or any URL `dvc import-url` takes) or
+    downloaded from the Hub repository `hub`, into `path` inside the repo, its hash in `<path>.dvc`."""
+
+    path: Path
+    url: str | None = None
+    hub: str | None = None
+    hub_type: Literal["model", "dataset"] = "model"
+    include: list[str] | None = None  # Hub files to fetch (glob patterns); None = the whole repository
+
+    @model_validator(mode="after")
+    def _exactly_one_origin(self) -> DataSourceConfig:
+        if bool(self.url) == bool(self.hub):
+            raise ValueError("give either 'url' (folder or URL) or 'hub' (a Hub repository id), not both or neither")
+        return self
+
+
+class VersioningConfig(StrictModel):
+    """What the pipeline pins with DVC before it runs, and whether it pushes to the DVC remote after."""
+
+    sources: dict[str, DataSourceConfig] = Field(default_factory=dict)
+    push: bool = True
+
+
+class PromotionConfig(StrictModel):
+    """When a challenger becomes champion. Scores are GLUE scores in [0, 1]."""
+
+    min_glue_gain: float = 0.0  # challenger's GLUE score >= champion's + this
+    min_retention: float = Field(0.0, ge=0.0)  # challenger's GLUE retention (student / teacher) >= this
+    max_latency_ms: float | None = Field(None, gt=0.0)  # budget for the latency below; None = no budget
+    latency: str = "cpu_b1"  # which measured latency the budget applies to: cpu_b1, cpu_b32, cuda_b1, ...
+
+
+class RegistryConfig(StrictModel):
+    model_name: str = "distilflow-student"
+    promotion: PromotionConfig = PromotionConfig()
+    input_example: str = "I completed writing my [MASK]."
+
+
+class OrchestrationConfig(StrictModel):
+    """How the Prefect flow runs the stages of dvc.yaml."""
+
+    stage_retries: int = Field(1, ge=0)  # a lost process or flaky I/O; bad input fails fast anyway
+    oom_retries: int = Field(2, ge=0)  # each halves the micro-batch and doubles the accumulation
+    deployment: str = "scheduled"
+    concurrency_limit: int = Field(1, ge=1)  # pipeline runs at a time; later ones wait
 
 
 class TrackingConfig(StrictModel):
@@ -182,6 +230,9 @@ class Params(StrictModel):
     glue: GlueConfig = GlueConfig()
     paths: PathsConfig = PathsConfig()
     tracking: TrackingConfig = TrackingConfig()
+    versioning: VersioningConfig = VersioningConfig()
+    registry: RegistryConfig = RegistryConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS_PATH, overrides: list[str] | None = None) -> Params:

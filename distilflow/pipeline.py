@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
 
-from distilflow import tracking
+from distilflow import runtime, tracking
 from distilflow.checkpoint import checkpoint_to_resume, clear_checkpoints, list_checkpoints
 from distilflow.config import LossConfig, Params, fingerprint
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import masked_lm_metrics
 from distilflow.glue import glue_score
-from distilflow.glue_eval import evaluate_task, model_key, retention, select_tasks, write_report
+from distilflow.glue_eval import TaskResult, evaluate_task, model_key, retention, select_tasks, write_report
 from distilflow.losses import DistillationLoss
 from distilflow.masking import build_masker
 from distilflow.prepare import PreparedData, prepare_corpus
@@ -30,6 +30,15 @@ from distilflow.teacher_head import freeze_all_but_head, missing_head_weights, r
 from distilflow.trainer import Trainer
 
 ARTIFACT_META = "distilflow.json"
+
+
+@dataclass(frozen=True)
+class ResumePolicy:
+    """What to do with checkpoints left by an earlier run (see Trainer.start)."""
+
+    resume: bool = False
+    restart: bool = False
+    discard_stale: bool = False
 
 
 @dataclass
@@ -53,13 +62,23 @@ def prepare(params: Params) -> PreparedData:
     return prepare_corpus(params.data, tokenizer, params.paths.prepared)
 
 
-def teacher_with_head(params: Params, prepared: PreparedData, resume: bool = False,
-                      restart: bool = False) -> TeacherArtifact:
-    """The teacher as a complete masked-LM: as loaded if it has a head, else with a trained head."""
+def teacher_with_head(params: Params, prepared: PreparedData, policy: ResumePolicy = ResumePolicy()) -> TeacherArtifact:
+    """The teacher as a complete masked-LM in paths.teacher: a copy if it has a head, else with a trained head.
+
+    Always writing the folder gives DVC and later stages one teacher to depend on and hash.
+    """
     teacher, missing = load_masked_lm(params.teacher.model, role="teacher")
     missing_head = missing_head_weights(teacher, missing)
+    output = params.paths.teacher
+    cached = _read_artifact_meta(output)
     if not missing_head:
-        return TeacherArtifact(params.teacher.model, model_fingerprint(teacher), head_trained=False, metrics={})
+        key = fingerprint("teacher-v1", model_fingerprint(teacher))
+        if cached.get("key") != key:
+            save_model(teacher, load_tokenizer(params.teacher.model), output,
+                       {"key": key, "fingerprint": model_fingerprint(teacher), "source": params.teacher.model,
+                        "head_trained": False, "metrics": {}})
+            cached = _read_artifact_meta(output)
+        return TeacherArtifact(str(output), cached["fingerprint"], head_trained=False, metrics={})
     require_head_or_training(params.teacher.model, missing_head, params.head.enabled)
 
     # The encoder is what was loaded; the head is random, so fingerprint the encoder only.
@@ -68,8 +87,6 @@ def teacher_with_head(params: Params, prepared: PreparedData, resume: bool = Fal
     head_masking = params.masking.model_copy(update={"smoothing": 0.0})
     key = fingerprint("head-v1", encoder_fingerprint, prepared.fingerprint,
                       params.head.model_dump(mode="json"), head_masking.model_dump(mode="json"))
-    output = params.paths.teacher_head
-    cached = _read_artifact_meta(output)
     if cached.get("key") == key:
         return TeacherArtifact(str(output), cached["fingerprint"], head_trained=True, metrics=cached["metrics"])
 
@@ -83,11 +100,11 @@ def teacher_with_head(params: Params, prepared: PreparedData, resume: bool = Fal
         return masked_lm_metrics(model, held_out, tokenizer, max_sequences=train_cfg.eval_sequences)
 
     checkpoints = params.paths.checkpoints / "teacher_head"
-    checkpoint_to_resume(checkpoints, resume, restart)  # refuse before an MLflow run is opened
-    with tracking.mlflow_run(params.tracking, "teacher-head", run_id=_resumable_run_id(checkpoints, resume),
+    checkpoint_to_resume(checkpoints, policy.resume, policy.restart)  # refuse before an MLflow run is opened
+    with tracking.mlflow_run(params.tracking, "teacher-head", run_id=_resumable_run_id(checkpoints, policy.resume, key),
                              tags={"stage": "teacher_head", "data_fingerprint": prepared.fingerprint,
                                    "teacher_encoder_fingerprint": encoder_fingerprint}) as run:
-        _remember_run_id(checkpoints, run.info.run_id)
+        _remember_run_id(checkpoints, run.info.run_id, key)
         tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),
                              "head": params.head.model_dump(mode="json"),
                              "masking": params.masking.model_dump(mode="json"),
@@ -95,29 +112,31 @@ def teacher_with_head(params: Params, prepared: PreparedData, resume: bool = Fal
         before = held_out_metrics(teacher)
         trainer = Trainer(teacher, DistillationLoss(_mlm_only()), masker, prepared.split("train"),
                           prepared.split("validation"), tokenizer, train_cfg, checkpoints, run_key=key,
-                          log_metrics=tracking.log_metrics, description="teacher head")
-        trainer.run(resume=resume, restart=restart)
+                          log_metrics=tracking.log_metrics, description="teacher head",
+                          batch_split=runtime.batch_split())
+        trainer.run(resume=policy.resume, restart=policy.restart, discard_stale=policy.discard_stale)
         after = held_out_metrics(teacher)
         metrics = {**{f"heldout_{k}_before": v for k, v in before.items()},
                    **{f"heldout_{k}_after": v for k, v in after.items()}}
         mlflow.log_metrics(metrics)
         teacher_fingerprint = model_fingerprint(teacher)
         save_model(teacher.cpu(), tokenizer, output, {"key": key, "fingerprint": teacher_fingerprint,
+                                                       "source": params.teacher.model, "head_trained": True,
                                                        "metrics": metrics, "mlflow_run_id": run.info.run_id})
         mlflow.log_artifacts(str(output), artifact_path="teacher_with_head")
     clear_checkpoints(checkpoints)  # the saved artifact supersedes them; a later run starts clean
     return TeacherArtifact(str(output), teacher_fingerprint, head_trained=True, metrics=metrics)
 
 
-def distill(params: Params, resume: bool = False, restart: bool = False) -> DistillResult:
+def distill(params: Params, policy: ResumePolicy = ResumePolicy()) -> DistillResult:
     """prepare -> teacher head if needed -> distill the student."""
     prepared = prepare(params)
-    teacher_artifact = teacher_with_head(params, prepared, resume=resume, restart=restart)
-    return distill_student(params, prepared, teacher_artifact, resume=resume, restart=restart)
+    teacher_artifact = teacher_with_head(params, prepared, policy)
+    return distill_student(params, prepared, teacher_artifact, policy)
 
 
 def distill_student(params: Params, prepared: PreparedData, teacher_artifact: TeacherArtifact,
-                    resume: bool = False, restart: bool = False) -> DistillResult:
+                    policy: ResumePolicy = ResumePolicy()) -> DistillResult:
     """Build the student from the (head-complete) teacher and distil it, tracked in one MLflow run."""
     teacher, _ = load_masked_lm(teacher_artifact.path, role="teacher")
     tokenizer = load_tokenizer(teacher_artifact.path)
@@ -127,12 +146,12 @@ def distill_student(params: Params, prepared: PreparedData, teacher_artifact: Te
                           params.student.model_dump(mode="json"), params.masking.model_dump(mode="json"),
                           params.distill.model_dump(mode="json"))
     checkpoints = params.paths.checkpoints / "distill"
-    checkpoint_to_resume(checkpoints, resume, restart)
+    checkpoint_to_resume(checkpoints, policy.resume, policy.restart)
     tags = {"stage": "distill", "data_fingerprint": prepared.fingerprint,
             "teacher_fingerprint": teacher_artifact.fingerprint, "teacher_head_trained": str(teacher_artifact.head_trained)}
-    with tracking.mlflow_run(params.tracking, "distill", run_id=_resumable_run_id(checkpoints, resume),
+    with tracking.mlflow_run(params.tracking, "distill", run_id=_resumable_run_id(checkpoints, policy.resume, run_key),
                              tags=tags) as run:
-        _remember_run_id(checkpoints, run.info.run_id)
+        _remember_run_id(checkpoints, run.info.run_id, run_key)
         tracking.log_params({**params.model_dump(mode="json"),
                              "resolved": {"teacher_source": teacher_artifact.path, "teacher_layers": layers,
                                           "data_fingerprint": prepared.fingerprint,
@@ -141,8 +160,9 @@ def distill_student(params: Params, prepared: PreparedData, teacher_artifact: Te
                                           **{f"sequences_{k}": v for k, v in prepared.meta["sequences"].items()}}})
         trainer = Trainer(student, DistillationLoss(params.distill.loss), masker, prepared.split("train"),
                           prepared.split("validation"), tokenizer, params.distill.train, checkpoints,
-                          run_key=run_key, teacher=teacher, log_metrics=tracking.log_metrics, description="distill")
-        result = trainer.run(resume=resume, restart=restart)
+                          run_key=run_key, teacher=teacher, log_metrics=tracking.log_metrics, description="distill",
+                          batch_split=runtime.batch_split())
+        result = trainer.run(resume=policy.resume, restart=policy.restart, discard_stale=policy.discard_stale)
         metrics = dict(result.validation)
         if (prepared.path / "test").exists():
             test = masked_lm_metrics(trainer.model, prepared.split("test"), tokenizer,
@@ -158,6 +178,7 @@ def distill_student(params: Params, prepared: PreparedData, teacher_artifact: Te
                     "mlflow_run_id": run.info.run_id})
         mlflow.log_artifacts(str(params.paths.student), artifact_path="student")
     clear_checkpoints(checkpoints)
+    _write_json(params.paths.metrics / "distill.json", metrics)
     return DistillResult(params.paths.student, run.info.run_id, metrics, layers)
 
 
@@ -179,60 +200,102 @@ def evaluate(model_name: str, params: Params, teacher_name: str | None = None, s
 def glue(params: Params, model_name: str, teacher_name: str | None = None,
          tasks: str | list[str] | None = None) -> dict:
     """Fine-tune `model_name` (and the teacher, as the cached baseline) on GLUE; report and log it."""
-    config = params.glue
-    selected = select_tasks(config, tasks)
-    if not selected:
-        raise DistilflowError(f"no GLUE task to run from {config.source}: check glue.tasks and glue.source")
+    selected = _selected_tasks(params, tasks)
     roles = {"student": model_name, "teacher": teacher_name} if teacher_name else {"model": model_name}
-    report: dict = {"tasks": [task.name for task in selected], "settings": config.model_dump(mode="json"),
-                    "models": {}}
     with tracking.mlflow_run(params.tracking, "glue", tags={"stage": "glue", "model": model_name,
                                                              "teacher": teacher_name or ""}) as parent:
-        tracking.log_params({"glue": config.model_dump(mode="json"), "model": model_name,
-                             "teacher": teacher_name or "", "tasks": ",".join(report["tasks"])})
-        for role, name in roles.items():
-            report["models"][role] = _glue_one_model(params, role, name, selected)
-        if teacher_name:
-            student, teacher = report["models"]["student"], report["models"]["teacher"]
-            report["retention"] = retention(student["scores"], teacher["scores"])
-            report["glue_retention"] = student["glue_score"] / teacher["glue_score"]
-            report["speedup"] = {key.removeprefix("latency_ms_"): teacher["speed"][key] / student["speed"][key]
-                                 for key in student["speed"] if key.startswith("latency_ms_")}
-            report["parameter_ratio"] = student["speed"]["parameters"] / teacher["speed"]["parameters"]
-        summary = {f"{role}_glue_score": result["glue_score"] for role, result in report["models"].items()}
-        summary.update({f"{role}_{task}_score": score for role, result in report["models"].items()
-                        for task, score in result["scores"].items()})
-        if teacher_name:
-            summary["glue_retention"] = report["glue_retention"]
-            summary.update({f"{task}_retention": value for task, value in report["retention"].items()})
-            summary.update({f"speedup_{key}": value for key, value in report["speedup"].items()})
-        mlflow.log_metrics(summary)
-        report["mlflow_run_id"] = parent.info.run_id
-        files = write_report(report, params.paths.glue, params.paths.metrics / "glue.json")
-        for path in files.values():
-            mlflow.log_artifact(str(path))
+        tracking.log_params({"glue": params.glue.model_dump(mode="json"), "model": model_name,
+                             "teacher": teacher_name or "", "tasks": ",".join(task.name for task in selected)})
+        results = {role: {} for role in roles}
+        for task in selected:
+            for role, name in roles.items():
+                results[role][task.name] = _glue_task_run(params, role, name, task, nested=True)
+        return _glue_report(params, roles, results, parent.info.run_id)
+
+
+def glue_task(params: Params, task_name: str) -> dict:
+    """Pipeline stage: one GLUE task for the student and the teacher baseline -> paths.glue/tasks/<task>.json."""
+    task = _selected_tasks(params, [task_name])[0]
+    results = {role: asdict(_glue_task_run(params, role, name, task))
+               for role, name in _pipeline_roles(params).items()}
+    _write_json(params.paths.glue / "tasks" / f"{task.name}.json", results)
+    return results
+
+
+def glue_report(params: Params) -> dict:
+    """Pipeline stage: the student-vs-teacher report from the per-task results of `glue_task`."""
+    roles = _pipeline_roles(params)
+    results: dict[str, dict[str, TaskResult]] = {role: {} for role in roles}
+    for task in _selected_tasks(params, None):
+        path = params.paths.glue / "tasks" / f"{task.name}.json"
+        if not path.is_file():
+            raise DistilflowError(f"no GLUE result for '{task.name}' at {path}: run `distilflow glue-task {task.name}` first")
+        for role, result in json.loads(path.read_text()).items():
+            results[role][task.name] = TaskResult(**result)
+    with tracking.mlflow_run(params.tracking, "glue report", tags={"stage": "glue_report"}) as run:
+        return _glue_report(params, roles, results, run.info.run_id)
+
+
+def _pipeline_roles(params: Params) -> dict[str, str]:
+    # The baseline is the teacher as users have it (params.teacher.model), not the copy with a trained head.
+    return {"student": str(params.paths.student), "teacher": params.teacher.model}
+
+
+def _selected_tasks(params: Params, tasks: str | list[str] | None) -> list:
+    selected = select_tasks(params.glue, tasks)
+    if not selected:
+        raise DistilflowError(f"no GLUE task to run from {params.glue.source}: check glue.tasks and glue.source")
+    return selected
+
+
+def _glue_task_run(params: Params, role: str, model_name: str, task, nested: bool = False) -> TaskResult:
+    """Fine-tune one model on one task in its own MLflow run (same metric names in every run for the UI)."""
+    key = model_key(model_name)
+    with tracking.mlflow_run(params.tracking, f"{role} {task.name}", nested=nested,
+                             tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name,
+                                   "model_fingerprint": key}):
+        mlflow.log_params({"task": task.name, "model": model_name, "role": role})
+        tracking.log_params({"glue": params.glue.model_dump(mode="json", exclude={"tasks"})})
+        result = evaluate_task(model_name, key, task, params.glue, params.paths.glue / "cache")
+        mlflow.log_params({"selected_learning_rate": result.learning_rate})
+        mlflow.log_metrics({"score": result.score, **result.flat_metrics()})
+    return result
+
+
+def _glue_report(params: Params, roles: dict[str, str], results: dict[str, dict[str, TaskResult]],
+                 run_id: str) -> dict:
+    """Scores, GLUE score, retention, size and speed of each model; logged to the active run and written."""
+    config = params.glue
+    tasks = list(next(iter(results.values())))
+    report: dict = {"tasks": tasks, "settings": config.model_dump(mode="json"), "models": {}}
+    for role, name in roles.items():
+        speed = measure(name, config.latency.batch_sizes, config.latency.seq_length, config.latency.repeats)
+        scores = {task: result.score for task, result in results[role].items()}
+        report["models"][role] = {"source": name, "fingerprint": model_key(name), "scores": scores,
+                                  "metrics": {task: result.flat_metrics() for task, result in results[role].items()},
+                                  "glue_score": glue_score(scores), "speed": speed}
+    summary = {f"{role}_{name}": value for role, result in report["models"].items()
+               for name, value in result["speed"].items()}
+    summary.update({f"{role}_glue_score": result["glue_score"] for role, result in report["models"].items()})
+    summary.update({f"{role}_{task}_score": score for role, result in report["models"].items()
+                    for task, score in result["scores"].items()})
+    if "teacher" in report["models"]:
+        student, teacher = report["models"]["student"], report["models"]["teacher"]
+        report["retention"] = retention(student["scores"], teacher["scores"])
+        report["glue_retention"] = student["glue_score"] / teacher["glue_score"]
+        report["speedup"] = {key.removeprefix("latency_ms_"): teacher["speed"][key] / student["speed"][key]
+                             for key in student["speed"] if key.startswith("latency_ms_")}
+        report["parameter_ratio"] = student["speed"]["parameters"] / teacher["speed"]["parameters"]
+        summary["glue_retention"] = report["glue_retention"]
+        summary.update({f"{task}_retention": value for task, value in report["retention"].items()})
+        summary.update({f"speedup_{key}": value for key, value in report["speedup"].items()})
+    mlflow.log_metrics(summary)
+    report["mlflow_run_id"] = run_id
+    files = write_report(report, params.paths.glue, params.paths.metrics / "glue.json")
+    for path in files.values():
+        mlflow.log_artifact(str(path))
     report["files"] = {name: str(path) for name, path in files.items()}
     return report
-
-
-def _glue_one_model(params: Params, role: str, model_name: str, tasks: list) -> dict:
-    key = model_key(model_name)
-    speed = measure(model_name, params.glue.latency.batch_sizes, params.glue.latency.seq_length,
-                    params.glue.latency.repeats)
-    mlflow.log_metrics({f"{role}_{name}": value for name, value in speed.items()})
-    scores, metrics = {}, {}
-    for task in tasks:
-        # One nested run per (model, task), with the same metric names in every run for the MLflow UI.
-        with mlflow.start_run(run_name=f"{role} {task.name}", nested=True,
-                              tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name,
-                                    "model_fingerprint": key}):
-            mlflow.log_params({"task": task.name, "model": model_name, "role": role})
-            result = evaluate_task(model_name, key, task, params.glue, params.paths.glue / "cache")
-            mlflow.log_params({"selected_learning_rate": result.learning_rate})
-            mlflow.log_metrics({"score": result.score, **result.flat_metrics()})
-        scores[task.name], metrics[task.name] = result.score, result.flat_metrics()
-    return {"source": model_name, "fingerprint": key, "scores": scores, "metrics": metrics,
-            "glue_score": glue_score(scores), "speed": speed}
 
 
 def save_model(model, tokenizer, output: Path, meta: dict) -> None:
@@ -250,6 +313,14 @@ def save_model(model, tokenizer, output: Path, meta: dict) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def _write_json(path: Path, content: dict) -> None:
+    """Write via a temporary file and rename, so a reader (or DVC) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(content, indent=2, default=str))
+    partial.replace(path)
+
+
 def _read_artifact_meta(folder: Path) -> dict:
     path = folder / ARTIFACT_META
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -263,14 +334,16 @@ def _run_file(checkpoints: Path) -> Path:
     return checkpoints / "mlflow_run_id"
 
 
-def _remember_run_id(folder: Path, run_id: str) -> None:
+def _remember_run_id(folder: Path, run_id: str, run_key: str) -> None:
     _run_file(folder).parent.mkdir(parents=True, exist_ok=True)
-    _run_file(folder).write_text(run_id)
+    _run_file(folder).write_text(f"{run_id} {run_key}")
 
 
-def _resumable_run_id(folder: Path, resume: bool) -> str | None:
-    """With --resume, continue the MLflow run that wrote the checkpoints, so its curves stay one run."""
+def _resumable_run_id(folder: Path, resume: bool, run_key: str) -> str | None:
+    """With --resume, continue the MLflow run that wrote the checkpoints (same params and data), so its
+    curves stay one run."""
     path = _run_file(folder)
-    if resume and path.is_file() and list_checkpoints(folder):
-        return path.read_text().strip()
-    return None
+    if not (resume and path.is_file() and list_checkpoints(folder)):
+        return None
+    run_id, _, key = path.read_text().strip().partition(" ")
+    return run_id if key == run_key else None

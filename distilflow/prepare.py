@@ -69,7 +69,9 @@ def tokenize_and_pack(paragraphs: list[str], tokenizer: PreTrainedTokenizerBase,
     sentences = [sentence for paragraph in paragraphs for sentence in split_sentences(paragraph)]
     if not sentences:
         return []
-    token_lists = tokenizer(sentences, add_special_tokens=False)["input_ids"]
+    # Sentences are tokenized whole and cut to max_seq_length by packing, so the tokenizer's warning about
+    # sequences longer than the model's limit is noise here.
+    token_lists = tokenizer(sentences, add_special_tokens=False, verbose=False)["input_ids"]
     prefix, suffix = special_token_wrapping(tokenizer)
     body_length = max_seq_length - len(prefix) - len(suffix)
     return [prefix + body + suffix for body in pack_sentences(token_lists, body_length)]

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from distilflow import runtime
 from distilflow.config import TrackingConfig, flatten
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
@@ -42,16 +43,51 @@ def configure(config: TrackingConfig) -> str:
 @contextmanager
 def mlflow_run(config: TrackingConfig, run_name: str, run_id: str | None = None,
                tags: dict[str, str] | None = None, nested: bool = False) -> Iterator[Any]:
-    """Start (or, with run_id, continue) a run with system metrics and the git commit tagged."""
+    """Start (or, with run_id, continue) a run with system metrics and the git commit tagged.
+
+    Under the pipeline, a new top-level run is nested under the pipeline's run (runtime.PARENT_RUN_ENV).
+    """
     import mlflow
 
     experiment_id = configure(config)
-    all_tags = {"git_commit": git_commit() or "unknown", "git_dirty": str(git_is_dirty()), **(tags or {})}
+    parent = runtime.parent_run_id() if not (run_id or nested or mlflow.active_run()) else None
+    all_tags = standard_tags(tags or {})
+    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else run_name,
+                          nested=nested, parent_run_id=parent, log_system_metrics=config.system_metrics,
+                          tags=all_tags) as run:
+        yield run
+
+
+def start_parent_run(config: TrackingConfig, run_name: str, tags: dict[str, str]) -> str:
+    """Create a run that stays open across processes (the pipeline's parent run); returns its id."""
+    import mlflow
+
+    experiment_id = configure(config)
+    run = mlflow.MlflowClient().create_run(experiment_id, run_name=run_name, tags=standard_tags(tags))
+    return run.info.run_id
+
+
+def end_parent_run(config: TrackingConfig, run_id: str, succeeded: bool) -> None:
+    import mlflow
+
+    configure(config)
+    mlflow.MlflowClient().set_terminated(run_id, "FINISHED" if succeeded else "FAILED")
+
+
+def run_url(config: TrackingConfig, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+    """Where the MLflow UI (`mlflow ui --backend-store-uri ...`) shows this run."""
+    import mlflow
+
+    experiment_id = configure(config)
+    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def standard_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The given tags plus the git commit (and whether the tree had uncommitted changes)."""
+    all_tags = {"git_commit": git_commit() or "unknown", "git_dirty": str(git_is_dirty()), **tags}
     if all_tags["git_commit"] != "unknown":
         all_tags["mlflow.source.git.commit"] = all_tags["git_commit"]
-    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else run_name,
-                          nested=nested, log_system_metrics=config.system_metrics, tags=all_tags) as run:
-        yield run
+    return all_tags
 
 
 def log_params(params: dict[str, Any]) -> None:

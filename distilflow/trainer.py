@@ -30,6 +30,7 @@ from distilflow.errors import DistilflowError
 from distilflow.evaluation import masked_lm_metrics
 from distilflow.losses import DistillationLoss
 from distilflow.masking import DynamicMasker, pad_batch
+from distilflow.runtime import report_progress
 
 MetricsLogger = Callable[[dict[str, float], int], None]
 
@@ -99,7 +100,12 @@ class Trainer:
         teacher: torch.nn.Module | None = None,
         log_metrics: MetricsLogger | None = None,
         description: str = "train",
+        batch_split: int = 1,
     ):
+        if batch_split > 1:  # after an out-of-memory: same effective batch in smaller pieces
+            config = config.model_copy(update={
+                "micro_batch_size": max(1, config.micro_batch_size // batch_split),
+                "gradient_accumulation_steps": config.gradient_accumulation_steps * batch_split})
         if len(train_set) < config.micro_batch_size:
             raise DistilflowError(
                 f"only {len(train_set)} training sequences for micro_batch_size={config.micro_batch_size}: "
@@ -126,13 +132,20 @@ class Trainer:
         self.step = 0
 
     # -- checkpoints -------------------------------------------------------------------------
-    def start(self, resume: bool = False, restart: bool = False) -> int | None:
-        """Continue from the latest checkpoint (resume), discard old ones (restart), or refuse to mix them."""
+    def start(self, resume: bool = False, restart: bool = False, discard_stale: bool = False) -> int | None:
+        """Continue from the latest checkpoint (resume), discard old ones (restart), or refuse to mix them.
+
+        discard_stale: a checkpoint from other params or data is dropped instead of refused (what a
+        pipeline wants after its params changed; a person at a terminal gets the error instead).
+        """
         latest = checkpoint_to_resume(self.checkpoint_dir, resume, restart)
         if latest is None:
             clear_checkpoints(self.checkpoint_dir)
             return None
         state = load_checkpoint(latest)
+        if state.get("run_key") != self.run_key and discard_stale:
+            clear_checkpoints(self.checkpoint_dir)
+            return None
         if state.get("run_key") != self.run_key:
             raise DistilflowError(
                 f"checkpoint '{latest}' belongs to a run with other params or data: pass --restart to start "
@@ -160,8 +173,8 @@ class Trainer:
         return save_checkpoint(self.checkpoint_dir, self.step, state, self.config.keep_checkpoints)
 
     # -- the loop ----------------------------------------------------------------------------
-    def run(self, resume: bool = False, restart: bool = False) -> TrainResult:
-        resumed_from = self.start(resume=resume, restart=restart)
+    def run(self, resume: bool = False, restart: bool = False, discard_stale: bool = False) -> TrainResult:
+        resumed_from = self.start(resume=resume, restart=restart, discard_stale=discard_stale)
         cfg = self.config
         progress = tqdm(total=cfg.max_steps, initial=self.step, desc=self.description, unit="step", dynamic_ncols=True)
         window_tokens, window_start = 0, time.perf_counter()
@@ -170,6 +183,7 @@ class Trainer:
             self.step += 1
             window_tokens += tokens
             progress.update(1)
+            report_progress(self.description, self.step, cfg.max_steps)
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 tokens_per_second = window_tokens / max(time.perf_counter() - window_start, 1e-9)
                 progress.set_postfix(loss=f"{terms['loss']:.3f}", tok_s=f"{tokens_per_second:,.0f}")

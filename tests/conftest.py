@@ -84,7 +84,7 @@ def tiny_params(tmp_path: Path, corpus: Path, teacher: str | Path, **sections) -
         "head": {"enabled": True, "train": {**train, "max_steps": 4}},
         "student": {"n_layers": 2},
         "distill": {"train": train},
-        "paths": {name: str(tmp_path / name) for name in ("prepared", "teacher_head", "student", "checkpoints")},
+        "paths": {name: str(tmp_path / name) for name in ("prepared", "teacher", "student", "checkpoints", "glue", "metrics")},
         "tracking": {"tracking_uri": f"sqlite:///{tmp_path}/mlruns/mlflow.db",
                      "artifact_root": str(tmp_path / "mlruns" / "artifacts"), "experiment": "test",
                      "system_metrics": False},

@@ -77,3 +77,29 @@ def test_config_prints_resolved_overrides(tmp_path, monkeypatch, capsys, small_c
     params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
     code, out, _ = _run(monkeypatch, capsys, "config", "--params", params, "--set", "distill.loss.temperature=4")
     assert code == 0 and '"temperature": 4.0' in out
+
+
+def test_cuda_out_of_memory_exits_3_with_the_marker_line(tmp_path, monkeypatch, capsys, small_corpus,
+                                                         headless_teacher_dir):
+    from distilflow import pipeline, runtime
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(pipeline, "distill", out_of_memory)
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
+    code, _, err = _run(monkeypatch, capsys, "distill", "--params", params)
+    assert code == runtime.EXIT_OUT_OF_MEMORY
+    assert err.strip().splitlines()[-1].startswith(runtime.OUT_OF_MEMORY_MARKER)
+
+
+def test_usage_error_is_not_a_traceback(monkeypatch, capsys):
+    code, _, err = _run(monkeypatch, capsys, "no-such-command")
+    assert code == 2 and "No such command" in err and "Traceback" not in err
+
+
+def test_rollback_without_a_registry_is_one_line(tmp_path, monkeypatch, capsys, small_corpus, headless_teacher_dir):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
+    code, _, err = _run(monkeypatch, capsys, "rollback", "--params", params)
+    _assert_one_line_error(code, err, "no registered model", "make run")

@@ -1,14 +1,21 @@
-"""The Prefect flow composes the same core steps; run it at tiny scale under a throwaway Prefect server."""
+"""The whole pipeline flow at tiny scale under a throwaway Prefect server, in a fresh git + DVC project:
+first run registers a champion, an unchanged rerun does nothing new, a changed temperature redoes
+exactly distill and GLUE and registers a challenger."""
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
 from prefect.testing.utilities import prefect_test_harness
-from transformers import AutoModelForMaskedLM
 
-from flows.distill import distill_flow
-from tests.conftest import tiny_params
+from distilflow.config import validate_params
+from tests.conftest import ROOT, SHARED, tiny_params
+
+GLUE_RELEASE = SHARED / "data" / "glue"
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +24,88 @@ def prefect_server():
         yield
 
 
-def test_distill_flow_runs_the_core_steps(prefect_server, tmp_path, small_corpus, headless_teacher_dir, monkeypatch):
+def _tiny_glue(folder: Path) -> Path:
+    """RTE and MRPC in the GLUE release layout, cut to a few dozen lines each."""
+    for task in ("RTE", "MRPC"):
+        (folder / task).mkdir(parents=True)
+        for split, lines in (("train.tsv", 41), ("dev.tsv", 21)):
+            text = (GLUE_RELEASE / task / split).read_text(encoding="utf-8-sig").splitlines()[:lines]
+            (folder / task / split).write_text("\n".join(text) + "\n")
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path, small_corpus, headless_teacher_dir, monkeypatch):
+    """A new project: dvc.yaml and the code it names, tiny params whose sources are tiny local data."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "dvc.yaml", project)
+    shutil.copytree(ROOT / "distilflow", project / "distilflow", ignore=shutil.ignore_patterns("__pycache__"))
+    raw = tiny_params(project, small_corpus, "data/teacher")
+    raw["data"]["train"]["files"] = ["data/corpus/*.txt"]
+    raw["data"]["test"]["files"] = ["data/corpus/heldout/*.raw"]
+    raw.pop("paths")
+    raw["tracking"] = {"system_metrics": False}
+    raw["glue"] = {"source": "data/glue", "tasks": ["rte", "mrpc"], "epochs": 1, "batch_size": 8,
+                   "max_seq_length": 32, "progress": False, "latency": {"batch_sizes": [1], "repeats": 1}}
+    raw["versioning"] = {"sources": {
+        "corpus": {"path": "data/corpus", "url": str(small_corpus)},
+        "glue": {"path": "data/glue", "url": str(_tiny_glue(tmp_path / "glue"))},
+        "teacher": {"path": "data/teacher", "url": str(headless_teacher_dir)}}}
+    raw["registry"] = {"model_name": "tiny-student", "promotion": {"min_retention": 0.0}}
+    # DVC reads params.yaml itself, so every section dvc.yaml names must be written out, defaults included.
+    (project / "params.yaml").write_text(yaml.safe_dump(validate_params(raw).model_dump(mode="json")))
+    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
+                    [sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")]):
+        subprocess.run(command, cwd=project, check=True)
+    monkeypatch.chdir(project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(tiny_params(tmp_path, small_corpus, headless_teacher_dir)))
-    student = Path(distill_flow(str(params), overrides=["distill.train.max_steps=2"]))
-    assert student == tmp_path / "student"
-    assert AutoModelForMaskedLM.from_pretrained(student).config.num_hidden_layers == 2
-    assert (tmp_path / "teacher_head" / "model.safetensors").is_file()
+    return project
+
+
+def _dvc(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project):
+    from distilflow import registry
+    from flows.pipeline import pipeline_flow
+
+    first = pipeline_flow()
+    assert all(first["stages_ran"].values())
+    assert list(first["stages_ran"]) == ["prepare", "teacher", "distill", "glue@rte", "glue@mrpc", "glue_report"]
+    assert first["registered_new"] and first["promoted"]
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == first["version"]
+
+    parent = client.get_run(first["mlflow_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert {"dvc_corpus", "dvc_glue", "dvc_teacher", "git_commit", "prefect_flow_run_id"} <= set(parent.data.tags)
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{first['mlflow_run_id']}'")
+    assert {run.data.tags["stage"] for run in children} == {"teacher_head", "distill", "glue_task", "glue_report"}
+    assert len([run for run in children if run.data.tags["stage"] == "glue_task"]) == 4  # (student, teacher) x 2
+
+    fill_mask = mlflow.transformers.load_model("models:/tiny-student@champion")
+    predictions = fill_mask("I completed writing my [MASK].")
+    assert len(predictions) == 5 and all(p["sequence"].startswith("i completed writing my") for p in predictions)
+    assert _dvc("status", "--json").strip() in ("{}", "")
+    assert "glue" in _dvc("metrics", "show")
+
+    again = pipeline_flow()
+    assert not any(again["stages_ran"].values())
+    assert not again["registered_new"] and again["version"] == first["version"]
+    assert len(client.search_model_versions("name='tiny-student'")) == 1
+
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["distill"]["loss"] = {"temperature": 3.0}
+    Path("params.yaml").write_text(yaml.safe_dump(raw))
+    changed = pipeline_flow()
+    redone = {stage for stage, ran in changed["stages_ran"].items() if ran}
+    assert redone == {"distill", "glue@rte", "glue@mrpc", "glue_report"}
+    assert changed["registered_new"] and changed["version"] != first["version"]
+    assert str(client.get_model_version_by_alias("tiny-student", "challenger").version) == changed["version"]
+
+    registry.promote("tiny-student", changed["version"])
+    assert registry.rollback("tiny-student") == first["version"]
+    assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == first["version"]

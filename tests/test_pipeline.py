@@ -22,7 +22,7 @@ def params(tmp_path, small_corpus, headless_teacher_dir, monkeypatch):
 def test_distill_headless_teacher_end_to_end(params, tmp_path):
     result = pipeline.distill(params)
 
-    head_meta = json.loads((params.paths.teacher_head / "distilflow.json").read_text())
+    head_meta = json.loads((params.paths.teacher / "distilflow.json").read_text())
     assert head_meta["metrics"]["heldout_mlm_loss_after"] < head_meta["metrics"]["heldout_mlm_loss_before"]
 
     student = AutoModelForMaskedLM.from_pretrained(result.student_path)
@@ -47,10 +47,10 @@ def test_distill_headless_teacher_end_to_end(params, tmp_path):
 
 def test_second_run_reuses_prepared_data_and_head(params):
     pipeline.distill(params)
-    head_stamp = (params.paths.teacher_head / "model.safetensors").stat().st_mtime_ns
+    head_stamp = (params.paths.teacher / "model.safetensors").stat().st_mtime_ns
     prepared_stamp = (params.paths.prepared / "meta.json").stat().st_mtime_ns
     again = pipeline.distill(params)
-    assert (params.paths.teacher_head / "model.safetensors").stat().st_mtime_ns == head_stamp
+    assert (params.paths.teacher / "model.safetensors").stat().st_mtime_ns == head_stamp
     assert (params.paths.prepared / "meta.json").stat().st_mtime_ns == prepared_stamp
     assert again.student_path.is_dir()
 

@@ -79,3 +79,21 @@ def test_resume_refuses_a_checkpoint_of_other_params(prepared, tokenizer, tiny_t
 def test_too_little_data_for_a_batch_is_a_clear_error(prepared, tokenizer, tiny_teacher, tmp_path):
     with pytest.raises(DistilflowError, match="micro_batch_size"):
         _trainer(prepared, tokenizer, tiny_teacher, tmp_path, micro_batch_size=100_000)
+
+
+def test_discard_stale_starts_over_instead_of_refusing(prepared, tokenizer, tiny_teacher, tmp_path):
+    first, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, max_steps=2)
+    first.run()
+    other, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, run_key="other", max_steps=4)
+    result = other.run(resume=True, discard_stale=True)
+    assert result.resumed_from is None and result.steps == 4
+
+
+def test_batch_split_keeps_the_effective_batch(prepared, tokenizer, tiny_teacher, tmp_path):
+    config = TrainConfig(max_steps=2, micro_batch_size=8, gradient_accumulation_steps=2, eval_sequences=8)
+    student, _ = build_student(tiny_teacher, StudentConfig(), seed=0)
+    trainer = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
+                      prepared.split("train"), prepared.split("validation"), tokenizer, config, tmp_path,
+                      run_key="k", teacher=tiny_teacher, batch_split=4)
+    assert (trainer.config.micro_batch_size, trainer.config.gradient_accumulation_steps) == (2, 8)
+    assert trainer.stream.batch_size == 2

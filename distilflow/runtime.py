@@ -1,0 +1,42 @@
+"""Run-time settings the orchestrator passes to a stage process through its environment.
+
+They change how a stage runs, never what it computes, so they are not params (DVC would otherwise
+see a retry as a parameter change): the MLflow run to nest under, the micro-batch split after a CUDA
+out-of-memory, and a file where training reports its progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+PARENT_RUN_ENV = "DISTILFLOW_PARENT_RUN_ID"
+BATCH_SPLIT_ENV = "DISTILFLOW_BATCH_SPLIT"
+PROGRESS_FILE_ENV = "DISTILFLOW_PROGRESS_FILE"
+EXIT_BAD_INPUT = 2
+EXIT_OUT_OF_MEMORY = 3
+OUT_OF_MEMORY_MARKER = "error: CUDA out of memory"
+
+
+def parent_run_id() -> str | None:
+    return os.environ.get(PARENT_RUN_ENV) or None
+
+
+def batch_split() -> int:
+    """Split each micro-batch into this many (accumulating as many more): same effective batch, less memory."""
+    value = os.environ.get(BATCH_SPLIT_ENV, "1")
+    return int(value) if value.isdigit() and int(value) >= 1 else 1
+
+
+def report_progress(description: str, done: int, total: int) -> None:
+    path = os.environ.get(PROGRESS_FILE_ENV)
+    if path:
+        Path(path).write_text(json.dumps({"description": description, "done": done, "total": total}))
+
+
+def read_progress(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

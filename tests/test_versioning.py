@@ -1,0 +1,57 @@
+"""DVC from Python: the stage order comes from dvc.yaml; a stage's own exit code survives `dvc repro`."""
+
+import subprocess
+import sys
+
+import pytest
+
+from distilflow import runtime, versioning
+from distilflow.config import DataSourceConfig, VersioningConfig
+from distilflow.errors import DistilflowError
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def dvc_project(tmp_path, monkeypatch):
+    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(command, cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_stages_of_the_real_dvc_yaml_in_dependency_order(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    stages = versioning.pipeline_stages()
+    assert stages[:3] == ["prepare", "teacher", "distill"] and stages[-1] == "glue_report"
+    assert {stage for stage in stages if stage.startswith("glue@")}  # one per glue.tasks entry
+
+
+def test_reproduce_reports_ran_skipped_and_the_exit_code(dvc_project):
+    (dvc_project / "oom.sh").write_text(f"#!/bin/sh\necho '{runtime.OUT_OF_MEMORY_MARKER}' >&2\nexit 3\n")
+    (dvc_project / "oom.sh").chmod(0o755)
+    (dvc_project / "dvc.yaml").write_text(
+        "stages:\n  make:\n    cmd: echo hi > out.txt\n    outs: [out.txt]\n  oom:\n    cmd: ./oom.sh\n")
+    env = {**__import__("os").environ}
+    first = versioning.reproduce("make", env, dvc_project / "logs" / "make.log")
+    second = versioning.reproduce("make", env, dvc_project / "logs" / "make.log")
+    assert first.ran and first.exit_code == 0 and not second.ran
+    failed = versioning.reproduce("oom", env, dvc_project / "logs" / "oom.log")
+    assert failed.out_of_memory and failed.error.startswith(runtime.OUT_OF_MEMORY_MARKER)
+
+
+def test_pin_imports_then_updates_and_records_the_hash(dvc_project, tmp_path_factory):
+    source = tmp_path_factory.mktemp("source")
+    (source / "a.txt").write_text("one")
+    config = VersioningConfig(sources={"corpus": DataSourceConfig(path="data/corpus", url=str(source))})
+    first = versioning.pin_sources(config)
+    assert (dvc_project / "data" / "corpus" / "a.txt").read_text() == "one"
+    assert versioning.pin_sources(config) == first  # unchanged source, same version
+    (source / "a.txt").write_text("two")
+    assert versioning.pin_sources(config) != first
+    assert (dvc_project / "data" / "corpus" / "a.txt").read_text() == "two"
+
+
+def test_pin_a_missing_source_is_a_clear_error(dvc_project):
+    config = VersioningConfig(sources={"corpus": DataSourceConfig(path="data/corpus", url="no/such/folder")})
+    with pytest.raises(DistilflowError, match="does not exist"):
+        versioning.pin_sources(config)
