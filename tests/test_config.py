@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_project_params_file_parses_with_documented_defaults():
     params = load_params(ROOT / "params.yaml")
-    assert params.teacher.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert params.teacher.model == str(params.versioning.sources["teacher"].path)  # the DVC-pinned copy
+    assert params.versioning.sources["teacher"].url.endswith("sentence-transformers/all-MiniLM-L6-v2")
     assert params.student.n_layers == 3
     assert params.masking.probability == 0.15
     assert (params.distill.loss.alpha_ce, params.distill.loss.alpha_mlm, params.distill.loss.alpha_cos) == (5, 2, 1)
@@ -62,3 +63,21 @@ def test_flatten_gives_one_key_per_hyperparameter():
     assert flat["distill.loss.temperature"] == 2.0
     assert flat["head.train.max_steps"] == 120 and flat["head.train.learning_rate"] == 0.0003
     assert not any(isinstance(value, dict) for value in flat.values())
+
+
+def test_paper_recipe_parses():
+    params = load_params(ROOT / "params" / "paper.yaml")
+    assert (params.student.n_layers, params.student.layers) == (6, "spread")
+    assert len(params.glue.tasks) == 9 and params.versioning.sources["teacher"].hub == "google-bert/bert-base-uncased"
+
+
+def test_dvc_yaml_names_the_paths_params_yaml_uses():
+    """dvc.yaml repeats the artifact paths (DVC needs them literally): keep the two files in step."""
+    import yaml
+
+    params = load_params(ROOT / "params.yaml")
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    outs = {next(iter(out)) if isinstance(out, dict) else out for stage in stages.values()
+            for out in stage.get("outs", stage.get("do", {}).get("outs", []))}
+    assert {str(params.paths.prepared), str(params.paths.teacher), str(params.paths.student)} <= outs
+    assert f"{params.paths.metrics}/glue.json" in {next(iter(m)) for m in stages["glue_report"]["metrics"]}
