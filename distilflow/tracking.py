@@ -58,13 +58,19 @@ def mlflow_run(config: TrackingConfig, run_name: str, run_id: str | None = None,
         yield run
 
 
-def start_parent_run(config: TrackingConfig, run_name: str, tags: dict[str, str]) -> str:
-    """Create a run that stays open across processes (the pipeline's parent run); returns its id."""
+def start_parent_run(config: TrackingConfig, run_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
+    """Create a run that stays open across processes (the pipeline's parent run), with every
+    hyperparameter as a flat param; returns its id."""
     import mlflow
+    from mlflow.entities import Param
 
     experiment_id = configure(config)
-    run = mlflow.MlflowClient().create_run(experiment_id, run_name=run_name, tags=standard_tags(tags))
-    return run.info.run_id
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(experiment_id, run_name=run_name, tags=standard_tags(tags)).info.run_id
+    flat = [Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in flatten(params).items()]
+    for start in range(0, len(flat), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=flat[start:start + 100])
+    return run_id
 
 
 def end_parent_run(config: TrackingConfig, run_id: str, succeeded: bool) -> None:

@@ -44,7 +44,7 @@ def load_project_params() -> Params:
 def open_pipeline_run(params: Params) -> str:
     run_id = tracking.start_parent_run(params.tracking, "pipeline", {
         "stage": "pipeline", "prefect_flow_run_id": str(flow_run.get_id() or ""),
-        "prefect_flow_run_name": str(flow_run.get_name() or "")})
+        "prefect_flow_run_name": str(flow_run.get_name() or "")}, params.model_dump(mode="json"))
     get_run_logger().info("MLflow parent run %s", tracking.run_url(params.tracking, run_id))
     return run_id
 

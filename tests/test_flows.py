@@ -80,7 +80,9 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
 
     parent = client.get_run(first["mlflow_run_id"])
     assert parent.info.status == "FINISHED"
-    assert {"dvc_corpus", "dvc_glue", "dvc_teacher", "git_commit", "prefect_flow_run_id"} <= set(parent.data.tags)
+    assert {"dvc_corpus", "dvc_glue", "dvc_teacher", "dvc_student_artifact", "git_commit",
+            "prefect_flow_run_id"} <= set(parent.data.tags)
+    assert parent.data.params["distill.loss.temperature"] == "2.0"  # every hyperparameter on the parent run
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{first['mlflow_run_id']}'")
     assert {run.data.tags["stage"] for run in children} == {"teacher_head", "distill", "glue_task", "glue_report"}
