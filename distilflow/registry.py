@@ -164,14 +164,22 @@ def list_versions(name: str) -> list[dict[str, str]]:
     versions = _client().search_model_versions(f"name='{name}'")
     if not versions:
         raise DistilflowError(f"no registered model '{name}': run the pipeline first (make run)")
+    # Version search results carry no aliases; the registered model has them all.
+    aliases: dict[str, list[str]] = {}
+    for alias, version in _client().get_registered_model(name).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
     rows = []
     for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
         tags = version.tags
-        rows.append({"version": str(version.version), "aliases": ",".join(version.aliases),
-                     "glue_score": tags.get("glue_score", ""), "glue_retention": tags.get("glue_retention", ""),
-                     "glue_tasks": tags.get("glue_tasks", ""), "latency_ms_cpu_b1": tags.get("latency_ms_cpu_b1", ""),
-                     "run": version.run_id or ""})
+        rows.append({"version": str(version.version), "aliases": ",".join(sorted(aliases.get(str(version.version), []))),
+                     "GLUE": _score(tags.get("glue_score")), "retention": _score(tags.get("glue_retention")),
+                     "tasks": tags.get("glue_tasks", ""), "cpu b1 ms": tags.get("latency_ms_cpu_b1", ""),
+                     "run": (version.run_id or "")[:8]})
     return rows
+
+
+def _score(value: str | None) -> str:
+    return f"{100 * float(value):.1f}" if value else ""
 
 
 def version_tags(glue_report: dict, data_hashes: dict[str, str]) -> dict[str, str]:

@@ -68,7 +68,9 @@ def test_register_once_promote_and_roll_back(store, tmp_path, tokenizer):
     assert client.get_model_version_by_alias("students", "challenger").version == second.version
     assert registry.promote_by_policy(config, str(second.version)).promote
     assert client.get_model_version_by_alias("students", "champion").version == second.version
-    assert [row["version"] for row in registry.list_versions("students")] == ["2", "1"]
+    rows = registry.list_versions("students")
+    assert [(row["version"], row["aliases"], row["GLUE"]) for row in rows] == [("2", "challenger,champion", "75.0"),
+                                                                              ("1", "", "70.0")]
 
     assert registry.rollback("students") == "1"
     assert client.get_model_version_by_alias("students", "champion").version == first.version
