@@ -40,7 +40,7 @@ def prepare(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) 
     """Tokenize and pack the corpus (skipped when its fingerprint is unchanged)."""
     from distilflow import pipeline
 
-    prepared = pipeline.prepare(_params(params, set_))
+    prepared = pipeline.prepare_stage(_params(params, set_))
     typer.echo(f"prepared {prepared.meta['sequences']} sequences -> {prepared.path} (fingerprint {prepared.fingerprint})")
 
 

@@ -62,6 +62,17 @@ def prepare(params: Params) -> PreparedData:
     return prepare_corpus(params.data, tokenizer, params.paths.prepared)
 
 
+def prepare_stage(params: Params) -> PreparedData:
+    """prepare, recorded in an MLflow run (nested under the pipeline's): what was built from what."""
+    with tracking.mlflow_run(params.tracking, "prepare", tags={"stage": "prepare"}):
+        prepared = prepare(params)
+        tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),
+                             "data": params.data.model_dump(mode="json")})
+        mlflow.set_tag("data_fingerprint", prepared.fingerprint)
+        mlflow.log_metrics({f"sequences_{split}": count for split, count in prepared.meta["sequences"].items()})
+    return prepared
+
+
 def teacher_with_head(params: Params, prepared: PreparedData, policy: ResumePolicy = ResumePolicy()) -> TeacherArtifact:
     """The teacher as a complete masked-LM in paths.teacher: a copy if it has a head, else with a trained head.
 

@@ -85,7 +85,8 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
     assert parent.data.params["distill.loss.temperature"] == "2.0"  # every hyperparameter on the parent run
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{first['mlflow_run_id']}'")
-    assert {run.data.tags["stage"] for run in children} == {"teacher_head", "distill", "glue_task", "glue_report"}
+    assert {run.data.tags["stage"] for run in children} == {"prepare", "teacher_head", "distill", "glue_task",
+                                                               "glue_report"}
     assert len([run for run in children if run.data.tags["stage"] == "glue_task"]) == 4  # (student, teacher) x 2
 
     fill_mask = mlflow.transformers.load_model("models:/tiny-student@champion")
