@@ -26,10 +26,16 @@ DVC = [sys.executable, "-m", "dvc"]
 POLL_SECONDS = 2.0
 
 
+class DvcCommandFailed(DistilflowError):
+    """A `dvc` command failed: reported in one line like bad input, but worth a retry (I/O, remotes)."""
+
+    retryable = True
+
+
 def dvc(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run([*DVC, *args], capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
-        raise DistilflowError(f"`dvc {' '.join(args)}` failed: {_last_error_line(result)}")
+        raise DvcCommandFailed(f"`dvc {' '.join(args)}` failed: {_last_error_line(result)}")
     return result
 
 

@@ -20,16 +20,18 @@ from distilflow.errors import DistilflowError
 LOG_DIR = Path("artifacts/logs")
 
 
-class StageFailed(RuntimeError):
+class StageFailed(DistilflowError):
     """A stage process died for a reason a retry may fix (lost process, flaky I/O)."""
+
+    retryable = True
 
 
 def _not_bad_input(task, task_run, state) -> bool:
     """Retry condition: bad input (a DistilflowError) fails at once, anything else may be retried."""
     try:
         state.result()
-    except DistilflowError:
-        return False
+    except DistilflowError as error:
+        return getattr(error, "retryable", False)
     except Exception:
         return True
     return False
