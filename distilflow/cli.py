@@ -135,6 +135,7 @@ def run_pipeline() -> None:
     """Run the whole pipeline once as a Prefect flow (pin -> dvc.yaml stages -> register -> promote)."""
     from flows.pipeline import pipeline_flow
 
+    _params(DEFAULT_PARAMS_PATH, None)  # bad params: one line now, not a failed flow run with its traceback
     result = pipeline_flow()
     typer.echo(f"registered version {result['version']} ({'new' if result['registered_new'] else 'unchanged'}); "
                f"champion {'moved' if result['promoted'] else 'unchanged'}: {result['reason']}; "

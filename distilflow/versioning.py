@@ -48,11 +48,14 @@ def pin_sources(config: VersioningConfig) -> dict[str, str]:
         dvc_file = Path(f"{source.path}.dvc")
         if source.hub:
             _pin_hub_snapshot(source)
-        elif dvc_file.is_file():
-            dvc("update", str(dvc_file))
-        else:
+        elif dvc_file.is_file() and _imported_from(dvc_file) == _url_from_dvc_file(source):
+            dvc("update", str(dvc_file))  # re-copies only if the source changed
+        else:  # first time, or params now name another source
+            url = _url_from_dvc_file(source)
+            if dvc_file.is_file():
+                dvc("remove", "--outs", str(dvc_file))  # the old content stays in the DVC cache
             source.path.parent.mkdir(parents=True, exist_ok=True)
-            dvc("import-url", _url_from_dvc_file(source), str(source.path))
+            dvc("import-url", url, str(source.path))
     return source_hashes(config)
 
 
@@ -63,6 +66,11 @@ def _url_from_dvc_file(source: DataSourceConfig) -> str:
     if not Path(source.url).exists():
         raise DistilflowError(f"data source '{source.url}' does not exist: fix versioning.sources in params.yaml")
     return os.path.relpath(Path(source.url).resolve(), source.path.parent.resolve())
+
+
+def _imported_from(dvc_file: Path) -> str | None:
+    deps = yaml.safe_load(dvc_file.read_text()).get("deps") or [{}]
+    return deps[0].get("path")
 
 
 def _pin_hub_snapshot(source: DataSourceConfig) -> None:

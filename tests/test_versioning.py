@@ -51,6 +51,17 @@ def test_pin_imports_then_updates_and_records_the_hash(dvc_project, tmp_path_fac
     assert (dvc_project / "data" / "corpus" / "a.txt").read_text() == "two"
 
 
+def test_pin_follows_a_changed_source_url(dvc_project, tmp_path_factory):
+    first, second = tmp_path_factory.mktemp("first"), tmp_path_factory.mktemp("second")
+    (first / "a.txt").write_text("first")
+    (second / "a.txt").write_text("second")
+    for source in (first, second):
+        versioning.pin_sources(VersioningConfig(sources={"c": DataSourceConfig(path="data/c", url=str(source))}))
+    assert (dvc_project / "data" / "c" / "a.txt").read_text() == "second"
+    with pytest.raises(DistilflowError, match="does not exist"):
+        versioning.pin_sources(VersioningConfig(sources={"c": DataSourceConfig(path="data/c", url="gone")}))
+
+
 def test_pin_a_missing_source_is_a_clear_error(dvc_project):
     config = VersioningConfig(sources={"corpus": DataSourceConfig(path="data/corpus", url="no/such/folder")})
     with pytest.raises(DistilflowError, match="does not exist"):
