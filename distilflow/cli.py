@@ -148,18 +148,17 @@ def serve(
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
     """Serve the pipeline as a Prefect deployment on a cron schedule; one run at a time, later ones wait."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    import prefect
     from prefect.settings import PREFECT_API_URL
 
-    from flows.pipeline import pipeline_flow
+    from flows.pipeline import scheduled_deployment
 
-    config_ = _params(params, None).orchestration
+    deployment = scheduled_deployment(cron, _params(params, None).orchestration)
     if not PREFECT_API_URL.value():
         # The throwaway server a plain run uses has no scheduler: schedules need a standing one.
         raise DistilflowError("schedules need a Prefect server: run `prefect server start` in another terminal, "
                               "then `prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api` and serve again")
-    pipeline_flow.serve(name=config_.deployment, cron=cron, global_limit=ConcurrencyLimitConfig(
-        limit=config_.concurrency_limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE))
+    prefect.serve(deployment)
 
 
 @app.command()

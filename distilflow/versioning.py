@@ -65,7 +65,8 @@ def _url_from_dvc_file(source: DataSourceConfig) -> str:
         return source.url
     if not Path(source.url).exists():
         raise DistilflowError(f"data source '{source.url}' does not exist: fix versioning.sources in params.yaml")
-    return os.path.relpath(Path(source.url).resolve(), source.path.parent.resolve())
+    # abspath, not resolve(): a symlinked ../shared keeps the path the committed .dvc files record.
+    return os.path.relpath(os.path.abspath(source.url), os.path.abspath(source.path.parent))
 
 
 def _imported_from(dvc_file: Path) -> str | None:

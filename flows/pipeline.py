@@ -11,7 +11,10 @@ when nothing it depends on changed. Run it from the project root:
 from __future__ import annotations
 
 from prefect import flow
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
+from distilflow.config import OrchestrationConfig
+from distilflow.errors import DistilflowError
 from tasks.pipeline import (
     close_pipeline_run,
     list_stages,
@@ -44,3 +47,15 @@ def pipeline_flow() -> dict:
         close_pipeline_run(params, run_id, succeeded)
     return {"mlflow_run_id": run_id, "version": version, "registered_new": created,
             "promoted": decision.promote, "reason": decision.reason, "stages_ran": stages_ran, "report": report}
+
+
+def scheduled_deployment(cron: str, orchestration: OrchestrationConfig):
+    """The flow as a deployment on `cron`, at most `orchestration.concurrency_limit` runs at a time:
+    a run that finds the limit taken is enqueued and waits (a long distillation can outlast its period)."""
+    limit = ConcurrencyLimitConfig(limit=orchestration.concurrency_limit,
+                                   collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+    try:
+        return pipeline_flow.to_deployment(name=orchestration.deployment, cron=cron, concurrency_limit=limit)
+    except ValueError as error:  # pydantic's ValidationError: an invalid cron expression
+        raise DistilflowError(f"invalid cron schedule {cron!r}: give five fields, e.g. \"0 3 * * 0\" "
+                              f"(Sundays 03:00)") from error

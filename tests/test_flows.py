@@ -112,3 +112,27 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
     registry.promote("tiny-student", changed["version"])
     assert registry.rollback("tiny-student") == first["version"]
     assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == first["version"]
+
+
+def test_scheduled_deployment_keeps_its_cron_and_lets_one_run_at_a_time(prefect_server):
+    from prefect import get_client
+
+    from distilflow.config import OrchestrationConfig
+    from flows.pipeline import scheduled_deployment
+
+    deployment_id = scheduled_deployment("0 3 * * 0", OrchestrationConfig(deployment="weekly")).apply()
+    with get_client(sync_client=True) as client:
+        stored = client.read_deployment(deployment_id)
+    assert stored.name == "weekly"
+    assert [schedule.schedule.cron for schedule in stored.schedules] == ["0 3 * * 0"]
+    assert stored.global_concurrency_limit.limit == 1
+    assert stored.concurrency_options.collision_strategy == "ENQUEUE"
+
+
+def test_invalid_cron_is_one_clear_error():
+    from distilflow.config import OrchestrationConfig
+    from distilflow.errors import DistilflowError
+    from flows.pipeline import scheduled_deployment
+
+    with pytest.raises(DistilflowError, match="invalid cron schedule 'every sunday'"):
+        scheduled_deployment("every sunday", OrchestrationConfig())

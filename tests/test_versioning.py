@@ -66,3 +66,14 @@ def test_pin_a_missing_source_is_a_clear_error(dvc_project):
     config = VersioningConfig(sources={"corpus": DataSourceConfig(path="data/corpus", url="no/such/folder")})
     with pytest.raises(DistilflowError, match="does not exist"):
         versioning.pin_sources(config)
+
+
+def test_pin_records_a_relative_url_through_a_symlink_as_given(dvc_project, tmp_path_factory):
+    """CI and users keep ../shared beside the clone, often as a symlink: the committed .dvc files must
+    still match, or every run would re-import the data."""
+    real = tmp_path_factory.mktemp("real")
+    (real / "a.txt").write_text("one")
+    (dvc_project / "linked").symlink_to(real)
+    config = VersioningConfig(sources={"c": DataSourceConfig(path="data/c", url="linked")})
+    versioning.pin_sources(config)
+    assert versioning._imported_from(dvc_project / "data" / "c.dvc") == "../linked"
