@@ -171,7 +171,7 @@ def list_versions(name: str) -> list[dict[str, str]]:
     rows = []
     for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
         tags = version.tags
-        rows.append({"version": str(version.version), "aliases": ",".join(sorted(aliases.get(str(version.version), []))),
+        rows.append({"version": str(version.version), "aliases": ", ".join(sorted(aliases.get(str(version.version), []))),
                      "GLUE": _score(tags.get("glue_score")), "retention": _score(tags.get("glue_retention")),
                      "tasks": tags.get("glue_tasks", ""), "cpu b1 ms": tags.get("latency_ms_cpu_b1", ""),
                      "run": (version.run_id or "")[:8]})
