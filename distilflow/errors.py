@@ -3,3 +3,5 @@
 
 class DistilflowError(Exception):
     """Bad input or state that the user can fix; the CLI prints it as one line, without a traceback."""
+
+    retryable = False  # bad input fails the same way twice; subclasses for flaky I/O say otherwise

@@ -67,9 +67,7 @@ def start_parent_run(config: TrackingConfig, run_name: str, tags: dict[str, str]
     experiment_id = configure(config)
     client = mlflow.MlflowClient()
     run_id = client.create_run(experiment_id, run_name=run_name, tags=standard_tags(tags)).info.run_id
-    flat = [Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in flatten(params).items()]
-    for start in range(0, len(flat), 100):  # MLflow takes at most 100 params per batch
-        client.log_batch(run_id, params=flat[start:start + 100])
+    client.log_batch(run_id, params=[Param(key, value) for key, value in _flat_params(params).items()])
     return run_id
 
 
@@ -100,10 +98,14 @@ def log_params(params: dict[str, Any]) -> None:
     """Log a nested config as flat `section.key` params (every hyperparameter, one column each)."""
     import mlflow
 
-    flat = {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flatten(params).items()}
+    flat = _flat_params(params)
     existing = mlflow.active_run().data.params if mlflow.active_run() else {}
     # A resumed run already has its params; logging a different value for the same key is an error.
     mlflow.log_params({key: value for key, value in flat.items() if key not in existing})
+
+
+def _flat_params(params: dict[str, Any]) -> dict[str, str]:
+    return {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flatten(params).items()}
 
 
 def log_metrics(metrics: dict[str, float], step: int) -> None:

@@ -48,10 +48,11 @@ def pin_sources(config: VersioningConfig) -> dict[str, str]:
         dvc_file = Path(f"{source.path}.dvc")
         if source.hub:
             _pin_hub_snapshot(source)
-        elif dvc_file.is_file() and _imported_from(dvc_file) == _url_from_dvc_file(source):
+            continue
+        url = _url_from_dvc_file(source)
+        if dvc_file.is_file() and _imported_from(dvc_file) == url:
             dvc("update", str(dvc_file))  # re-copies only if the source changed
         else:  # first time, or params now name another source
-            url = _url_from_dvc_file(source)
             if dvc_file.is_file():
                 dvc("remove", "--outs", str(dvc_file))  # the old content stays in the DVC cache
             source.path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ def _not_bad_input(task, task_run, state) -> bool:
     try:
         state.result()
     except DistilflowError as error:
-        return getattr(error, "retryable", False)
+        return error.retryable
     except Exception:
         return True
     return False
