@@ -19,13 +19,13 @@ import torch
 from distilflow.errors import DistilflowError
 
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: RNG states of every process, data position = the step number
 
 
 def capture_rng_states() -> dict[str, Any]:
     states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+        states["cuda"] = torch.cuda.get_rng_state()  # this process's GPU (one GPU per process)
     return states
 
 
@@ -34,7 +34,7 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state(states["cuda"])
 
 
 def save_checkpoint(directory: Path, step: int, state: dict[str, Any], keep: int) -> Path:
@@ -67,9 +67,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"checkpoint '{path}' is corrupt or unreadable ({type(error).__name__}): delete it to resume "
             "from the one before, or pass --restart to start over"
         ) from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise DistilflowError(f"checkpoint '{path}' was not written by this version of distilflow: pass --restart")
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise DistilflowError(f"checkpoint '{path}' was not written by distilflow: pass --restart")
     return state
+
+
+def is_current_format(state: dict[str, Any]) -> bool:
+    return state.get("format_version") == FORMAT_VERSION
 
 
 def checkpoint_to_resume(directory: Path, resume: bool, restart: bool) -> Path | None:

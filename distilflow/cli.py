@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -29,6 +30,17 @@ def _params(path: Path, overrides: list[str] | None) -> Params:
     return load_params(path, overrides or [])
 
 
+def _data_parallel_if_asked() -> None:
+    """With $DISTILFLOW_TORCHRUN set, rerun this command under torchrun (after the params were checked)."""
+    command = runtime.torchrun_command(sys.argv[1:])
+    if command:
+        raise SystemExit(subprocess.run(command).returncode)
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
 @app.command()
 def config(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
     """Print the resolved configuration (params.yaml + overrides + defaults)."""
@@ -51,10 +63,12 @@ def head(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None, res
     from distilflow import pipeline
 
     config_ = _params(params, set_)
+    _data_parallel_if_asked()
     policy = pipeline.ResumePolicy(resume, restart, discard_stale)
     artifact = pipeline.teacher_with_head(config_, pipeline.prepare(config_), policy)
     state = "trained head" if artifact.head_trained else "has its own MLM head"
-    typer.echo(f"teacher {state}: {artifact.path} {json.dumps(artifact.metrics)}")
+    if _is_main_process():
+        typer.echo(f"teacher {state}: {artifact.path} {json.dumps(artifact.metrics)}")
 
 
 @app.command()
@@ -63,10 +77,13 @@ def distill(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None, 
     """prepare -> teacher head (if needed) -> distill the student; tracked in MLflow."""
     from distilflow import pipeline
 
-    result = pipeline.distill(_params(params, set_), pipeline.ResumePolicy(resume, restart, discard_stale))
-    typer.echo(f"student saved to {result.student_path} (teacher layers {result.teacher_layers}); "
-               f"MLflow run {result.run_id}")
-    typer.echo(json.dumps(result.metrics, indent=2))
+    config_ = _params(params, set_)
+    _data_parallel_if_asked()
+    result = pipeline.distill(config_, pipeline.ResumePolicy(resume, restart, discard_stale))
+    if _is_main_process():
+        tracked = f"MLflow run {result.run_id}" if result.run_id else "not tracked (tracking.enabled: false)"
+        typer.echo(f"student saved to {result.student_path} (teacher layers {result.teacher_layers}); {tracked}")
+        typer.echo(json.dumps(result.metrics, indent=2))
 
 
 @app.command()

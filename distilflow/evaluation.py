@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from datasets import Dataset
 
 from distilflow.config import MaskingConfig
-from distilflow.masking import IGNORE_INDEX, DynamicMasker, pad_batch
+from distilflow.batching import pad_batch
+from distilflow.masking import IGNORE_INDEX, DynamicMasker
 from distilflow.student import split_masked_lm
 
 EVAL_MASK_SEED = 1234

@@ -9,7 +9,6 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
-import torch
 from datasets import Dataset
 from transformers import (
     AutoModelForSequenceClassification,
@@ -22,6 +21,7 @@ from distilflow.config import GlueConfig
 from distilflow.errors import DistilflowError
 from distilflow.glue import GlueTask, compute_metrics
 from distilflow.sources import load_tokenizer, quiet_transformers, resolve
+from distilflow.trainer import pick_device
 
 
 def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dataset], config: GlueConfig,
@@ -30,6 +30,7 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
     tokenizer = load_tokenizer(model_name)
     model = _classifier(model_name, task)
     encoded = {name: _encode(split, task, tokenizer, config.max_seq_length) for name, split in splits.items()}
+    on_gpu = pick_device(config.device).type == "cuda"
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
             output_dir=scratch,
@@ -42,14 +43,15 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
             lr_scheduler_type="linear",
             seed=seed,
             data_seed=seed,
-            bf16=torch.cuda.is_available(),
+            use_cpu=not on_gpu,
+            bf16=on_gpu,
             eval_strategy="no",
             save_strategy="no",
             logging_strategy="no",
             report_to="none",
             disable_tqdm=not config.progress,
             dataloader_num_workers=0,
-            dataloader_pin_memory=torch.cuda.is_available(),
+            dataloader_pin_memory=on_gpu,
             # Not "group_by_length": with transformers 5.23 it left dev predictions at chance level
             # (SST-2 49.8% vs 79.9% with the random sampler, same everything else; docs/results.md).
             train_sampling_strategy="random",

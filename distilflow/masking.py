@@ -73,13 +73,3 @@ class DynamicMasker:
 def build_masker(config: MaskingConfig, tokenizer, token_counts: np.ndarray | None = None) -> DynamicMasker:
     return DynamicMasker(config, len(tokenizer), tokenizer.all_special_ids, tokenizer.mask_token_id, token_counts)
 
-
-def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dynamic padding to the longest sequence of the batch."""
-    length = max(len(ids) for ids in sequences)
-    input_ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-        attention_mask[row, : len(ids)] = 1
-    return input_ids, attention_mask

@@ -11,11 +11,10 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import mlflow
-
 from distilflow import runtime, tracking
 from distilflow.checkpoint import checkpoint_to_resume, clear_checkpoints, list_checkpoints
 from distilflow.config import LossConfig, Params, fingerprint
+from distilflow.distributed import main_process_first, process_group
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import masked_lm_metrics
 from distilflow.glue import glue_score
@@ -27,7 +26,7 @@ from distilflow.sources import load_masked_lm, load_tokenizer, model_fingerprint
 from distilflow.speed import measure
 from distilflow.student import build_student, count_parameters
 from distilflow.teacher_head import freeze_all_but_head, missing_head_weights, require_head_or_training
-from distilflow.trainer import Trainer
+from distilflow.trainer import Trainer, pick_autocast_dtype, pick_device
 
 ARTIFACT_META = "distilflow.json"
 
@@ -59,7 +58,8 @@ class DistillResult:
 
 def prepare(params: Params) -> PreparedData:
     tokenizer = load_tokenizer(params.teacher.model)
-    return prepare_corpus(params.data, tokenizer, params.paths.prepared)
+    with main_process_first(process_group()):  # under torchrun one process tokenizes, the others read it
+        return prepare_corpus(params.data, tokenizer, params.paths.prepared)
 
 
 def prepare_stage(params: Params) -> PreparedData:
@@ -68,8 +68,8 @@ def prepare_stage(params: Params) -> PreparedData:
         prepared = prepare(params)
         tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),
                              "data": params.data.model_dump(mode="json")})
-        mlflow.set_tag("data_fingerprint", prepared.fingerprint)
-        mlflow.log_metrics({f"sequences_{split}": count for split, count in prepared.meta["sequences"].items()})
+        tracking.set_tags({"data_fingerprint": prepared.fingerprint})
+        tracking.log_metrics({f"sequences_{split}": count for split, count in prepared.meta["sequences"].items()})
     return prepared
 
 
@@ -107,15 +107,20 @@ def teacher_with_head(params: Params, prepared: PreparedData, policy: ResumePoli
     held_out = prepared.split("test") if (prepared.path / "test").exists() else prepared.split("validation")
     train_cfg = params.head.train
 
+    group = process_group()
+    device = group.device(pick_device(train_cfg.device))
+
     def held_out_metrics(model) -> dict[str, float]:
-        return masked_lm_metrics(model, held_out, tokenizer, max_sequences=train_cfg.eval_sequences)
+        return masked_lm_metrics(model.to(device), held_out, tokenizer, max_sequences=train_cfg.eval_sequences,
+                                 device=device, autocast_dtype=pick_autocast_dtype(train_cfg.precision, device))
 
     checkpoints = params.paths.checkpoints / "teacher_head"
     checkpoint_to_resume(checkpoints, policy.resume, policy.restart)  # refuse before an MLflow run is opened
     with tracking.mlflow_run(params.tracking, "teacher-head", run_id=_resumable_run_id(checkpoints, policy.resume, key),
                              tags={"stage": "teacher_head", "data_fingerprint": prepared.fingerprint,
-                                   "teacher_encoder_fingerprint": encoder_fingerprint}) as run:
-        _remember_run_id(checkpoints, run.info.run_id, key)
+                                   "teacher_encoder_fingerprint": encoder_fingerprint}, enabled=group.is_main) as run:
+        if group.is_main:
+            _remember_run_id(checkpoints, run.info.run_id, key)
         tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),
                              "head": params.head.model_dump(mode="json"),
                              "masking": params.masking.model_dump(mode="json"),
@@ -124,18 +129,20 @@ def teacher_with_head(params: Params, prepared: PreparedData, policy: ResumePoli
         trainer = Trainer(teacher, DistillationLoss(_mlm_only()), masker, prepared.split("train"),
                           prepared.split("validation"), tokenizer, train_cfg, checkpoints, run_key=key,
                           log_metrics=tracking.log_metrics, description="teacher head",
-                          batch_split=runtime.batch_split())
+                          batch_split=runtime.batch_split(), sequence_length=params.data.max_seq_length, group=group)
         trainer.run(resume=policy.resume, restart=policy.restart, discard_stale=policy.discard_stale)
         after = held_out_metrics(teacher)
         metrics = {**{f"heldout_{k}_before": v for k, v in before.items()},
                    **{f"heldout_{k}_after": v for k, v in after.items()}}
-        mlflow.log_metrics(metrics)
+        tracking.log_metrics(metrics)
         teacher_fingerprint = model_fingerprint(teacher)
-        save_model(teacher.cpu(), tokenizer, output, {"key": key, "fingerprint": teacher_fingerprint,
-                                                       "source": params.teacher.model, "head_trained": True,
-                                                       "metrics": metrics, "mlflow_run_id": run.info.run_id})
-        mlflow.log_artifacts(str(output), artifact_path="teacher_with_head")
-    clear_checkpoints(checkpoints)  # the saved artifact supersedes them; a later run starts clean
+        if group.is_main:
+            save_model(teacher.cpu(), tokenizer, output, {"key": key, "fingerprint": teacher_fingerprint,
+                                                           "source": params.teacher.model, "head_trained": True,
+                                                           "metrics": metrics, "mlflow_run_id": run.info.run_id})
+            tracking.log_artifacts(output, artifact_path="teacher_with_head")
+            clear_checkpoints(checkpoints)  # the saved artifact supersedes them; a later run starts clean
+    group.barrier()
     return TeacherArtifact(str(output), teacher_fingerprint, head_trained=True, metrics=metrics)
 
 
@@ -158,38 +165,44 @@ def distill_student(params: Params, prepared: PreparedData, teacher_artifact: Te
                           params.distill.model_dump(mode="json"))
     checkpoints = params.paths.checkpoints / "distill"
     checkpoint_to_resume(checkpoints, policy.resume, policy.restart)
+    group = process_group()
     tags = {"stage": "distill", "data_fingerprint": prepared.fingerprint,
             "teacher_fingerprint": teacher_artifact.fingerprint, "teacher_head_trained": str(teacher_artifact.head_trained)}
     with tracking.mlflow_run(params.tracking, "distill", run_id=_resumable_run_id(checkpoints, policy.resume, run_key),
-                             tags=tags) as run:
-        _remember_run_id(checkpoints, run.info.run_id, run_key)
+                             tags=tags, enabled=group.is_main) as run:
+        if group.is_main:
+            _remember_run_id(checkpoints, run.info.run_id, run_key)
         tracking.log_params({**params.model_dump(mode="json"),
                              "resolved": {"teacher_source": teacher_artifact.path, "teacher_layers": layers,
                                           "data_fingerprint": prepared.fingerprint,
                                           "teacher_parameters": count_parameters(teacher),
                                           "student_parameters": count_parameters(student),
+                                          "processes": group.world_size,
                                           **{f"sequences_{k}": v for k, v in prepared.meta["sequences"].items()}}})
         trainer = Trainer(student, DistillationLoss(params.distill.loss), masker, prepared.split("train"),
                           prepared.split("validation"), tokenizer, params.distill.train, checkpoints,
                           run_key=run_key, teacher=teacher, log_metrics=tracking.log_metrics, description="distill",
-                          batch_split=runtime.batch_split())
+                          batch_split=runtime.batch_split(), sequence_length=params.data.max_seq_length, group=group)
         result = trainer.run(resume=policy.resume, restart=policy.restart, discard_stale=policy.discard_stale)
         metrics = dict(result.validation)
-        if (prepared.path / "test").exists():
+        if group.is_main and (prepared.path / "test").exists():
             test = masked_lm_metrics(trainer.model, prepared.split("test"), tokenizer,
                                      teacher=trainer.teacher, device=trainer.device,
                                      autocast_dtype=trainer.autocast_dtype)
             metrics.update({f"test_{k}": v for k, v in test.items()})
-            mlflow.log_metrics({f"test_{k}": v for k, v in test.items()})
+            tracking.log_metrics({f"test_{k}": v for k, v in test.items()})
         student_fingerprint = model_fingerprint(student)
-        mlflow.set_tag("student_fingerprint", student_fingerprint)
-        save_model(student.cpu(), tokenizer, params.paths.student,
-                   {"key": run_key, "fingerprint": student_fingerprint, "teacher_layers": layers,
-                    "teacher_fingerprint": teacher_artifact.fingerprint, "metrics": metrics,
-                    "mlflow_run_id": run.info.run_id})
-        mlflow.log_artifacts(str(params.paths.student), artifact_path="student")
-    clear_checkpoints(checkpoints)
-    _write_json(params.paths.metrics / "distill.json", metrics)
+        tracking.set_tags({"student_fingerprint": student_fingerprint})
+        if group.is_main:
+            save_model(student.cpu(), tokenizer, params.paths.student,
+                       {"key": run_key, "fingerprint": student_fingerprint, "teacher_layers": layers,
+                        "teacher_fingerprint": teacher_artifact.fingerprint, "metrics": metrics,
+                        "mlflow_run_id": run.info.run_id})
+            tracking.log_artifacts(params.paths.student, artifact_path="student")
+    if group.is_main:
+        clear_checkpoints(checkpoints)
+        _write_json(params.paths.metrics / "distill.json", metrics)
+    group.barrier()
     return DistillResult(params.paths.student, run.info.run_id, metrics, layers)
 
 
@@ -204,8 +217,11 @@ def evaluate(model_name: str, params: Params, teacher_name: str | None = None, s
         raise DistilflowError(f"model '{model_name}' has no masked-LM head: evaluate a folder with a trained head")
     teacher = load_masked_lm(teacher_name, role="teacher")[0].eval() if teacher_name else None
     tokenizer = load_tokenizer(model_name)
-    return masked_lm_metrics(model, prepared.split(split), tokenizer, teacher=teacher,
-                             max_sequences=max_sequences)
+    train_cfg = params.distill.train  # the device and precision that distillation uses
+    device = pick_device(train_cfg.device)
+    return masked_lm_metrics(model.to(device), prepared.split(split), tokenizer,
+                             teacher=teacher.to(device) if teacher is not None else None, max_sequences=max_sequences,
+                             device=device, autocast_dtype=pick_autocast_dtype(train_cfg.precision, device))
 
 
 def glue(params: Params, model_name: str, teacher_name: str | None = None,
@@ -265,11 +281,11 @@ def _glue_task_run(params: Params, role: str, model_name: str, task, nested: boo
     with tracking.mlflow_run(params.tracking, f"{role} {task.name}", nested=nested,
                              tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name,
                                    "model_fingerprint": key}):
-        mlflow.log_params({"task": task.name, "model": model_name, "role": role})
+        tracking.log_params({"task": task.name, "model": model_name, "role": role})
         tracking.log_params({"glue": params.glue.model_dump(mode="json", exclude={"tasks"})})
         result = evaluate_task(model_name, key, task, params.glue, params.paths.glue / "cache")
-        mlflow.log_params({"selected_learning_rate": result.learning_rate})
-        mlflow.log_metrics({"score": result.score, **result.flat_metrics()})
+        tracking.log_params({"selected_learning_rate": result.learning_rate})
+        tracking.log_metrics({"score": result.score, **result.flat_metrics()})
     return result
 
 
@@ -280,7 +296,8 @@ def _glue_report(params: Params, roles: dict[str, str], results: dict[str, dict[
     tasks = list(next(iter(results.values())))
     report: dict = {"tasks": tasks, "settings": config.model_dump(mode="json"), "models": {}}
     for role, name in roles.items():
-        speed = measure(name, config.latency.batch_sizes, config.latency.seq_length, config.latency.repeats)
+        speed = measure(name, config.latency.batch_sizes, config.latency.seq_length, config.latency.repeats,
+                        gpu=pick_device(config.device).type == "cuda")
         scores = {task: result.score for task, result in results[role].items()}
         report["models"][role] = {"source": name, "fingerprint": model_key(name), "scores": scores,
                                   "metrics": {task: result.flat_metrics() for task, result in results[role].items()},
@@ -300,11 +317,11 @@ def _glue_report(params: Params, roles: dict[str, str], results: dict[str, dict[
         summary["glue_retention"] = report["glue_retention"]
         summary.update({f"{task}_retention": value for task, value in report["retention"].items()})
         summary.update({f"speedup_{key}": value for key, value in report["speedup"].items()})
-    mlflow.log_metrics(summary)
+    tracking.log_metrics(summary)
     report["mlflow_run_id"] = run_id
     files = write_report(report, params.paths.glue, params.paths.metrics / "glue.json")
     for path in files.values():
-        mlflow.log_artifact(str(path))
+        tracking.log_artifacts(path)
     report["files"] = {name: str(path) for name, path in files.items()}
     return report
 

@@ -14,6 +14,9 @@ from pathlib import Path
 PARENT_RUN_ENV = "DISTILFLOW_PARENT_RUN_ID"
 BATCH_SPLIT_ENV = "DISTILFLOW_BATCH_SPLIT"
 PROGRESS_FILE_ENV = "DISTILFLOW_PROGRESS_FILE"
+# torchrun arguments, e.g. "--nproc_per_node=8" or "--nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d
+# --rdzv_endpoint=host:29500": `head` and `distill` then run data parallel, pipeline stages included.
+TORCHRUN_ENV = "DISTILFLOW_TORCHRUN"
 EXIT_BAD_INPUT = 2
 EXIT_OUT_OF_MEMORY = 3
 OUT_OF_MEMORY_MARKER = "error: CUDA out of memory"
@@ -27,6 +30,17 @@ def batch_split() -> int:
     """Split each micro-batch into this many (accumulating as many more): same effective batch, less memory."""
     value = os.environ.get(BATCH_SPLIT_ENV, "1")
     return int(value) if value.isdigit() and int(value) >= 1 else 1
+
+
+def torchrun_command(argv: list[str]) -> list[str] | None:
+    """The command that reruns this one under torchrun, when asked for and not already under it."""
+    import shlex
+    import sys
+
+    launcher_args = os.environ.get(TORCHRUN_ENV, "").strip()
+    if not launcher_args or "WORLD_SIZE" in os.environ:
+        return None
+    return [sys.executable, "-m", "torch.distributed.run", *shlex.split(launcher_args), "-m", "distilflow", *argv]
 
 
 def report_progress(description: str, done: int, total: int) -> None:

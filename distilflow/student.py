@@ -77,3 +77,24 @@ def split_masked_lm(model: PreTrainedModel) -> tuple[torch.nn.Module, torch.nn.M
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
+
+
+class MaskedLMView(torch.nn.Module):
+    """A masked-LM as (last hidden states, fp32 logits at chosen flat positions).
+
+    One module, so that DistributedDataParallel sees the whole forward; the vocabulary projection
+    runs only at `rows` and in fp32 (softmax over 30k words is where bf16 rounding hurts).
+    """
+
+    def __init__(self, model: PreTrainedModel):
+        super().__init__()
+        self.encoder, self.head = split_masked_lm(model)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if rows is None:
+            return hidden, None
+        selected = hidden.flatten(0, 1).index_select(0, rows)
+        with torch.autocast(hidden.device.type, enabled=False):
+            return hidden, self.head(selected.float())

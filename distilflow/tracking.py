@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,13 +41,37 @@ def configure(config: TrackingConfig) -> str:
     return experiment_id
 
 
+@dataclass(frozen=True)
+class _RunInfo:
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class UntrackedRun:
+    """Stands in for an MLflow run where nothing is tracked (tracking.enabled=false, or not rank 0)."""
+
+    info: _RunInfo = _RunInfo(None)
+
+
+_untracked_depth = 0  # > 0 inside an untracked run: the log_* helpers below do nothing
+
+
 @contextmanager
 def mlflow_run(config: TrackingConfig, run_name: str, run_id: str | None = None,
-               tags: dict[str, str] | None = None, nested: bool = False) -> Iterator[Any]:
+               tags: dict[str, str] | None = None, nested: bool = False, enabled: bool = True) -> Iterator[Any]:
     """Start (or, with run_id, continue) a run with system metrics and the git commit tagged.
 
     Under the pipeline, a new top-level run is nested under the pipeline's run (runtime.PARENT_RUN_ENV).
+    enabled=False (other processes of a data-parallel run) or tracking.enabled=false: nothing is logged.
     """
+    global _untracked_depth
+    if not (config.enabled and enabled):
+        _untracked_depth += 1
+        try:
+            yield UntrackedRun()
+        finally:
+            _untracked_depth -= 1
+        return
     import mlflow
 
     experiment_id = configure(config)
@@ -96,6 +121,8 @@ def standard_tags(tags: dict[str, str]) -> dict[str, str]:
 
 def log_params(params: dict[str, Any]) -> None:
     """Log a nested config as flat `section.key` params (every hyperparameter, one column each)."""
+    if _untracked_depth:
+        return
     import mlflow
 
     flat = _flat_params(params)
@@ -108,10 +135,32 @@ def _flat_params(params: dict[str, Any]) -> dict[str, str]:
     return {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flatten(params).items()}
 
 
-def log_metrics(metrics: dict[str, float], step: int) -> None:
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    if _untracked_depth or not metrics:
+        return
     import mlflow
 
     mlflow.log_metrics(metrics, step=step)
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    if _untracked_depth:
+        return
+    import mlflow
+
+    mlflow.set_tags(tags)
+
+
+def log_artifacts(path: Path | str, artifact_path: str | None = None) -> None:
+    """A file or a folder's contents, into the active run's artifacts."""
+    if _untracked_depth:
+        return
+    import mlflow
+
+    if Path(path).is_dir():
+        mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+    else:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
 def git_commit() -> str | None:

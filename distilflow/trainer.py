@@ -1,43 +1,55 @@
 """The training loop, used both for distillation and for training a teacher's MLM head.
 
-One screen of loop: draw a batch, mask it afresh, forward, loss, backward (accumulating), clip,
-step; validate every `eval_every` steps; checkpoint every `checkpoint_every`. Only parameters with
-`requires_grad` are optimised, which is how head training keeps the teacher's encoder frozen.
+One screen of loop: take the step's batches (padded and masked afresh by the DataLoader), forward,
+loss, backward (accumulating), clip, step; validate every `eval_every` steps; checkpoint every
+`checkpoint_every`. Only parameters with `requires_grad` are optimised, which is how head training
+keeps parts of the teacher frozen.
+
+On a GPU the loop never waits for the device inside a step: loss terms stay tensors until
+`log_every`, positions are index tensors prepared on the CPU, batches arrive in pinned memory and
+are copied without blocking. Under torchrun it is data parallel (distributed.py).
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 from datasets import Dataset
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from distilflow.batching import MaskingCollator, StepBatch, StepOrder, sequence_lengths, step_loader
 from distilflow.checkpoint import (
     capture_rng_states,
     checkpoint_to_resume,
     clear_checkpoints,
+    is_current_format,
     load_checkpoint,
     restore_rng_states,
     save_checkpoint,
 )
 from distilflow.config import TrainConfig
+from distilflow.distributed import ProcessGroup, process_group
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import masked_lm_metrics
-from distilflow.losses import DistillationLoss
-from distilflow.masking import DynamicMasker, pad_batch
+from distilflow.losses import DistillationLoss, StepCounts
+from distilflow.masking import DynamicMasker
 from distilflow.runtime import report_progress
+from distilflow.student import MaskedLMView
 
 MetricsLogger = Callable[[dict[str, float], int], None]
 
 
 def pick_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise DistilflowError("train.device=cuda but no CUDA GPU is visible: set train.device=auto or cpu")
+        raise DistilflowError("device cuda was asked for (head.train.device, distill.train.device or glue.device) "
+                              "but no CUDA GPU is visible: set it to auto or cpu")
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
@@ -50,32 +62,17 @@ def pick_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | N
     return None
 
 
-class BatchStream:
-    """Shuffled batches, epoch after epoch; (epoch, offset) is saved so a resumed run sees the same data."""
+def frozen_teacher(teacher: torch.nn.Module, device: torch.device, autocast_dtype: torch.dtype | None) -> torch.nn.Module:
+    """The teacher on `device`, without gradients; on a GPU under bf16 its layers are stored in bf16.
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int):
-        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
-        self.epoch, self.offset = 0, 0
-        self._order = self._permutation()
-
-    def _permutation(self) -> list[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return torch.randperm(len(self.dataset), generator=generator).tolist()
-
-    def next_batch(self) -> list[list[int]]:
-        if self.offset + self.batch_size > len(self._order):
-            self.epoch, self.offset = self.epoch + 1, 0
-            self._order = self._permutation()
-        indices = self._order[self.offset : self.offset + self.batch_size]
-        self.offset += self.batch_size
-        return self.dataset[indices]["input_ids"]
-
-    def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "offset": self.offset}
-
-    def restore(self, state: dict[str, int]) -> None:
-        self.epoch, self.offset = state["epoch"], state["offset"]
-        self._order = self._permutation()
+    It is never trained, so it needs no fp32 master weights, and autocast would otherwise cast every
+    weight again at every micro-batch. Embeddings and MLM head stay fp32: the projection runs in fp32.
+    """
+    teacher = teacher.to(device).eval().requires_grad_(False)
+    layers = getattr(teacher.base_model, "encoder", None)
+    if device.type == "cuda" and autocast_dtype == torch.bfloat16 and layers is not None:
+        layers.to(torch.bfloat16)
+    return teacher
 
 
 @dataclass
@@ -83,6 +80,7 @@ class TrainResult:
     steps: int
     validation: dict[str, float]
     resumed_from: int | None
+    data_wait_seconds: float = 0.0  # time the loop waited for the next batch (0 when the GPU never starves)
 
 
 class Trainer:
@@ -101,34 +99,54 @@ class Trainer:
         log_metrics: MetricsLogger | None = None,
         description: str = "train",
         batch_split: int = 1,
+        sequence_length: int | None = None,
+        group: ProcessGroup | None = None,
     ):
         if batch_split > 1:  # after an out-of-memory: same effective batch in smaller pieces
             config = config.model_copy(update={
                 "micro_batch_size": max(1, config.micro_batch_size // batch_split),
                 "gradient_accumulation_steps": config.gradient_accumulation_steps * batch_split})
-        if len(train_set) < config.micro_batch_size:
+        self.group = group or process_group()
+        global_batch = config.micro_batch_size * config.gradient_accumulation_steps * self.group.world_size
+        if len(train_set) < global_batch:
             raise DistilflowError(
-                f"only {len(train_set)} training sequences for micro_batch_size={config.micro_batch_size}: "
-                "add text to the corpus or lower the batch size"
+                f"only {len(train_set)} training sequences for a global batch of {global_batch} (micro_batch_size="
+                f"{config.micro_batch_size} x gradient_accumulation_steps x processes): add text to the corpus "
+                "or lower the batch size"
             )
-        self.config, self.loss_fn, self.masker, self.tokenizer = config, loss_fn, masker, tokenizer
-        self.validation_set, self.checkpoint_dir, self.run_key = validation_set, checkpoint_dir, run_key
-        self.log_metrics = log_metrics or (lambda metrics, step: None)
-        self.description = description
-        self.device = pick_device(config.device)
+        self.config, self.loss_fn, self.tokenizer = config, loss_fn, tokenizer
+        self.train_set, self.validation_set = train_set, validation_set
+        self.checkpoint_dir, self.run_key, self.description = checkpoint_dir, run_key, description
+        self.log_metrics = log_metrics if log_metrics and self.group.is_main else (lambda metrics, step: None)
+        self.device = self.group.device(pick_device(config.device))
         self.autocast_dtype = pick_autocast_dtype(config.precision, self.device)
-        torch.manual_seed(config.seed)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 vocabulary projection on tensor cores
+        torch.manual_seed(config.seed + self.group.rank)  # dropout differs between processes, as it should
 
         self.model = model.to(self.device).train()
-        self.teacher = teacher.to(self.device).eval().requires_grad_(False) if teacher is not None else None
-        self.optimizer = torch.optim.AdamW(
-            _parameter_groups(self.model, config.weight_decay), lr=config.learning_rate, eps=config.adam_epsilon
-        )
+        self.teacher = frozen_teacher(teacher, self.device, self.autocast_dtype) if teacher is not None else None
+        self.student_view = MaskedLMView(self.model)
+        self.teacher_view = MaskedLMView(self.teacher) if self.teacher is not None else None
+        if config.compile:
+            for view in filter(None, (self.student_view, self.teacher_view)):
+                view.encoder.compile(dynamic=False)
+        self.train_view = self.student_view
+        if self.group.is_distributed:
+            self.train_view = DistributedDataParallel(
+                self.student_view, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False, find_unused_parameters=not loss_fn.needs_student_logits)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(_parameter_groups(self.model, config.weight_decay), lr=config.learning_rate,
+                                           eps=config.adam_epsilon, fused=self.device.type == "cuda")
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, round(config.warmup_fraction * config.max_steps), config.max_steps
         )
-        self.stream = BatchStream(train_set, config.micro_batch_size, config.seed)
-        self.mask_generator = torch.Generator().manual_seed(config.seed)
+        self.order = StepOrder(len(train_set), global_batch, config.seed,
+                               lengths=sequence_lengths(train_set) if config.group_by_length else None)
+        self.collator = MaskingCollator(masker, tokenizer.pad_token_id, config.seed, config.micro_batch_size,
+                                        config.gradient_accumulation_steps, self.group.rank, self.group.world_size,
+                                        pad_to=sequence_length if config.compile else None)
         self.step = 0
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -139,55 +157,60 @@ class Trainer:
         pipeline wants after its params changed; a person at a terminal gets the error instead).
         """
         latest = checkpoint_to_resume(self.checkpoint_dir, resume, restart)
-        if latest is None:
-            clear_checkpoints(self.checkpoint_dir)
-            return None
-        state = load_checkpoint(latest)
-        if state.get("run_key") != self.run_key and discard_stale:
-            clear_checkpoints(self.checkpoint_dir)
-            return None
-        if state.get("run_key") != self.run_key:
+        state = load_checkpoint(latest) if latest is not None else None
+        stale = state is not None and (state.get("run_key") != self.run_key or not is_current_format(state))
+        if stale and not discard_stale:
             raise DistilflowError(
-                f"checkpoint '{latest}' belongs to a run with other params or data: pass --restart to start "
-                "over, or restore the params it was made with"
+                f"checkpoint '{latest}' belongs to a run with other params or data (or an older distilflow): "
+                "pass --restart to start over, or restore the params it was made with"
             )
+        if state is None or stale:
+            if self.group.is_main:
+                clear_checkpoints(self.checkpoint_dir)
+            self.group.barrier()
+            return None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.stream.restore(state["data_position"])
-        self.mask_generator.set_state(state["mask_generator"])
-        restore_rng_states(state["rng"])
+        per_process = state["rng"]
+        restore_rng_states(per_process[self.group.rank % len(per_process)])
         self.step = state["step"]
         return self.step
 
-    def save(self) -> Path:
-        state = {
-            "run_key": self.run_key,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "data_position": self.stream.state(),
-            "mask_generator": self.mask_generator.get_state(),
-            "rng": capture_rng_states(),
-        }
-        return save_checkpoint(self.checkpoint_dir, self.step, state, self.config.keep_checkpoints)
+    def save(self) -> Path | None:
+        rng = self.group.gather(capture_rng_states())  # every process's dropout stream, for an exact resume
+        path = None
+        if self.group.is_main:
+            state = {"run_key": self.run_key, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "scheduler": self.scheduler.state_dict(), "rng": rng}
+            path = save_checkpoint(self.checkpoint_dir, self.step, state, self.config.keep_checkpoints)
+        self.group.barrier()
+        return path
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, resume: bool = False, restart: bool = False, discard_stale: bool = False) -> TrainResult:
         resumed_from = self.start(resume=resume, restart=restart, discard_stale=discard_stale)
         cfg = self.config
-        progress = tqdm(total=cfg.max_steps, initial=self.step, desc=self.description, unit="step", dynamic_ncols=True)
-        window_tokens, window_start = 0, time.perf_counter()
+        progress = tqdm(total=cfg.max_steps, initial=self.step, desc=self.description, unit="step",
+                        dynamic_ncols=True, disable=not self.group.is_main)
+        batches = iter(step_loader(self.train_set, self.collator, self.order, self.step, cfg.max_steps,
+                                   cfg.data_workers, pin_memory=self.device.type == "cuda"))
+        window_tokens, window_start, data_wait = 0, time.perf_counter(), 0.0
         while self.step < cfg.max_steps:
-            terms, tokens = self._optimizer_step()
+            waiting_since = time.perf_counter()
+            step_batch = next(batches)
+            data_wait += time.perf_counter() - waiting_since
+            terms = self._optimizer_step(step_batch)
             self.step += 1
-            window_tokens += tokens
+            window_tokens += step_batch.global_tokens
             progress.update(1)
-            report_progress(self.description, self.step, cfg.max_steps)
+            if self.group.is_main:
+                report_progress(self.description, self.step, cfg.max_steps)
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                values = self._read(terms)  # the one wait for the GPU per log interval
                 tokens_per_second = window_tokens / max(time.perf_counter() - window_start, 1e-9)
-                progress.set_postfix(loss=f"{terms['loss']:.3f}", tok_s=f"{tokens_per_second:,.0f}")
-                self.log_metrics({**terms, "learning_rate": self.scheduler.get_last_lr()[0],
+                progress.set_postfix(loss=f"{values['loss']:.3f}", tok_s=f"{tokens_per_second:,.0f}")
+                self.log_metrics({**values, "learning_rate": self.scheduler.get_last_lr()[0],
                                   "tokens_per_second": tokens_per_second}, self.step)
                 window_tokens, window_start = 0, time.perf_counter()
             if self.step % cfg.eval_every == 0 and self.step < cfg.max_steps:
@@ -197,30 +220,49 @@ class Trainer:
         progress.close()
         validation = self.validate(prefix="val_")
         self.log_metrics(validation, self.step)
-        return TrainResult(steps=self.step, validation=validation, resumed_from=resumed_from)
+        return TrainResult(steps=self.step, validation=validation, resumed_from=resumed_from,
+                           data_wait_seconds=data_wait)
 
-    def _optimizer_step(self) -> tuple[dict[str, float], int]:
-        cfg = self.config
-        summed: dict[str, float] = {}
-        tokens = 0
-        for _ in range(cfg.gradient_accumulation_steps):
-            input_ids, attention_mask = pad_batch(self.stream.next_batch(), self.tokenizer.pad_token_id)
-            batch = self.masker(input_ids, attention_mask, self.mask_generator).to(self.device)
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                                enabled=self.autocast_dtype is not None):
-                terms = self.loss_fn(self.model, self.teacher, batch)
-            (terms.total / cfg.gradient_accumulation_steps).backward()
-            for name, value in terms.as_floats().items():
-                summed[name] = summed.get(name, 0.0) + value / cfg.gradient_accumulation_steps
-            tokens += int(attention_mask.sum())
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        summed["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm))
+    def _optimizer_step(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
+        summed = self.accumulate_gradients(step_batch)
+        summed["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return summed, tokens
+        return summed
+
+    def accumulate_gradients(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
+        """Forward and backward over this process's micro-batches; returns the step's loss terms."""
+        counts = StepCounts(targets=step_batch.global_targets, tokens=step_batch.global_tokens)
+        summed: dict[str, torch.Tensor] = {}
+        last = len(step_batch.micro_batches) - 1
+        for index, micro in enumerate(step_batch.micro_batches):
+            micro = micro.to(self.device, non_blocking=True)
+            # DDP averages gradients over processes, but each term is already divided by the whole
+            # step's count: scale back so that the sum over processes is the global-batch gradient.
+            sync = nullcontext() if index == last or not self.group.is_distributed else self.train_view.no_sync()
+            with sync, self._autocast():
+                terms = self.loss_fn(self.train_view, self.teacher_view, micro, counts)
+                (terms.total * self.group.world_size).backward()
+            for name, value in terms.detached().items():
+                summed[name] = summed[name] + value if name in summed else value
+        return summed
+
+    def _read(self, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Floats of the step's terms; loss terms summed over processes (each holds its share)."""
+        names = [name for name in terms if name != "grad_norm"]
+        losses = torch.stack([terms[name].float() for name in names])
+        if self.group.is_distributed:
+            torch.distributed.all_reduce(losses)
+        return {**dict(zip(names, losses.tolist())), "grad_norm": float(terms["grad_norm"])}
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                              enabled=self.autocast_dtype is not None)
 
     def validate(self, prefix: str = "") -> dict[str, float]:
+        if not self.group.is_main:  # one process evaluates; the others wait at the next all-reduce
+            return {}
         metrics = masked_lm_metrics(
             self.model, self.validation_set, self.tokenizer, teacher=self.teacher,
             max_sequences=self.config.eval_sequences, device=self.device, autocast_dtype=self.autocast_dtype,

@@ -10,7 +10,8 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+# ../shared beside the checkout; a bare GPU machine gets a slice of it (bench/gpu_bundle.sh).
+SHARED = Path(os.environ.get("DISTILFLOW_SHARED", ROOT.parent / "shared"))
 HUB = SHARED / "hub"
 CORPUS = SHARED / "data" / "corpus"
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -81,7 +82,7 @@ def tiny_params(tmp_path: Path, corpus: Path, teacher: str | Path, **sections) -
         "data": {"train": {"files": [str(corpus / "*.txt")]}, "test": {"files": [str(corpus / "heldout" / "*.raw")]},
                  "max_seq_length": 32, "min_seq_length": 8, "validation_fraction": 0.1,
                  "max_train_sequences": 200, "max_test_sequences": 16},
-        "head": {"enabled": True, "train": {**train, "max_steps": 4}},
+        "head": {"enabled": True, "train": {**train, "max_steps": 8, "learning_rate": 3e-3}},
         "student": {"n_layers": 2},
         "distill": {"train": train},
         "paths": {name: str(tmp_path / name) for name in ("prepared", "teacher", "student", "checkpoints", "glue", "metrics")},

@@ -103,3 +103,25 @@ def test_rollback_without_a_registry_is_one_line(tmp_path, monkeypatch, capsys, 
     params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
     code, _, err = _run(monkeypatch, capsys, "rollback", "--params", params)
     _assert_one_line_error(code, err, "no registered model", "make run")
+
+
+def test_head_and_distill_run_without_mlflow_prefect_or_dvc_when_tracking_is_off(tmp_path, small_corpus,
+                                                                                  headless_teacher_dir):
+    """What a bare GPU machine has (bench/gpu_check.sh): the core must not even import them."""
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    params = _params_file(tmp_path, {**tiny_params(tmp_path, small_corpus, headless_teacher_dir),
+                                     "tracking": {"enabled": False}})
+    blocker = tmp_path / "block" / "sitecustomize.py"
+    blocker.parent.mkdir()
+    # None in sys.modules: `import mlflow` fails and find_spec says "not installed", as on that machine
+    blocker.write_text("import sys\nsys.modules.update(mlflow=None, prefect=None, dvc=None)\n")
+    env = {**__import__("os").environ, "PYTHONPATH": f"{blocker.parent}:{ROOT}"}
+    for command in (["head"], ["distill"]):
+        done = subprocess.run([sys.executable, "-m", "distilflow", *command, "--params", params], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "student" / "model.safetensors").is_file()
+    assert not (tmp_path / "mlruns").exists()  # nothing tracked

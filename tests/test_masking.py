@@ -2,7 +2,8 @@ import numpy as np
 import torch
 
 from distilflow.config import MaskingConfig
-from distilflow.masking import IGNORE_INDEX, DynamicMasker, pad_batch
+from distilflow.batching import pad_batch
+from distilflow.masking import IGNORE_INDEX, DynamicMasker
 
 VOCAB, PAD, CLS, SEP, MASK = 1000, 0, 1, 2, 3
 SPECIAL = [PAD, CLS, SEP, MASK]

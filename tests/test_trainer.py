@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -47,10 +49,10 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(prepared, token
     interrupted, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "resumed")
     real_step = Trainer._optimizer_step
 
-    def dies_at_step_5(self):
+    def dies_at_step_5(self, step_batch):
         if self.step == 4:
             raise KeyboardInterrupt  # as if killed: steps 4-5 are lost, the step-4 checkpoint survives
-        return real_step(self)
+        return real_step(self, step_batch)
 
     monkeypatch.setattr(Trainer, "_optimizer_step", dies_at_step_5)
     with pytest.raises(KeyboardInterrupt):
@@ -77,7 +79,7 @@ def test_resume_refuses_a_checkpoint_of_other_params(prepared, tokenizer, tiny_t
 
 
 def test_too_little_data_for_a_batch_is_a_clear_error(prepared, tokenizer, tiny_teacher, tmp_path):
-    with pytest.raises(DistilflowError, match="micro_batch_size"):
+    with pytest.raises(DistilflowError, match="global batch"):
         _trainer(prepared, tokenizer, tiny_teacher, tmp_path, micro_batch_size=100_000)
 
 
@@ -96,4 +98,36 @@ def test_batch_split_keeps_the_effective_batch(prepared, tokenizer, tiny_teacher
                       prepared.split("train"), prepared.split("validation"), tokenizer, config, tmp_path,
                       run_key="k", teacher=tiny_teacher, batch_split=4)
     assert (trainer.config.micro_batch_size, trainer.config.gradient_accumulation_steps) == (2, 8)
-    assert trainer.stream.batch_size == 2
+    assert trainer.collator.micro_batch_size == 2
+
+
+def test_a_split_micro_batch_gives_the_gradient_of_one_large_batch(prepared, tokenizer):
+    """Token-weighted accumulation: 2 x 4 sequences == 1 x 8, although the halves hold different
+    numbers of targets (a mean of per-micro-batch means would differ)."""
+    from transformers import BertForMaskedLM
+
+    from tests.conftest import tiny_bert_config
+
+    config = tiny_bert_config(len(tokenizer))
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0  # same forward in both runs
+    torch.manual_seed(0)
+    teacher = BertForMaskedLM(config).eval()
+    gradients, losses, target_counts = [], [], []
+    for micro, accumulation in ((8, 1), (4, 2)):
+        student, _ = build_student(teacher, StudentConfig(), seed=0)
+        train = TrainConfig(max_steps=1, micro_batch_size=micro, gradient_accumulation_steps=accumulation,
+                            device="cpu", precision="fp32")
+        trainer = Trainer(student, DistillationLoss(LossConfig(alpha_mse=0.5)), build_masker(MaskingConfig(), tokenizer),
+                          prepared.split("train"), prepared.split("validation"), tokenizer, train, Path("unused"),
+                          run_key="k", teacher=teacher)
+        step_batch = trainer.collator((0, prepared.split("train")[trainer.order.indices(0)]["input_ids"]))
+        losses.append(trainer.accumulate_gradients(step_batch)["loss"].item())
+        gradients.append({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
+        target_counts.append([len(m.target_index) for m in step_batch.micro_batches])
+    assert len(target_counts[1]) == 2 and target_counts[1][0] != target_counts[1][1]
+    assert sum(target_counts[1]) == target_counts[0][0]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert gradients[0].keys() == gradients[1].keys() and len(gradients[0]) > 10
+    for name, gradient in gradients[0].items():
+        # equal up to float rounding (the halves are padded to other lengths): relative to the tensor's norm
+        assert (gradient - gradients[1][name]).norm() <= 1e-5 * gradient.norm() + 1e-9, name  # key bias: 0 + noise

@@ -1,0 +1,67 @@
+"""Data parallel = one process with the same global batch: 2 processes (gloo, CPU) vs 1."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from distilflow.distributed import SINGLE_PROCESS, process_group
+
+JOB = Path(__file__).with_name("distributed_job.py")
+ROOT = JOB.parents[1]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+            "--master_port=29517"]
+
+
+def _run(launcher: list[str], out: Path, micro_batch_size: int) -> dict:
+    out.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(launcher + [str(JOB), str(out), str(micro_batch_size)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(out / "result.pt")
+
+
+def test_two_processes_give_the_weights_and_losses_of_one_with_the_same_global_batch(tmp_path):
+    two = _run(TORCHRUN, tmp_path / "two", micro_batch_size=4)
+    one = _run([sys.executable], tmp_path / "one", micro_batch_size=8)
+    assert (two["world_size"], one["world_size"]) == (2, 1)
+    assert len(one["losses"]) == 3
+    assert torch.allclose(torch.tensor(two["losses"]), torch.tensor(one["losses"]), rtol=1e-6, atol=0)
+    moved = 0
+    for name, weight in one["state"].items():
+        assert torch.allclose(two["state"][name], weight, rtol=1e-5, atol=1e-6), name
+    initial = _run([sys.executable], tmp_path / "half", micro_batch_size=4)  # another batch: other weights
+    moved = sum(not torch.allclose(initial["state"][n], w, rtol=1e-5, atol=1e-6) for n, w in one["state"].items())
+    assert moved > 10  # the comparison above could tell runs apart
+
+
+def test_a_plain_process_is_a_group_of_one(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert process_group() is SINGLE_PROCESS and SINGLE_PROCESS.is_main and not SINGLE_PROCESS.is_distributed
+
+
+def test_distill_command_runs_data_parallel_when_asked(tmp_path, small_corpus, headless_teacher_dir):
+    """$DISTILFLOW_TORCHRUN reruns `distilflow distill` under torchrun: 2 processes on CPU, one student,
+    one MLflow run, one metrics file."""
+    import yaml
+
+    from tests.conftest import tiny_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params(tmp_path, small_corpus, headless_teacher_dir)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "DISTILFLOW_TORCHRUN": "--nproc_per_node=2 --master_addr=127.0.0.1 --master_port=29518"}
+    done = subprocess.run([sys.executable, "-m", "distilflow", "distill", "--params", str(params)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("student saved to") == 1  # printed by rank 0 only
+    assert (tmp_path / "student" / "model.safetensors").is_file()
+    assert (tmp_path / "metrics" / "distill.json").is_file()
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["test"], filter_string="tags.stage = 'distill'")
+    assert len(runs) == 1 and runs["params.resolved.processes"].iloc[0] == "2"
