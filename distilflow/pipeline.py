@@ -11,6 +11,8 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from distilflow import runtime, tracking
 from distilflow.checkpoint import checkpoint_to_resume, clear_checkpoints, list_checkpoints
 from distilflow.config import LossConfig, Params, fingerprint
@@ -78,6 +80,7 @@ def teacher_with_head(params: Params, prepared: PreparedData, policy: ResumePoli
 
     Always writing the folder gives DVC and later stages one teacher to depend on and hash.
     """
+    torch.manual_seed(params.head.train.seed)  # a missing head is initialised randomly on load: reproducibly
     teacher, missing = load_masked_lm(params.teacher.model, role="teacher")
     missing_head = missing_head_weights(teacher, missing)
     output = params.paths.teacher

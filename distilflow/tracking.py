@@ -105,8 +105,6 @@ def end_parent_run(config: TrackingConfig, run_id: str, succeeded: bool) -> None
 
 def run_url(config: TrackingConfig, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
     """Where the MLflow UI (`mlflow ui --backend-store-uri ...`) shows this run."""
-    import mlflow
-
     experiment_id = configure(config)
     return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
 

@@ -82,7 +82,7 @@ def tiny_params(tmp_path: Path, corpus: Path, teacher: str | Path, **sections) -
         "data": {"train": {"files": [str(corpus / "*.txt")]}, "test": {"files": [str(corpus / "heldout" / "*.raw")]},
                  "max_seq_length": 32, "min_seq_length": 8, "validation_fraction": 0.1,
                  "max_train_sequences": 200, "max_test_sequences": 16},
-        "head": {"enabled": True, "train": {**train, "max_steps": 8, "learning_rate": 3e-3}},
+        "head": {"enabled": True, "train": {**train, "max_steps": 8, "learning_rate": 3e-2, "eval_sequences": 64}},
         "student": {"n_layers": 2},
         "distill": {"train": train},
         "paths": {name: str(tmp_path / name) for name in ("prepared", "teacher", "student", "checkpoints", "glue", "metrics")},

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModel, AutoModelForMaskedLM
+from transformers import AutoModelForMaskedLM
 
 from distilflow.config import GlueConfig, LossConfig, MaskingConfig, StudentConfig, TrainConfig
 from distilflow.finetune import finetune_and_evaluate
@@ -72,31 +72,51 @@ def test_bf16_loss_is_close_to_the_fp32_loss(prepared, tokenizer, tiny_teacher, 
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
 
 
-def test_kill_and_resume_on_the_gpu_gives_identical_weights(prepared, tokenizer, tiny_teacher, tmp_path, monkeypatch):
+def test_kill_and_resume_on_the_gpu_restores_the_cuda_rng(prepared, tokenizer, tiny_teacher, tmp_path, monkeypatch):
+    """Killed at step 5, resumed from the step-4 checkpoint: the weights match an uninterrupted run up to
+    the GPU's non-deterministic kernels (attention backward), far closer than a resume that lost the
+    CUDA RNG state (other dropout masks) gets."""
+    import distilflow.trainer as trainer_module
+
     def trainer(folder):
         student, _ = build_student(tiny_teacher, StudentConfig(), seed=0)
         return Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
                        prepared.split("train"), prepared.split("validation"), tokenizer,
                        _train_config(eval_every=100), folder, run_key="k", teacher=tiny_teacher)
 
+    def interrupted_then_resumed(folder):
+        real_step = Trainer._optimizer_step
+
+        def dies_at_step_5(self, step_batch):
+            if self.step == 4:
+                raise KeyboardInterrupt
+            return real_step(self, step_batch)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Trainer, "_optimizer_step", dies_at_step_5)
+            with pytest.raises(KeyboardInterrupt):
+                trainer(folder).run()
+        resumed = trainer(folder)
+        assert resumed.run(resume=True).resumed_from == 4
+        return resumed.model.state_dict()
+
     straight = trainer(tmp_path / "straight")
     straight.run()
-    real_step = Trainer._optimizer_step
+    reference = straight.model.state_dict()
+    resumed = interrupted_then_resumed(tmp_path / "resumed")
+    restore_cpu_only = trainer_module.restore_rng_states
 
-    def dies_at_step_5(self, step_batch):
-        if self.step == 4:
-            raise KeyboardInterrupt
-        return real_step(self, step_batch)
+    def lose_cuda_state(states):
+        restore_cpu_only({name: value for name, value in states.items() if name != "cuda"})
 
-    monkeypatch.setattr(Trainer, "_optimizer_step", dies_at_step_5)
-    with pytest.raises(KeyboardInterrupt):
-        trainer(tmp_path / "resumed").run()
-    monkeypatch.setattr(Trainer, "_optimizer_step", real_step)
-    torch.cuda.manual_seed(12345)  # a different CUDA RNG state: resume must restore the saved one (dropout)
-    resumed = trainer(tmp_path / "resumed")
-    assert resumed.run(resume=True).resumed_from == 4
-    for name, weight in straight.model.state_dict().items():
-        assert torch.equal(weight, resumed.model.state_dict()[name]), name
+    monkeypatch.setattr(trainer_module, "restore_rng_states", lose_cuda_state)
+    without_cuda_rng = interrupted_then_resumed(tmp_path / "lost")
+
+    def distance(state):
+        return max(float((state[name].float() - weight.float()).abs().max()) for name, weight in reference.items())
+
+    assert distance(resumed) <= 1e-5
+    assert distance(without_cuda_rng) > 100 * max(distance(resumed), 1e-7)
 
 
 def test_one_small_glue_task_fine_tunes_on_the_gpu(teacher_with_head_dir):
@@ -115,7 +135,6 @@ def test_latency_is_measured_on_the_cpu_and_the_gpu(teacher_with_head_dir):
     speed = measure(str(teacher_with_head_dir), [1, 4], seq_length=32, repeats=3, gpu=True)
     assert {"latency_ms_cpu_b1", "latency_ms_cuda_b1", "latency_ms_cuda_b4"} <= set(speed)
     assert all(value > 0 for key, value in speed.items() if key.startswith("latency"))
-    assert AutoModel.from_pretrained(teacher_with_head_dir).device.type == "cpu"  # measuring moves a copy only
 
 
 def test_compiled_encoders_train(prepared, tokenizer, tiny_teacher, tmp_path):

@@ -67,3 +67,15 @@ def test_mlm_only_baseline_runs_without_teacher_forward(params):
     assert set(mlflow.get_run(result.run_id).data.metrics) >= {"loss_mlm"}
     assert "loss_ce" not in mlflow.get_run(result.run_id).data.metrics
     assert torch.isfinite(torch.tensor(result.metrics["test_mlm_loss"]))
+
+
+def test_head_training_is_reproducible(tmp_path, small_corpus, headless_teacher_dir):
+    """The missing head is initialised on load: seeded, two runs give the same teacher."""
+    fingerprints = []
+    for run in ("first", "second"):
+        raw = tiny_params(tmp_path / run, small_corpus, headless_teacher_dir)
+        raw["tracking"]["enabled"] = False
+        params = validate_params(raw)
+        torch.manual_seed(len(run))  # whatever the global RNG holds before
+        fingerprints.append(pipeline.teacher_with_head(params, pipeline.prepare(params)).fingerprint)
+    assert fingerprints[0] == fingerprints[1]
