@@ -2,6 +2,8 @@
 
     python tests/distributed_job.py OUT MICRO_BATCH_SIZE           # one process
     torchrun --nproc_per_node=2 tests/distributed_job.py OUT MICRO  # two (gloo on CPU)
+    ... OUT MICRO stop-at-2                                        # every process dies after step 2
+    ... OUT MICRO resume                                           # continues from OUT's checkpoint
 
 Rank 0 saves the final weights and the logged losses to OUT. Dropout is off, so the runs differ
 only by how the global batch is split.
@@ -24,7 +26,7 @@ from distilflow.trainer import Trainer
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def main(out: Path, micro_batch_size: int) -> None:
+def main(out: Path, micro_batch_size: int, how: str = "") -> None:
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(SHARED / "hub" / "sentence-transformers" / "all-MiniLM-L6-v2")
     text = (SHARED / "data" / "corpus" / "gutenberg" / "austen-emma.txt").read_text(encoding="latin-1")
@@ -38,12 +40,21 @@ def main(out: Path, micro_batch_size: int) -> None:
     student, _ = build_student(teacher, StudentConfig(), seed=0)
     train = TrainConfig(max_steps=3, micro_batch_size=micro_batch_size, gradient_accumulation_steps=1,
                         learning_rate=1e-3, warmup_fraction=0.0, log_every=1, eval_every=100, eval_sequences=4,
-                        checkpoint_every=100, device="cpu", precision="fp32")
+                        checkpoint_every=1, device="cpu", precision="fp32")
     losses = []
     trainer = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer), data,
                       data.select(range(8)), tokenizer, train, out / "checkpoints", run_key="ddp", teacher=teacher,
                       log_metrics=lambda metrics, step: losses.append(metrics.get("loss")))
-    trainer.run()
+    if how.startswith("stop-at-"):
+        stop_at, real_step = int(how.removeprefix("stop-at-")), Trainer._optimizer_step
+
+        def dies(self, step_batch):
+            if self.step == stop_at:
+                raise SystemExit(3)  # as if the job were killed after the step-N checkpoint
+            return real_step(self, step_batch)
+
+        Trainer._optimizer_step = dies
+    trainer.run(resume=how == "resume")
     if trainer.group.is_main:
         torch.save({"state": trainer.model.state_dict(), "losses": [x for x in losses if x is not None],
                     "world_size": trainer.group.world_size}, out / "result.pt")
@@ -52,4 +63,4 @@ def main(out: Path, micro_batch_size: int) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]))
+    main(Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:])

@@ -15,11 +15,14 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
             "--master_port=29517"]
 
 
-def _run(launcher: list[str], out: Path, micro_batch_size: int) -> dict:
-    out.mkdir(parents=True)
+def _run(launcher: list[str], out: Path, micro_batch_size: int, *how: str, expect_failure: bool = False) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(launcher + [str(JOB), str(out), str(micro_batch_size)], cwd=ROOT, env=env,
+    done = subprocess.run(launcher + [str(JOB), str(out), str(micro_batch_size), *how], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
+    if expect_failure:
+        assert done.returncode != 0 and not (out / "result.pt").exists()
+        return {}
     assert done.returncode == 0, done.stderr[-3000:]
     return torch.load(out / "result.pt")
 
@@ -36,6 +39,16 @@ def test_two_processes_give_the_weights_and_losses_of_one_with_the_same_global_b
     initial = _run([sys.executable], tmp_path / "half", micro_batch_size=4)  # another batch: other weights
     moved = sum(not torch.allclose(initial["state"][n], w, rtol=1e-5, atol=1e-6) for n, w in one["state"].items())
     assert moved > 10  # the comparison above could tell runs apart
+
+
+def test_two_processes_killed_and_resumed_end_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    straight = _run(TORCHRUN, tmp_path / "straight", 4)
+    _run(TORCHRUN, tmp_path / "resumed", 4, "stop-at-2", expect_failure=True)
+    checkpoints = sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").glob("step_*.pt"))
+    assert checkpoints[-1] == "step_0000002.pt"  # one file, written by rank 0
+    resumed = _run(TORCHRUN, tmp_path / "resumed", 4, "resume")
+    for name, weight in straight["state"].items():
+        assert torch.equal(resumed["state"][name], weight), name
 
 
 def test_a_plain_process_is_a_group_of_one(monkeypatch):
