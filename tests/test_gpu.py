@@ -122,7 +122,7 @@ def test_kill_and_resume_on_the_gpu_restores_the_cuda_rng(prepared, tokenizer, t
 def test_one_small_glue_task_fine_tunes_on_the_gpu(teacher_with_head_dir):
     task = get_task("rte")
     splits = load_task(task, str(HUB / "nyu-mll" / "glue"))
-    splits = {"train": splits["train"].select(range(64)), "validation": splits["validation"].select(range(32))}
+    splits = {"train": splits["train"].select(range(64)), "": splits[""].select(range(32))}
     config = GlueConfig(max_seq_length=64, batch_size=16, epochs=1, learning_rates=[1e-4], progress=False,
                         device="cuda")
     torch.cuda.reset_peak_memory_stats()
