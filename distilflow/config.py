@@ -21,7 +21,8 @@ DEFAULT_PARAMS_PATH = Path("params.yaml")
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: a temperature or learning rate of .inf would pass a bound like gt=0 and diverge.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class CorpusSource(StrictModel):

@@ -81,3 +81,10 @@ def test_dvc_yaml_names_the_paths_params_yaml_uses():
             for out in stage.get("outs", stage.get("do", {}).get("outs", []))}
     assert {str(params.paths.prepared), str(params.paths.teacher), str(params.paths.student)} <= outs
     assert f"{params.paths.metrics}/glue.json" in {next(iter(m)) for m in stages["glue_report"]["metrics"]}
+
+
+@pytest.mark.parametrize("override", ["distill.loss.temperature=.inf", "distill.train.learning_rate=.inf",
+                                      "distill.loss.alpha_ce=.nan"])
+def test_infinite_or_nan_hyperparameters_are_refused(override):
+    with pytest.raises(DistilflowError, match="finite number"):
+        load_params(ROOT / "params.yaml", [override])
