@@ -23,7 +23,7 @@ from distilflow.glue import glue_score
 from distilflow.glue_eval import TaskResult, evaluate_task, model_key, retention, select_tasks, write_report
 from distilflow.losses import DistillationLoss
 from distilflow.masking import build_masker
-from distilflow.prepare import PreparedData, prepare_corpus
+from distilflow.prepare import META_FILE, PreparedData, prepare_corpus
 from distilflow.sources import load_masked_lm, load_tokenizer, model_fingerprint
 from distilflow.speed import measure
 from distilflow.student import build_student, count_parameters
@@ -59,6 +59,7 @@ class DistillResult:
 
 
 def prepare(params: Params) -> PreparedData:
+    refuse_foreign_folder(params.paths.prepared, META_FILE)
     tokenizer = load_tokenizer(params.teacher.model)
     with main_process_first(process_group()):  # under torchrun one process tokenizes, the others read it
         return prepare_corpus(params.data, tokenizer, params.paths.prepared)
@@ -84,6 +85,7 @@ def teacher_with_head(params: Params, prepared: PreparedData, policy: ResumePoli
     teacher, missing = load_masked_lm(params.teacher.model, role="teacher")
     missing_head = missing_head_weights(teacher, missing)
     output = params.paths.teacher
+    refuse_foreign_folder(output, ARTIFACT_META)  # before any training, not after
     cached = _read_artifact_meta(output)
     if not missing_head:
         key = fingerprint("teacher-v1", model_fingerprint(teacher))
@@ -159,6 +161,7 @@ def distill(params: Params, policy: ResumePolicy = ResumePolicy()) -> DistillRes
 def distill_student(params: Params, prepared: PreparedData, teacher_artifact: TeacherArtifact,
                     policy: ResumePolicy = ResumePolicy()) -> DistillResult:
     """Build the student from the (head-complete) teacher and distil it, tracked in one MLflow run."""
+    refuse_foreign_folder(params.paths.student, ARTIFACT_META)  # before any training, not after
     teacher, _ = load_masked_lm(teacher_artifact.path, role="teacher")
     tokenizer = load_tokenizer(teacher_artifact.path)
     student, layers = build_student(teacher, params.student, seed=params.distill.train.seed)
@@ -331,6 +334,7 @@ def _glue_report(params: Params, roles: dict[str, str], results: dict[str, dict[
 
 def save_model(model, tokenizer, output: Path, meta: dict) -> None:
     """save_pretrained into a staging folder, then swap it in: never a half-written model folder."""
+    refuse_foreign_folder(output, ARTIFACT_META)
     staging = output.with_name(output.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
@@ -342,6 +346,16 @@ def save_model(model, tokenizer, output: Path, meta: dict) -> None:
         output.rename(previous)
     staging.rename(output)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def refuse_foreign_folder(folder: Path, marker: str) -> None:
+    """distilflow replaces only folders it wrote (they hold `marker`): a paths.* key pointed at a user's
+    folder must never delete it."""
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / marker).is_file())):
+        raise DistilflowError(
+            f"'{folder}' exists and was not written by distilflow (no {marker} in it): point the paths.* key at "
+            "a new folder or one distilflow made; nothing was deleted"
+        )
 
 
 def _write_json(path: Path, content: dict) -> None:

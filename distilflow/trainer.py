@@ -178,6 +178,7 @@ class Trainer:
         return self.step
 
     def save(self) -> Path | None:
+        self._refuse_diverged_weights()
         rng = self.group.gather(capture_rng_states())  # every process's dropout stream, for an exact resume
         path = None
         if self.group.is_main:
@@ -259,6 +260,15 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                               enabled=self.autocast_dtype is not None)
+
+    def _refuse_diverged_weights(self) -> None:
+        """Never checkpoint (or, after the last step, ship) weights that are NaN or infinite."""
+        finite = torch.stack([torch.isfinite(p).all() for p in self.trainable]).all()
+        if not bool(finite):  # one wait for the GPU per checkpoint
+            raise DistilflowError(
+                f"training diverged: the weights are NaN or infinite at step {self.step}; lower the learning rate "
+                "(or max_grad_norm) and run again with --restart (earlier checkpoints and the saved model are kept)"
+            )
 
     def validate(self, prefix: str = "") -> dict[str, float]:
         if not self.group.is_main:  # one process evaluates; the others wait at the next all-reduce

@@ -79,3 +79,14 @@ def test_head_training_is_reproducible(tmp_path, small_corpus, headless_teacher_
         torch.manual_seed(len(run))  # whatever the global RNG holds before
         fingerprints.append(pipeline.teacher_with_head(params, pipeline.prepare(params)).fingerprint)
     assert fingerprints[0] == fingerprints[1]
+
+
+def test_a_paths_key_pointed_at_a_users_folder_deletes_nothing(params, tmp_path):
+    users = tmp_path / "my_models"
+    (users / "bert").mkdir(parents=True)
+    (users / "bert" / "model.safetensors").write_text("the user's model")
+    for key in ("prepared", "student"):
+        changed = params.model_copy(update={"paths": params.paths.model_copy(update={key: users})})
+        with pytest.raises(DistilflowError, match="not written by distilflow"):
+            pipeline.distill(changed)
+        assert (users / "bert" / "model.safetensors").read_text() == "the user's model"

@@ -131,3 +131,16 @@ def test_a_split_micro_batch_gives_the_gradient_of_one_large_batch(prepared, tok
     for name, gradient in gradients[0].items():
         # equal up to float rounding (the halves are padded to other lengths): relative to the tensor's norm
         assert (gradient - gradients[1][name]).norm() <= 1e-5 * gradient.norm() + 1e-9, name  # key bias: 0 + noise
+
+
+def test_a_diverging_run_stops_without_checkpointing_or_shipping_broken_weights(prepared, tokenizer, tiny_teacher,
+                                                                               tmp_path):
+    trainer, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, learning_rate=1e6, max_steps=20,
+                          checkpoint_every=1)
+    with pytest.raises(DistilflowError, match="diverged"):
+        trainer.run()
+    saved = sorted(tmp_path.glob("step_*.pt"))
+    assert saved, "the steps before the divergence were checkpointed"
+    last = torch.load(saved[-1], weights_only=False)
+    assert all(torch.isfinite(t).all() for t in last["model"].values() if t.is_floating_point())
+    assert last["step"] < trainer.step
