@@ -7,9 +7,11 @@ partial checkpoint under a real name; a truncated or foreign file is reported, n
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ import torch
 from distilflow.errors import DistilflowError
 
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
+PARTIAL_NAME = re.compile(r"^\.step_(\d+)\.pt\.partial$")
+NEARLY_FULL_BYTES = 16 * 2**20
 FORMAT_VERSION = 2  # 2: RNG states of every process, data position = the step number
 
 
@@ -41,10 +45,20 @@ def save_checkpoint(directory: Path, step: int, state: dict[str, Any], keep: int
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step_{step:07d}.pt"
     partial = directory / f".step_{step:07d}.pt.partial"
-    torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, partial)
-    with open(partial, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, final)
+    try:
+        torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, partial)
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, final)
+    except BaseException as error:
+        disk_full = _is_disk_full(error, directory)  # before the partial file's space is given back
+        partial.unlink(missing_ok=True)  # never leave half a checkpoint behind (a full disk, Ctrl-C)
+        if disk_full:
+            raise DistilflowError(
+                f"no space left on the device of '{directory}' while checkpointing step {step}: free some space "
+                "(or point paths.checkpoints elsewhere), then run again with --resume"
+            ) from None
+        raise
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink()
     return final
@@ -90,5 +104,23 @@ def checkpoint_to_resume(directory: Path, resume: bool, restart: bool) -> Path |
 
 
 def clear_checkpoints(directory: Path) -> None:
+    """Our checkpoints and any half-written ones a killed process left; nothing else in the folder."""
     for path in list_checkpoints(directory):
         path.unlink()
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if PARTIAL_NAME.match(path.name):
+                path.unlink()
+
+
+def _is_disk_full(error: BaseException, directory: Path) -> bool:
+    """ENOSPC, or a failed write on a device with (almost) no space left: torch.save's zip writer reports
+    a full disk only as "iostream error" / "unexpected pos"."""
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        return False
+    cause: BaseException | None = error
+    while cause is not None:
+        if getattr(cause, "errno", None) == errno.ENOSPC or "No space left on device" in str(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return shutil.disk_usage(directory).free < NEARLY_FULL_BYTES

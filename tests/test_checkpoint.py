@@ -31,3 +31,28 @@ def test_existing_checkpoint_needs_an_explicit_choice(tmp_path):
         checkpoint_to_resume(tmp_path, resume=False, restart=False)
     assert checkpoint_to_resume(tmp_path, resume=True, restart=False).name == "step_0000005.pt"
     assert checkpoint_to_resume(tmp_path, resume=False, restart=True) is None
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import errno
+
+    def disk_full(obj, path, *args, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"x" * 1000)  # part of the file made it to disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    save_checkpoint(tmp_path, 5, {"weights": torch.ones(2)}, keep=2)
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(DistilflowError, match="no space left.*--resume"):
+        save_checkpoint(tmp_path, 10, {"weights": torch.ones(2)}, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_0000005.pt"]  # the good one stays
+
+
+def test_clearing_removes_leftover_partial_files_but_nothing_else(tmp_path):
+    from distilflow.checkpoint import clear_checkpoints
+
+    save_checkpoint(tmp_path, 5, {}, keep=2)
+    (tmp_path / ".step_0000010.pt.partial").write_bytes(b"half")  # left by a killed process
+    (tmp_path / "notes.txt").write_text("a user's file")
+    clear_checkpoints(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
