@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from reference_step import ReferenceDistiller  # noqa: E402
 
-from distilflow.batching import MicroBatch, step_loader  # noqa: E402
+from distilflow.batching import MicroBatch  # noqa: E402
 from distilflow.config import LossConfig, MaskingConfig, StudentConfig, TrainConfig  # noqa: E402
 from distilflow.losses import DistillationLoss  # noqa: E402
 from distilflow.masking import IGNORE_INDEX, build_masker  # noqa: E402
@@ -114,20 +114,13 @@ class DistilflowSide:
         self.trainer = Trainer(copy.deepcopy(student), DistillationLoss(LossConfig()),
                                build_masker(MaskingConfig(smoothing=0.0), tokenizer), data, data, tokenizer, config,
                                Path("unused"), run_key="bench", teacher=copy.deepcopy(teacher), sequence_length=128)
-        self.workers = args.workers
 
     def run(self, first_step: int, steps: int) -> tuple[int, float]:
         """(tokens, seconds waiting for data)."""
-        t = self.trainer
-        loader = step_loader(t.train_set, t.collator, t.order, first_step, first_step + steps, self.workers,
-                             pin_memory=t.device.type == "cuda")
         tokens, waited = 0, 0.0
-        batches = iter(loader)
-        for _ in range(steps):
-            start = time.perf_counter()
-            batch = next(batches)
-            waited += time.perf_counter() - start
-            t._optimizer_step(batch)
+        for batch, seconds in self.trainer.batches(first_step, first_step + steps):
+            waited += seconds
+            self.trainer._optimizer_step(batch)
             tokens += batch.global_tokens
         return tokens, waited
 

@@ -37,10 +37,6 @@ class MicroBatch:
     def pin_memory(self) -> MicroBatch:
         return MicroBatch(**{f.name: getattr(self, f.name).pin_memory() for f in fields(self)})
 
-    @property
-    def n_tokens(self) -> int:
-        return len(self.token_index)
-
     @classmethod
     def from_masked(cls, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> MicroBatch:
         is_token = attention_mask.flatten().bool()
@@ -63,10 +59,6 @@ class StepBatch:
     def pin_memory(self) -> StepBatch:
         return StepBatch(self.step, [m.pin_memory() for m in self.micro_batches], self.global_targets,
                          self.global_tokens)
-
-    @property
-    def local_tokens(self) -> int:
-        return sum(m.n_tokens for m in self.micro_batches)
 
 
 class StepOrder:

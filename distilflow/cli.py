@@ -13,6 +13,7 @@ import typer
 
 from distilflow import runtime
 from distilflow.config import DEFAULT_PARAMS_PATH, Params, load_params
+from distilflow.distributed import process_group
 from distilflow.errors import DistilflowError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -35,10 +36,6 @@ def _data_parallel_if_asked() -> None:
     command = runtime.torchrun_command(sys.argv[1:])
     if command:
         raise SystemExit(subprocess.run(command).returncode)
-
-
-def _is_main_process() -> bool:
-    return os.environ.get("RANK", "0") == "0"
 
 
 @app.command()
@@ -67,7 +64,7 @@ def head(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None, res
     policy = pipeline.ResumePolicy(resume, restart, discard_stale)
     artifact = pipeline.teacher_with_head(config_, pipeline.prepare(config_), policy)
     state = "trained head" if artifact.head_trained else "has its own MLM head"
-    if _is_main_process():
+    if process_group().is_main:
         typer.echo(f"teacher {state}: {artifact.path} {json.dumps(artifact.metrics)}")
 
 
@@ -80,7 +77,7 @@ def distill(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None, 
     config_ = _params(params, set_)
     _data_parallel_if_asked()
     result = pipeline.distill(config_, pipeline.ResumePolicy(resume, restart, discard_stale))
-    if _is_main_process():
+    if process_group().is_main:
         tracked = f"MLflow run {result.run_id}" if result.run_id else "not tracked (tracking.enabled: false)"
         typer.echo(f"student saved to {result.student_path} (teacher layers {result.teacher_layers}); {tracked}")
         typer.echo(json.dumps(result.metrics, indent=2))

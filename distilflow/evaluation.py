@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from datasets import Dataset
 
 from distilflow.config import MaskingConfig
-from distilflow.batching import pad_batch
-from distilflow.masking import IGNORE_INDEX, DynamicMasker
-from distilflow.student import split_masked_lm
+from distilflow.batching import MicroBatch, pad_batch
+from distilflow.masking import DynamicMasker
+from distilflow.student import MaskedLMView
 
 EVAL_MASK_SEED = 1234
 
@@ -42,14 +42,15 @@ def masked_lm_metrics(
     predicted_counts: Counter[int] = Counter()
     for start in range(0, n, batch_size):
         ids = sequences[start : min(start + batch_size, n)]["input_ids"]
-        batch = masker(*pad_batch(ids, tokenizer.pad_token_id), generator).to(device)
-        is_target = batch.labels != IGNORE_INDEX
-        labels = batch.labels[is_target]
+        masked = masker(*pad_batch(ids, tokenizer.pad_token_id), generator)
+        batch = MicroBatch.from_masked(masked.input_ids, masked.attention_mask, masked.labels).to(device)
+        labels = batch.target_labels
         with torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype or torch.float32,
                             enabled=autocast_dtype is not None):
-            logits = _target_logits(model, batch, is_target).float()
+            logits = MaskedLMView(model)(batch.input_ids, batch.attention_mask, batch.target_index)[1]
             if teacher is not None:
-                teacher_top1 = _target_logits(teacher, batch, is_target).argmax(-1)
+                teacher_logits = MaskedLMView(teacher)(batch.input_ids, batch.attention_mask, batch.target_index)[1]
+                teacher_top1 = teacher_logits.argmax(-1)
         totals["loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
         totals["correct"] += int((logits.argmax(-1) == labels).sum())
         predicted_counts.update(logits.argmax(-1).tolist())
@@ -72,8 +73,3 @@ def evaluation_masker(tokenizer) -> DynamicMasker:
     return DynamicMasker(MaskingConfig(smoothing=0.0), len(tokenizer), tokenizer.all_special_ids,
                          tokenizer.mask_token_id)
 
-
-def _target_logits(model, batch, is_target: torch.Tensor) -> torch.Tensor:
-    encoder, head = split_masked_lm(model)
-    hidden = encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
-    return head(hidden[is_target])

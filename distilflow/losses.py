@@ -91,26 +91,26 @@ class DistillationLoss:
 
         student_hidden, student_logits = _view(student)(batch.input_ids, batch.attention_mask,
                                                        rows if self.needs_student_logits else None)
-        sums: dict[str, torch.Tensor] = {}
+        parts: dict[str, torch.Tensor] = {}
         if cfg.alpha_mlm > 0:
             target_logits = student_logits[batch.target_in_tokens] if self.kd_on_all_tokens else student_logits
-            sums["mlm"] = F.cross_entropy(target_logits, batch.target_labels, reduction="sum") / counts.targets
+            parts["mlm"] = F.cross_entropy(target_logits, batch.target_labels, reduction="sum") / counts.targets
         if cfg.needs_teacher:
             with torch.no_grad():
                 teacher_hidden, teacher_logits = _view(teacher)(
                     batch.input_ids, batch.attention_mask, rows if cfg.alpha_ce or cfg.alpha_mse else None)
             if cfg.alpha_ce > 0:
-                sums["ce"] = soft_target_loss(student_logits, teacher_logits, cfg.temperature, "sum") / kd_count
+                parts["ce"] = soft_target_loss(student_logits, teacher_logits, cfg.temperature, "sum") / kd_count
             if cfg.alpha_mse > 0:
-                sums["mse"] = F.mse_loss(student_logits, teacher_logits, reduction="sum") / kd_count
+                parts["mse"] = F.mse_loss(student_logits, teacher_logits, reduction="sum") / kd_count
             if cfg.alpha_cos > 0:
                 student_rows = student_hidden.flatten(0, 1).index_select(0, batch.token_index)
                 teacher_rows = teacher_hidden.flatten(0, 1).index_select(0, batch.token_index)
-                sums["cos"] = hidden_cosine_loss(student_rows, teacher_rows, "sum") / counts.tokens
+                parts["cos"] = hidden_cosine_loss(student_rows, teacher_rows, "sum") / counts.tokens
 
         weights = {"ce": cfg.alpha_ce, "mlm": cfg.alpha_mlm, "cos": cfg.alpha_cos, "mse": cfg.alpha_mse}
-        total = sum(weights[name] * value for name, value in sums.items())
-        return LossTerms(total=total, parts=sums)
+        total = sum(weights[name] * value for name, value in parts.items())
+        return LossTerms(total=total, parts=parts)
 
 
 def _view(model):

@@ -72,4 +72,3 @@ class DynamicMasker:
 
 def build_masker(config: MaskingConfig, tokenizer, token_counts: np.ndarray | None = None) -> DynamicMasker:
     return DynamicMasker(config, len(tokenizer), tokenizer.all_special_ids, tokenizer.mask_token_id, token_counts)
-

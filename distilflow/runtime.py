@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 from pathlib import Path
 
 PARENT_RUN_ENV = "DISTILFLOW_PARENT_RUN_ID"
@@ -34,9 +36,6 @@ def batch_split() -> int:
 
 def torchrun_command(argv: list[str]) -> list[str] | None:
     """The command that reruns this one under torchrun, when asked for and not already under it."""
-    import shlex
-    import sys
-
     launcher_args = os.environ.get(TORCHRUN_ENV, "").strip()
     if not launcher_args or "WORLD_SIZE" in os.environ:
         return None

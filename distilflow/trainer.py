@@ -16,7 +16,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from datasets import Dataset
@@ -194,13 +194,9 @@ class Trainer:
         cfg = self.config
         progress = tqdm(total=cfg.max_steps, initial=self.step, desc=self.description, unit="step",
                         dynamic_ncols=True, disable=not self.group.is_main)
-        batches = iter(step_loader(self.train_set, self.collator, self.order, self.step, cfg.max_steps,
-                                   cfg.data_workers, pin_memory=self.device.type == "cuda"))
         window_tokens, window_start, data_wait = 0, time.perf_counter(), 0.0
-        while self.step < cfg.max_steps:
-            waiting_since = time.perf_counter()
-            step_batch = next(batches)
-            data_wait += time.perf_counter() - waiting_since
+        for step_batch, waited in self.batches(self.step, cfg.max_steps):
+            data_wait += waited
             terms = self._optimizer_step(step_batch)
             self.step += 1
             window_tokens += step_batch.global_tokens
@@ -223,6 +219,17 @@ class Trainer:
         self.log_metrics(validation, self.step)
         return TrainResult(steps=self.step, validation=validation, resumed_from=resumed_from,
                            data_wait_seconds=data_wait)
+
+    def batches(self, first_step: int, last_step: int) -> Iterator[tuple[StepBatch, float]]:
+        """The steps' batches, each with the seconds the loop waited for it (0 when data keeps up)."""
+        loader = iter(step_loader(self.train_set, self.collator, self.order, first_step, last_step,
+                                  self.config.data_workers, pin_memory=self.device.type == "cuda"))
+        while True:
+            waiting_since = time.perf_counter()
+            step_batch = next(loader, None)
+            if step_batch is None:
+                return
+            yield step_batch, time.perf_counter() - waiting_since
 
     def _optimizer_step(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
         summed = self.accumulate_gradients(step_batch)

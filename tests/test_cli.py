@@ -1,5 +1,6 @@
 """Bad input ends with one line on stderr and a non-zero exit, never a traceback."""
 
+import os
 import sys
 
 import pytest
@@ -118,7 +119,7 @@ def test_head_and_distill_run_without_mlflow_prefect_or_dvc_when_tracking_is_off
     blocker.parent.mkdir()
     # None in sys.modules: `import mlflow` fails and find_spec says "not installed", as on that machine
     blocker.write_text("import sys\nsys.modules.update(mlflow=None, prefect=None, dvc=None)\n")
-    env = {**__import__("os").environ, "PYTHONPATH": f"{blocker.parent}:{ROOT}"}
+    env = {**os.environ, "PYTHONPATH": f"{blocker.parent}:{ROOT}"}
     for command in (["head"], ["distill"]):
         done = subprocess.run([sys.executable, "-m", "distilflow", *command, "--params", params], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=300)
