@@ -3,7 +3,7 @@
 #   1. pytest -m gpu (head training + distillation in bf16, kill-and-resume with CUDA RNG states,
 #      bf16 vs fp32 loss, a small GLUE task, GPU latency, torch.compile)
 #   2. bench/speed.py at the BERT-base shape (random weights), micro-batch 64, sequence length 128
-#   3. a short real `distilflow head` + `distilflow distill` + `distilflow evaluate` through the CLI
+#   3. a short real `distilflow prepare` + `teacher` + `distill` + `evaluate` through the CLI
 #   4. a summary table as its last lines.
 # Prepare here first:  bash bench/gpu_bundle.sh   (wheels, tokenizer, data slices -> .gpu_bundle/)
 # Device tool:  run(command="bash bench/gpu_check.sh", carry=[".gpu_bundle"], timeout_s=420)
@@ -43,7 +43,7 @@ timed() {  # name, command...: runs it, records exit code and seconds
 }
 
 echo "== 1. pytest -m gpu"
-timed pytest python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -m gpu -o addopts="-ra" \
+timed pytest python3 -m pytest -q -p no:cacheprovider tests/train/test_gpu.py -m gpu -o addopts="-ra" \
   --junitxml="$OUT/pytest.xml" > "$OUT/pytest.log" 2>&1
 tail -25 "$OUT/pytest.log"
 
@@ -53,7 +53,7 @@ timed bench python3 bench/speed.py --shapes bert-base --micro-batch $MICRO --rou
   --corpus "$DISTILFLOW_SHARED"/data/corpus/brown/brown.txt "$DISTILFLOW_SHARED"/data/corpus/gutenberg/austen-emma.txt \
   --out "$OUT/speed-gpu.json"
 
-echo "== 3. CLI: distilflow head + distill + evaluate (random head-less teacher at MiniLM's shape, real tokenizer)"
+echo "== 3. CLI: distilflow prepare + teacher + distill + evaluate (random head-less teacher at MiniLM's shape, real tokenizer)"
 RUN=/tmp/gpu_cli && rm -rf "$RUN" && mkdir -p "$RUN"
 python3 - "$RUN" <<'PY'
 import sys, torch
@@ -85,7 +85,8 @@ paths: {prepared: $RUN/prepared, teacher: $RUN/teacher, student: $RUN/student, c
         glue: $RUN/glue, metrics: $RUN/metrics}
 tracking: {enabled: false}
 YAML
-timed cli_head python3 -m distilflow head -p "$RUN/params.yaml" > "$OUT/cli.log" 2>&1
+timed cli_prepare python3 -m distilflow prepare -p "$RUN/params.yaml" > "$OUT/cli.log" 2>&1
+timed cli_head python3 -m distilflow teacher -p "$RUN/params.yaml" >> "$OUT/cli.log" 2>&1
 timed cli_distill python3 -m distilflow distill -p "$RUN/params.yaml" >> "$OUT/cli.log" 2>&1
 timed cli_evaluate python3 -m distilflow evaluate --model "$RUN/student" --teacher "$RUN/teacher" \
   -p "$RUN/params.yaml" >> "$OUT/cli.log" 2>&1

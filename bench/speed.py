@@ -49,15 +49,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from reference_step import ReferenceDistiller  # noqa: E402
 
-from distilflow.batching import MicroBatch  # noqa: E402
 from distilflow.config import LossConfig, MaskingConfig, StudentConfig, TrainConfig  # noqa: E402
-from distilflow.losses import DistillationLoss  # noqa: E402
-from distilflow.masking import IGNORE_INDEX, build_masker  # noqa: E402
-from distilflow.prepare import tokenize_and_pack  # noqa: E402
-from distilflow.sources import load_masked_lm, resolve  # noqa: E402
-from distilflow.speed import latency_ms  # noqa: E402
-from distilflow.student import build_student  # noqa: E402
-from distilflow.trainer import Trainer  # noqa: E402
+from distilflow.data.batching import MicroBatch  # noqa: E402
+from distilflow.data.masking import IGNORE_INDEX, build_masker  # noqa: E402
+from distilflow.data.prepare import tokenize_and_pack  # noqa: E402
+from distilflow.data.sources import load_masked_lm, resolve  # noqa: E402
+from distilflow.evaluation.speed import latency_ms  # noqa: E402
+from distilflow.train.losses import DistillationLoss  # noqa: E402
+from distilflow.train.student import build_student  # noqa: E402
+from distilflow.train.trainer import Trainer  # noqa: E402
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SHAPES = {  # name: (teacher, student layers, micro-batch on cpu, on cuda)

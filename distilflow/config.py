@@ -1,4 +1,4 @@
-"""The one typed configuration, parsed from `params.yaml` with command-line overrides.
+"""The one typed configuration: what `params.yaml` may hold (read by ops/params_file.py).
 
 Every hyperparameter lives here with its default; `params.yaml` states the ones a run uses and
 DVC reads the same file. Unknown keys are rejected so that a typo never silently falls back to a
@@ -7,17 +7,10 @@ default.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from distilflow.errors import DistilflowError
-
-DEFAULT_PARAMS_PATH = Path("params.yaml")
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StrictModel(BaseModel):
@@ -218,7 +211,8 @@ class OrchestrationConfig(StrictModel):
 
     stage_retries: int = Field(1, ge=0)  # a lost process or flaky I/O; bad input fails fast anyway
     oom_retries: int = Field(2, ge=0)  # each halves the micro-batch and doubles the accumulation
-    deployment: str = "scheduled"
+    deployment: str = "scheduled"  # the Prefect deployment's name
+    schedule: str = "0 3 * * 0"  # its cron schedule (UTC), e.g. Sundays 03:00
     concurrency_limit: int = Field(1, ge=1)  # pipeline runs at a time; later ones wait
 
 
@@ -243,76 +237,3 @@ class Params(StrictModel):
     versioning: VersioningConfig = VersioningConfig()
     registry: RegistryConfig = RegistryConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
-
-
-def load_params(path: Path | str = DEFAULT_PARAMS_PATH, overrides: list[str] | None = None) -> Params:
-    """Read `path`, apply `key.sub=value` overrides, validate, and return the typed config."""
-    path = Path(path)
-    if not path.is_file():
-        raise DistilflowError(f"params file '{path}' not found: run from the project root or pass --params PATH")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise DistilflowError(f"params file '{path}' is not valid YAML ({_first_line(error)}): fix its syntax") from None
-    if not isinstance(raw, dict):
-        raise DistilflowError(f"params file '{path}' must be a mapping of sections (teacher:, data:, ...)")
-    for override in overrides or []:
-        apply_override(raw, override)
-    return validate_params(raw, source=str(path))
-
-
-def validate_params(raw: dict[str, Any], source: str = "params") -> Params:
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as error:
-        raise DistilflowError(describe_validation_error(error, source)) from None
-
-
-def apply_override(raw: dict[str, Any], override: str) -> None:
-    """Set `a.b.c=value` in the nested dict; the value is parsed as YAML (numbers, lists, null)."""
-    key, sep, value_text = override.partition("=")
-    if not sep or not key.strip():
-        raise DistilflowError(f"override '{override}' must look like section.key=value, e.g. distill.loss.temperature=4")
-    parts = key.strip().split(".")
-    node = raw
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise DistilflowError(f"override '{override}': '{part}' is a value, not a section")
-        node = child
-    node[parts[-1]] = yaml.safe_load(value_text) if value_text.strip() else None
-
-
-def describe_validation_error(error: ValidationError, source: str) -> str:
-    problems = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        if item["type"] == "extra_forbidden":
-            problems.append(f"unknown key '{key}' (check its spelling and section)")
-        elif item["type"] == "missing":
-            problems.append(f"missing key '{key}'")
-        else:
-            problems.append(f"'{key}': {item['msg']}")
-    return f"invalid {source}: " + "; ".join(problems) + " — see the documented keys in params.yaml"
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}: the form MLflow params and the CLI overrides use."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, prefix=f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def fingerprint(*parts: Any) -> str:
-    """A short stable hash of JSON-serialisable parts (configs, file hashes)."""
-    payload = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(payload).hexdigest()[:16]
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

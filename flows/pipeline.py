@@ -5,28 +5,26 @@ one GLUE stage per task, the report), in dependency order, each in its own proce
 when nothing it depends on changed. Run it from the project root:
 
     distilflow pipeline                      # once
-    distilflow serve --cron "0 3 * * 0"      # on a schedule, one run at a time
+    distilflow serve                         # on orchestration.schedule, one run at a time
+    distilflow deploy --pool distilflow      # the same deployment, run by a work pool's workers
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
 from distilflow.config import OrchestrationConfig
 from distilflow.errors import DistilflowError
-from tasks.pipeline import (
-    close_pipeline_run,
-    list_stages,
-    load_project_params,
-    open_pipeline_run,
-    pin_data,
-    promote_by_policy,
-    publish_report,
-    push_data,
-    register_student,
-    reproduce_stage,
-)
+from tasks.data import pin_data, push_data
+from tasks.registry import promote_by_rule, register_student
+from tasks.stages import list_stages, reproduce_stage
+from tasks.tracking import close_pipeline_run, load_project_params, open_pipeline_run, publish_report
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENTRYPOINT = "flows/pipeline.py:pipeline_flow"
 
 
 @flow(name="distilflow", log_prints=True)
@@ -35,11 +33,11 @@ def pipeline_flow() -> dict:
     run_id = open_pipeline_run(params)
     succeeded = False
     try:
-        data_hashes = pin_data(params, run_id)
+        pin_data(params, run_id)
         stage = reproduce_stage.with_options(retries=params.orchestration.stage_retries, retry_delay_seconds=10)
         stages_ran = {name: stage(params, name, run_id) for name in list_stages()}
-        version, created = register_student(params, run_id, data_hashes)
-        decision = promote_by_policy(params, version)
+        version, created = register_student(params, run_id)
+        decision = promote_by_rule(params, version)
         report = publish_report(params, run_id, stages_ran, version, created, decision)
         push_data(params)
         succeeded = True
@@ -49,13 +47,18 @@ def pipeline_flow() -> dict:
             "promoted": decision.promote, "reason": decision.reason, "stages_ran": stages_ran, "report": report}
 
 
-def scheduled_deployment(cron: str, orchestration: OrchestrationConfig):
-    """The flow as a deployment on `cron`, at most `orchestration.concurrency_limit` runs at a time:
-    a run that finds the limit taken is enqueued and waits (a long distillation can outlast its period)."""
+def pipeline_deployment(orchestration: OrchestrationConfig, cron: str | None = None, work_pool: str | None = None):
+    """The pipeline's one deployment: on `cron` (default orchestration.schedule), at most
+    `orchestration.concurrency_limit` runs at a time (a run that finds the limit taken waits: a long
+    distillation can outlast its period). Served by this process, or, with `work_pool`, by the
+    workers of that pool, which run the flow in this project folder."""
     limit = ConcurrencyLimitConfig(limit=orchestration.concurrency_limit,
                                    collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+    source = pipeline_flow if work_pool is None else pipeline_flow.from_source(str(PROJECT_ROOT), ENTRYPOINT)
     try:
-        return pipeline_flow.to_deployment(name=orchestration.deployment, cron=cron, concurrency_limit=limit)
+        return source.to_deployment(name=orchestration.deployment, cron=cron or orchestration.schedule,
+                                    concurrency_limit=limit, work_pool_name=work_pool,
+                                    description="pin data -> dvc.yaml stages -> register -> promote (params.yaml)")
     except ValueError as error:  # pydantic's ValidationError: an invalid cron expression
-        raise DistilflowError(f"invalid cron schedule {cron!r}: give five fields, e.g. \"0 3 * * 0\" "
-                              f"(Sundays 03:00)") from error
+        raise DistilflowError(f"invalid cron schedule {cron or orchestration.schedule!r}: give five fields, "
+                              "e.g. \"0 3 * * 0\" (Sundays 03:00)") from error

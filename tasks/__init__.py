@@ -1,1 +1,2 @@
-"""Prefect tasks: thin wrappers over distilflow.pipeline that add logging and retries."""
+"""Prefect tasks: thin wrappers over distilflow's jobs and operations that add logging, retries and
+progress artifacts. The stages themselves run as separate processes through DVC."""

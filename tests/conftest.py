@@ -93,3 +93,14 @@ def tiny_params(tmp_path: Path, corpus: Path, teacher: str | Path, **sections) -
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
     return raw
+
+
+def run_stages(params, policy=None):
+    """prepare -> teacher -> distill, as `dvc repro distill` runs them (each job on its own)."""
+    from distilflow.jobs import distill, prepare, teacher
+    from distilflow.train.resume import ResumePolicy
+
+    policy = policy or ResumePolicy()
+    prepare.run(params)
+    teacher.run(params, policy)
+    return distill.run(params, policy)

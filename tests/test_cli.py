@@ -44,7 +44,7 @@ def test_unknown_param_key(tmp_path, monkeypatch, capsys, small_corpus, headless
 def test_missing_teacher(tmp_path, monkeypatch, capsys, small_corpus):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, "no-such-org/no-such-teacher"))
-    code, _, err = _run(monkeypatch, capsys, "distill", "--params", params)
+    code, _, err = _run(monkeypatch, capsys, "prepare", "--params", params)
     _assert_one_line_error(code, err, "no-such-org/no-such-teacher")
 
 
@@ -62,7 +62,8 @@ def test_corrupt_checkpoint(tmp_path, monkeypatch, capsys, small_corpus, teacher
     checkpoints = tmp_path / "checkpoints" / "distill"
     checkpoints.mkdir(parents=True)
     (checkpoints / "step_0000002.pt").write_bytes(b"not a checkpoint")
-    code, _, err = _run(monkeypatch, capsys, "distill", "--params", _params_file(tmp_path, raw), "--resume")
+    code, _, err = _run(monkeypatch, capsys, "distill", "--params", _params_file(tmp_path, raw), "--resume",
+                        "--with-inputs")
     _assert_one_line_error(code, err, "step_0000002.pt", "corrupt")
 
 
@@ -70,7 +71,7 @@ def test_head_training_disabled_for_headless_teacher(tmp_path, monkeypatch, caps
                                                      headless_teacher_dir):
     raw = tiny_params(tmp_path, small_corpus, headless_teacher_dir)
     raw["head"]["enabled"] = False
-    code, _, err = _run(monkeypatch, capsys, "distill", "--params", _params_file(tmp_path, raw))
+    code, _, err = _run(monkeypatch, capsys, "distill", "--with-inputs", "--params", _params_file(tmp_path, raw))
     _assert_one_line_error(code, err, "no masked-LM head")
 
 
@@ -82,12 +83,13 @@ def test_config_prints_resolved_overrides(tmp_path, monkeypatch, capsys, small_c
 
 def test_cuda_out_of_memory_exits_3_with_the_marker_line(tmp_path, monkeypatch, capsys, small_corpus,
                                                          headless_teacher_dir):
-    from distilflow import pipeline, runtime
+    from distilflow.jobs import distill
+    from distilflow.ops import runtime
 
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(pipeline, "distill", out_of_memory)
+    monkeypatch.setattr(distill, "run", out_of_memory)
     params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
     code, _, err = _run(monkeypatch, capsys, "distill", "--params", params)
     assert code == runtime.EXIT_OUT_OF_MEMORY
@@ -106,7 +108,7 @@ def test_rollback_without_a_registry_is_one_line(tmp_path, monkeypatch, capsys, 
     _assert_one_line_error(code, err, "no registered model", "make run")
 
 
-def test_head_and_distill_run_without_mlflow_prefect_or_dvc_when_tracking_is_off(tmp_path, small_corpus,
+def test_stages_run_without_mlflow_prefect_or_dvc_when_tracking_is_off(tmp_path, small_corpus,
                                                                                   headless_teacher_dir):
     """What a bare GPU machine has (bench/gpu_check.sh): the core must not even import them."""
     import subprocess
@@ -120,7 +122,7 @@ def test_head_and_distill_run_without_mlflow_prefect_or_dvc_when_tracking_is_off
     # None in sys.modules: `import mlflow` fails and find_spec says "not installed", as on that machine
     blocker.write_text("import sys\nsys.modules.update(mlflow=None, prefect=None, dvc=None)\n")
     env = {**os.environ, "PYTHONPATH": f"{blocker.parent}:{ROOT}"}
-    for command in (["head"], ["distill"]):
+    for command in (["prepare"], ["teacher"], ["distill"]):
         done = subprocess.run([sys.executable, "-m", "distilflow", *command, "--params", params], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]

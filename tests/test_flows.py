@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prefect.testing.utilities import prefect_test_harness
 
-from distilflow.config import validate_params
+from distilflow.ops.params_file import validate_params
 from tests.conftest import ROOT, SHARED, tiny_params
 
 GLUE_RELEASE = SHARED / "data" / "glue"
@@ -68,7 +68,7 @@ def _dvc(*args: str) -> str:
 
 
 def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project):
-    from distilflow import registry
+    from distilflow.ops import registry
     from flows.pipeline import pipeline_flow
 
     first = pipeline_flow()
@@ -114,25 +114,36 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
     assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == first["version"]
 
 
-def test_scheduled_deployment_keeps_its_cron_and_lets_one_run_at_a_time(prefect_server):
+def test_the_one_deployment_served_or_on_a_work_pool_keeps_its_cron_and_one_run_at_a_time(prefect_server):
     from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
 
     from distilflow.config import OrchestrationConfig
-    from flows.pipeline import scheduled_deployment
+    from flows.pipeline import pipeline_deployment
 
-    deployment_id = scheduled_deployment("0 3 * * 0", OrchestrationConfig(deployment="weekly")).apply()
+    orchestration = OrchestrationConfig(deployment="weekly", schedule="0 3 * * 0")
     with get_client(sync_client=True) as client:
-        stored = client.read_deployment(deployment_id)
-    assert stored.name == "weekly"
+        client.create_work_pool(WorkPoolCreate(name="gpu-box", type="process"))
+    served = pipeline_deployment(orchestration).apply()
+    on_gpu_box = orchestration.model_copy(update={"deployment": "weekly-gpu"})
+    pooled = pipeline_deployment(on_gpu_box, cron="0 4 * * *", work_pool="gpu-box").apply()
+    with get_client(sync_client=True) as client:
+        stored, on_pool = client.read_deployment(served), client.read_deployment(pooled)
+    assert (stored.name, on_pool.name) == ("weekly", "weekly-gpu")
     assert [schedule.schedule.cron for schedule in stored.schedules] == ["0 3 * * 0"]
-    assert stored.global_concurrency_limit.limit == 1
-    assert stored.concurrency_options.collision_strategy == "ENQUEUE"
+    assert [schedule.schedule.cron for schedule in on_pool.schedules] == ["0 4 * * *"]
+    for deployment in (stored, on_pool):
+        assert deployment.global_concurrency_limit.limit == 1
+        assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
+    # A worker of the pool runs the flow from this project folder, where params.yaml and dvc.yaml are.
+    assert on_pool.work_pool_name == "gpu-box" and on_pool.entrypoint == "flows/pipeline.py:pipeline_flow"
+    assert on_pool.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
 
 
 def test_invalid_cron_is_one_clear_error():
     from distilflow.config import OrchestrationConfig
     from distilflow.errors import DistilflowError
-    from flows.pipeline import scheduled_deployment
+    from flows.pipeline import pipeline_deployment
 
     with pytest.raises(DistilflowError, match="invalid cron schedule 'every sunday'"):
-        scheduled_deployment("every sunday", OrchestrationConfig())
+        pipeline_deployment(OrchestrationConfig(), cron="every sunday")

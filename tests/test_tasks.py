@@ -3,8 +3,9 @@
 import pytest
 
 from distilflow.errors import DistilflowError
-from distilflow.versioning import DvcCommandFailed
-from tasks.pipeline import StageFailed, _artifact_key, _not_bad_input
+from distilflow.ops.dvc import DvcCommandFailed
+from tasks.retries import not_bad_input
+from tasks.stages import StageFailed, artifact_key
 
 
 class _FailedState:
@@ -21,8 +22,8 @@ class _FailedState:
     (StageFailed("stage distill failed (killed)"), True),
 ])
 def test_retry_only_what_a_retry_can_fix(error, retry):
-    assert _not_bad_input(None, None, _FailedState(error)) is retry
+    assert not_bad_input(None, None, _FailedState(error)) is retry
 
 
 def test_artifact_keys_are_what_prefect_accepts():
-    assert _artifact_key("progress-glue@rte") == "progress-glue-rte"
+    assert artifact_key("progress-glue@rte") == "progress-glue-rte"

@@ -1,0 +1,62 @@
+"""The `distilflow` app: shared options, reading params, and turning errors into one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from distilflow.config import Params
+from distilflow.errors import DistilflowError
+from distilflow.ops import runtime
+from distilflow.ops.params_file import load_params
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Distil BERT-family masked-LM teachers into half-depth students.")
+
+ParamsOption = Annotated[Path, typer.Option("--params", "-p", help="params file")]
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override, e.g. distill.loss.temperature=4")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="continue from the latest checkpoint")]
+RestartOption = Annotated[bool, typer.Option("--restart", help="discard existing checkpoints and start over")]
+DiscardStaleOption = Annotated[bool, typer.Option(
+    "--discard-stale", help="with --resume: drop checkpoints made with other params or data instead of stopping")]
+
+
+def read_params(path: Path, overrides: list[str] | None) -> Params:
+    return load_params(path, overrides or [])
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        # standalone_mode=False: our errors and Ctrl-C reach the handlers below instead of click's.
+        result = typer.main.get_command(app).main(standalone_mode=False)
+    except DistilflowError as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        sys.exit(runtime.EXIT_BAD_INPUT)
+    except typer.TyperException as error:  # usage errors: typer 0.29 vendors its own click
+        error.show()
+        sys.exit(error.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        typer.secho("interrupted: run the same command with --resume to continue from the last checkpoint",
+                    err=True, fg=typer.colors.YELLOW)
+        sys.exit(130)
+    except Exception as error:
+        if not _is_cuda_out_of_memory(error):
+            raise
+        # One line the orchestrator recognises; it retries with half the micro-batch (runtime.BATCH_SPLIT_ENV).
+        typer.secho(f"{runtime.OUT_OF_MEMORY_MARKER}: lower the micro_batch_size (and raise "
+                    "gradient_accumulation_steps), then run again with --resume", err=True, fg=typer.colors.RED)
+        sys.exit(runtime.EXIT_OUT_OF_MEMORY)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _is_cuda_out_of_memory(error: Exception) -> bool:
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError)
+
+

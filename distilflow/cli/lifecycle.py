@@ -1,0 +1,120 @@
+"""The lifecycle around the stages: the whole pipeline (once, served on a schedule, or deployed to a
+work pool), and the registry: register, list, promote, roll back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from distilflow.cli.app import (
+    ParamsOption,
+    app,
+    read_params,
+)
+from distilflow.errors import DistilflowError
+from distilflow.ops.params_file import DEFAULT_PARAMS_PATH
+
+PANEL = "Pipeline and registry"
+
+
+@app.command("pipeline", rich_help_panel=PANEL)
+def run_pipeline() -> None:
+    """Run the whole pipeline once as a Prefect flow (pin -> dvc.yaml stages -> register -> promote)."""
+    from flows.pipeline import pipeline_flow
+
+    read_params(DEFAULT_PARAMS_PATH, None)  # bad params: one line now, not a failed flow run with its traceback
+    result = pipeline_flow()
+    typer.echo(f"registered version {result['version']} ({'new' if result['registered_new'] else 'unchanged'}); "
+               f"champion {'moved' if result['promoted'] else 'unchanged'}: {result['reason']}; "
+               f"report {result['report']}")
+
+
+CronOption = Annotated[Optional[str], typer.Option(help="cron schedule (default: orchestration.schedule)")]
+
+
+@app.command(rich_help_panel=PANEL)
+def serve(cron: CronOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Serve the pipeline's deployment from this process on its schedule; one run at a time, later ones wait."""
+    import prefect
+
+    from flows.pipeline import pipeline_deployment
+
+    deployment = pipeline_deployment(read_params(params, None).orchestration, cron)
+    _require_prefect_server()
+    prefect.serve(deployment)
+
+
+@app.command(rich_help_panel=PANEL)
+def deploy(pool: Annotated[str, typer.Option(help="Prefect work pool whose workers run it (type process)")],
+           cron: CronOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Create the pipeline's deployment on a work pool: `prefect worker start --pool POOL` runs it here."""
+    from flows.pipeline import pipeline_deployment
+
+    deployment = pipeline_deployment(read_params(params, None).orchestration, cron, work_pool=pool)
+    _require_prefect_server()
+    deployment_id = deployment.apply()
+    typer.echo(f"deployment {deployment.name} ({deployment_id}) on work pool {pool}: "
+               f"start a worker with `prefect worker start --pool {pool}` in this folder")
+
+
+def _require_prefect_server() -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        # The throwaway server a plain run uses has no scheduler: schedules need a standing one.
+        raise DistilflowError("schedules need a Prefect server: run `prefect server start` in another terminal, "
+                              "then `prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api` and try again")
+
+
+@app.command(rich_help_panel=PANEL)
+def models(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Registered student versions: aliases, GLUE score, retention, latency."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from distilflow.jobs import promote
+
+    config_ = read_params(params, None)
+    rows = promote.versions(config_)
+    table = Table(title=config_.registry.model_name)
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row.values())
+    Console().print(table)
+
+
+@app.command(rich_help_panel=PANEL)
+def promote(version: Annotated[str, typer.Argument(help="registry version to make champion")],
+            params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Make VERSION the champion (by hand, whatever the promotion rule says)."""
+    from distilflow.jobs import promote as job
+
+    config_ = read_params(params, None)
+    job.to_version(config_, version)
+    typer.echo(f"{config_.registry.model_name}@champion -> version {version}")
+
+
+@app.command(rich_help_panel=PANEL)
+def rollback(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Give `champion` back to the previous champion."""
+    from distilflow.jobs import promote as job
+
+    config_ = read_params(params, None)
+    version = job.rollback(config_)
+    typer.echo(f"{config_.registry.model_name}@champion -> version {version} (rolled back)")
+
+
+@app.command(rich_help_panel=PANEL)
+def register(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Register the student (after glue-report) as `challenger`, then apply the promotion rule."""
+    from distilflow.jobs import promote
+    from distilflow.jobs import register as job
+
+    config_ = read_params(params, None)
+    registration = job.run(config_)
+    decision = promote.by_rule(config_, registration.version)
+    typer.echo(f"{config_.registry.model_name} version {registration.version} "
+               f"({'new, alias challenger' if registration.created else 'already registered'}); "
+               f"champion {'moved' if decision.promote else 'unchanged'}: {decision.reason}")

@@ -1,0 +1,100 @@
+"""Raw text in: local files/globs (.txt, .jsonl, .parquet) or a Hub dataset, as paragraphs.
+
+Plain-text files are split into paragraphs on blank lines, which is what the Gutenberg, Brown and
+WikiText files look like. JSON-lines and Parquet rows are taken one per paragraph from the text column.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from pathlib import Path
+
+from datasets import Dataset, load_dataset
+
+from distilflow.config import CorpusSource
+from distilflow.data.sources import file_sha256, resolve
+from distilflow.errors import DistilflowError
+
+TEXT_SUFFIXES = {".txt", ".raw", ".tokens", ".text"}
+ROW_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+# WikiText's tokenised release writes "@-@" for hyphens inside words and "<unk>" for rare words.
+WIKITEXT_MARKERS = {" @-@ ": "-", " @,@ ": ",", " @.@ ": "."}
+BLANK_LINES = re.compile(r"\n\s*\n")
+
+
+def expand_files(patterns: list[str]) -> list[Path]:
+    """The files the patterns name, sorted and de-duplicated; a pattern matching nothing is an error."""
+    files: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        if not matches:
+            raise DistilflowError(f"corpus pattern '{pattern}' matches no file: fix data.*.files in params.yaml")
+        files.extend(matches)
+    return list(dict.fromkeys(files))
+
+
+def source_fingerprint(source: CorpusSource) -> list[str]:
+    """What identifies the raw text: file contents, or the Hub dataset's own fingerprint."""
+    if source.files:
+        return [f"{path}:{file_sha256(path)}" for path in expand_files(source.files)]
+    return [f"dataset:{source.dataset}:{source.dataset_config}:{source.split}:{load_rows(source)._fingerprint}"]
+
+
+def load_paragraphs(source: CorpusSource, unk_token: str) -> Dataset:
+    """A one-column (`text`) dataset of non-empty paragraphs, in source order."""
+    if source.dataset:
+        texts = load_rows(source)[source.text_column]
+    else:
+        texts = []
+        for path in expand_files(source.files):
+            texts.extend(_file_paragraphs(path, source.text_column))
+    paragraphs = [clean(text, unk_token) for text in texts]
+    paragraphs = [text for text in paragraphs if text]
+    if not paragraphs:
+        raise DistilflowError(f"corpus {describe(source)} contains no text: point data.*.files at non-empty files")
+    return Dataset.from_dict({"text": paragraphs})
+
+
+def load_rows(source: CorpusSource) -> Dataset:
+    try:
+        rows = load_dataset(resolve(source.dataset), source.dataset_config, split=source.split)
+    except Exception as error:  # datasets raises many types (FileNotFound, DatasetNotFound, ValueError)
+        raise DistilflowError(
+            f"dataset '{source.dataset}' ({source.dataset_config}, split {source.split}) could not be loaded "
+            f"({str(error).strip().splitlines()[0][:200]}): check data.*.dataset in params.yaml"
+        ) from None
+    if source.text_column not in rows.column_names:
+        raise DistilflowError(
+            f"dataset '{source.dataset}' has no column '{source.text_column}' (it has {rows.column_names}): "
+            "set data.*.text_column"
+        )
+    return rows
+
+
+def _file_paragraphs(path: Path, text_column: str) -> list[str]:
+    suffix = path.suffix.lower()
+    if suffix in ROW_FORMATS:
+        rows = load_dataset(ROW_FORMATS[suffix], data_files=str(path), split="train")
+        if text_column not in rows.column_names:
+            raise DistilflowError(f"'{path}' has no column '{text_column}': set data.*.text_column")
+        return [str(text) for text in rows[text_column] if text]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # older corpora (some Gutenberg files) are Latin-1; it decodes any byte
+        text = raw.decode("latin-1")
+    return BLANK_LINES.split(text)
+
+
+def clean(text: str, unk_token: str) -> str:
+    """One paragraph on one line, WikiText markers undone."""
+    for marker, replacement in WIKITEXT_MARKERS.items():
+        text = text.replace(marker, replacement)
+    text = text.replace("<unk>", unk_token)
+    return " ".join(text.split())
+
+
+def describe(source: CorpusSource) -> str:
+    return f"dataset '{source.dataset}'" if source.dataset else f"files {source.files}"

@@ -1,0 +1,107 @@
+"""Where models and datasets come from: a local path, the offline Hub mirror, or the Hub.
+
+Resolution order for a name: an existing local path -> `$DISTILFLOW_HUB_MIRROR/<name>` when that
+variable is set and the folder exists -> the Hub id itself (transformers/datasets download it).
+The real loaders (`from_pretrained`, `load_dataset`) are always used, so online users get the Hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import logging as hf_logging
+
+from distilflow.errors import DistilflowError, first_line
+
+MIRROR_ENV = "DISTILFLOW_HUB_MIRROR"
+
+
+def resolve(name: str) -> str:
+    """The path or Hub id that the loaders should be given for `name`."""
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror and (Path(mirror) / name).is_dir():
+        return str(Path(mirror) / name)
+    return name
+
+
+def _where_we_looked(name: str) -> str:
+    mirror = os.environ.get(MIRROR_ENV)
+    places = ["not a local path"]
+    places.append(f"not in ${MIRROR_ENV} ({mirror})" if mirror else f"${MIRROR_ENV} unset")
+    return ", ".join(places)
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(resolve(name))
+    except (OSError, ValueError) as error:
+        raise DistilflowError(
+            f"tokenizer for '{name}' could not be loaded ({_where_we_looked(name)}; Hub: {first_line(error)}): "
+            "give an existing model folder or Hub id"
+        ) from None
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report: missing heads/poolers are expected and handled by callers."""
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+def load_masked_lm(name: str, role: str = "model") -> tuple[PreTrainedModel, set[str]]:
+    """Load `name` as a masked-LM; returns the model and the weight names that were missing.
+
+    Missing head weights are normal for encoders without an MLM head; the caller decides what to do.
+    """
+    try:
+        with quiet_transformers():
+            model, info = AutoModelForMaskedLM.from_pretrained(resolve(name), output_loading_info=True)
+    except (OSError, ValueError) as error:
+        raise DistilflowError(
+            f"{role} '{name}' not found ({_where_we_looked(name)}; Hub: {first_line(error)}): "
+            f"set {role}.model in params.yaml to an existing folder or Hub id"
+        ) from None
+    return model, set(info["missing_keys"])
+
+
+def model_fingerprint(model: torch.nn.Module, exclude: set[str] = frozenset()) -> str:
+    """Content hash of a model's weights, independent of where it was loaded from.
+
+    `exclude`: weights the checkpoint did not have (randomly initialised on load, so not its identity).
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name in exclude:
+            continue
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def encoder_fingerprint(name: str) -> str:
+    """Identity of a model's encoder weights, wherever it is loaded from (its head, if any, left out)."""
+    from transformers import AutoModel
+
+    with quiet_transformers():
+        model, info = AutoModel.from_pretrained(resolve(name), output_loading_info=True)
+    return model_fingerprint(model, exclude=set(info["missing_keys"]))

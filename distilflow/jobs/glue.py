@@ -1,0 +1,31 @@
+"""`distilflow glue` (by hand, not a stage): fine-tune any model (and a teacher, as the cached baseline)
+on GLUE tasks, then report, in one MLflow run with a nested run per (model, task). The report goes to
+paths.glue/by_hand/, never over the pipeline's own (which DVC tracks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distilflow.config import Params
+from distilflow.evaluation.report import BASELINE_ROLE, GlueReport
+from distilflow.jobs.glue_report import publish
+from distilflow.jobs.glue_task import selected_tasks, tracked_task_run
+from distilflow.ops import tracking
+
+
+def run(params: Params, model_name: str, teacher_name: str | None = None,
+        tasks: str | list[str] | None = None) -> GlueReport:
+    selected = selected_tasks(params, tasks)
+    sources = {"student": model_name, BASELINE_ROLE: teacher_name} if teacher_name else {"model": model_name}
+    with tracking.mlflow_run(params.tracking, "glue", tags={"stage": "glue", "model": model_name,
+                                                             "teacher": teacher_name or ""}) as parent:
+        tracking.log_params({"glue": params.glue.model_dump(mode="json"), "model": model_name,
+                             "teacher": teacher_name or "", "tasks": ",".join(task.name for task in selected)})
+        results = {role: {task.name: tracked_task_run(params, role, name, task, nested=True) for task in selected}
+                   for role, name in sources.items()}
+        folder = by_hand_folder(params)
+        return publish(params, sources, results, parent.info.run_id, folder, folder / "glue.json")
+
+
+def by_hand_folder(params: Params) -> Path:
+    return params.paths.glue / "by_hand"

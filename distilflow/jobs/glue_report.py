@@ -1,0 +1,52 @@
+"""Stage `glue_report`: the per-task results -> GLUE score, retention, size and speed of the student
+against the teacher (metrics/glue.json for DVC, a markdown table and a chart in paths.glue)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distilflow.config import Params
+from distilflow.data.sources import encoder_fingerprint
+from distilflow.errors import DistilflowError
+from distilflow.evaluation.glue_tasks import select_tasks
+from distilflow.evaluation.report import (
+    GlueReport,
+    TaskResult,
+    build_report,
+    pipeline_models,
+    read_task_results,
+    task_results_file,
+    write_report,
+)
+from distilflow.evaluation.speed import measure
+from distilflow.ops import tracking
+from distilflow.train.devices import pick_device
+
+
+def run(params: Params) -> GlueReport:
+    sources = pipeline_models(params)
+    results: dict[str, dict[str, TaskResult]] = {role: {} for role in sources}
+    for task in select_tasks(params.glue, None):
+        path = task_results_file(params.paths.glue, task.name)
+        if not path.is_file():
+            raise DistilflowError(f"no GLUE result for '{task.name}' at {path}: run `distilflow glue-task {task.name}` first")
+        for role, result in read_task_results(path).items():
+            results[role][task.name] = result
+    with tracking.mlflow_run(params.tracking, "glue report", tags={"stage": "glue_report"}) as run:
+        return publish(params, sources, results, run.info.run_id, params.paths.glue, params.paths.metrics / "glue.json")
+
+
+def publish(params: Params, sources: dict[str, str], results: dict[str, dict[str, TaskResult]],
+            run_id: str | None, output: Path, metrics_file: Path) -> GlueReport:
+    """Measure size and speed, build the report, log it to the active MLflow run and write its files."""
+    latency = params.glue.latency
+    on_gpu = pick_device(params.glue.device).type == "cuda"
+    speeds = {role: measure(name, latency.batch_sizes, latency.seq_length, latency.repeats, gpu=on_gpu)
+              for role, name in sources.items()}
+    fingerprints = {role: encoder_fingerprint(name) for role, name in sources.items()}
+    report = build_report(params.glue.model_dump(mode="json"), results, sources, fingerprints, speeds)
+    report.mlflow_run_id = run_id
+    tracking.log_metrics(report.summary_metrics())
+    for path in write_report(report, output, metrics_file).values():
+        tracking.log_artifacts(path)
+    return report

@@ -1,0 +1,46 @@
+"""Stage `glue@<task>`: the student (paths.student) and the teacher baseline fine-tuned on one GLUE
+task -> paths.glue/tasks/<task>.json. The baseline is the teacher as users have it (teacher.model),
+cached across student changes; the student is always fine-tuned (DVC reruns this stage only when
+something it depends on changed)."""
+
+from __future__ import annotations
+
+from distilflow.config import Params
+from distilflow.errors import DistilflowError
+from distilflow.evaluation.glue_runs import evaluate_task
+from distilflow.evaluation.glue_tasks import GlueTask, select_tasks
+from distilflow.evaluation.report import (
+    BASELINE_ROLE,
+    TaskResult,
+    pipeline_models,
+    task_results_file,
+    write_task_results,
+)
+from distilflow.ops import tracking
+
+
+def run(params: Params, task_name: str) -> dict[str, TaskResult]:
+    task = selected_tasks(params, [task_name])[0]
+    results = {role: tracked_task_run(params, role, name, task) for role, name in pipeline_models(params).items()}
+    write_task_results(task_results_file(params.paths.glue, task.name), results)
+    return results
+
+
+def selected_tasks(params: Params, tasks: str | list[str] | None) -> list[GlueTask]:
+    selected = select_tasks(params.glue, tasks)
+    if not selected:
+        raise DistilflowError(f"no GLUE task to run from {params.glue.source}: check glue.tasks and glue.source")
+    return selected
+
+
+def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask, nested: bool = False) -> TaskResult:
+    """Fine-tune one model on one task in its own MLflow run (same metric names in every run for the UI)."""
+    cache = params.paths.glue / "cache" if role == BASELINE_ROLE else None
+    with tracking.mlflow_run(params.tracking, f"{role} {task.name}", nested=nested,
+                             tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name}):
+        tracking.log_params({"task": task.name, "model": model_name, "role": role})
+        tracking.log_params({"glue": params.glue.model_dump(mode="json", exclude={"tasks"})})
+        result = evaluate_task(model_name, task, params.glue, cache_dir=cache)
+        tracking.log_params({"selected_learning_rate": result.learning_rate})
+        tracking.log_metrics({"score": result.score, **result.flat_metrics()})
+    return result

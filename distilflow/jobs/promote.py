@@ -1,0 +1,26 @@
+"""Who serves: the promotion rule (challenger -> champion when it holds), promotion by hand, rollback."""
+
+from __future__ import annotations
+
+from distilflow.config import Params
+from distilflow.ops import registry, tracking
+
+
+def by_rule(params: Params, version: str) -> registry.Decision:
+    tracking.configure(params.tracking)
+    return registry.promote_by_policy(params.registry, version)
+
+
+def to_version(params: Params, version: str) -> None:
+    tracking.configure(params.tracking)
+    registry.promote(params.registry.model_name, version)
+
+
+def rollback(params: Params) -> str:
+    tracking.configure(params.tracking)
+    return registry.rollback(params.registry.model_name)
+
+
+def versions(params: Params) -> list[dict[str, str]]:
+    tracking.configure(params.tracking)
+    return registry.list_versions(params.registry.model_name)

@@ -1,0 +1,37 @@
+"""After the stages: the student into the MLflow Model Registry as `challenger` (one version per
+distinct student), tagged with its GLUE report, latency and the DVC versions of what made it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distilflow.config import Params
+from distilflow.errors import DistilflowError
+from distilflow.evaluation.report import read_report
+from distilflow.ops import dvc, registry, runtime, tracking
+from distilflow.train.model_folder import read_model_meta
+
+
+@dataclass
+class Registration:
+    version: str
+    created: bool  # False: these weights were registered before, nothing new
+    output_hashes: dict[str, str]  # DVC md5 of the student and teacher folders (dvc.lock)
+
+
+def run(params: Params, run_id: str | None = None) -> Registration:
+    """Register paths.student into `run_id` (default: the pipeline's run, else the student's distill run)."""
+    if not params.tracking.enabled:
+        raise DistilflowError("tracking.enabled is false: the registry lives in MLflow, so nothing can be registered")
+    report_file = params.paths.metrics / "glue.json"
+    if not report_file.is_file():
+        raise DistilflowError(f"no GLUE report at {report_file}: run `distilflow glue-report` (or `dvc repro`) first")
+    report = read_report(report_file)
+    student_meta = read_model_meta(params.paths.student, made_by="distill")
+    outputs = dvc.output_hashes({"student": params.paths.student, "teacher": params.paths.teacher})
+    data_versions = {**dvc.source_hashes(params.versioning), **{f"{k}_artifact": v for k, v in outputs.items()}}
+    tracking.configure(params.tracking)
+    run_id = run_id or runtime.parent_run_id() or student_meta.get("mlflow_run_id")
+    version, created = registry.register_student(params.registry, params.paths.student, run_id,
+                                                 registry.version_tags(report, data_versions))
+    return Registration(str(version.version), created, outputs)

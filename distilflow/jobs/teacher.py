@@ -1,0 +1,109 @@
+"""Stage `teacher`: the complete masked-LM teacher in paths.teacher.
+
+A teacher with an MLM head is copied as it is; one without (all-MiniLM-L6-v2, classifiers) gets a
+head trained on the prepared corpus. Writing the folder either way gives DVC and the distill stage
+one teacher to depend on and hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from distilflow.config import LossConfig, Params
+from distilflow.data.masking import build_masker
+from distilflow.data.prepare import PreparedData, load_prepared
+from distilflow.data.sources import load_masked_lm, load_tokenizer, model_fingerprint
+from distilflow.ops import runtime, tracking
+from distilflow.ops.files import refuse_foreign_folder
+from distilflow.ops.hashing import fingerprint
+from distilflow.train.checkpoint import checkpoint_to_resume, clear_checkpoints
+from distilflow.train.devices import pick_autocast_dtype, pick_device
+from distilflow.train.distributed import process_group
+from distilflow.train.losses import DistillationLoss
+from distilflow.train.mlm_metrics import masked_lm_metrics
+from distilflow.train.model_folder import MODEL_META, save_model
+from distilflow.train.resume import ResumePolicy, remember_run_id, resumable_run_id
+from distilflow.train.teacher_head import freeze_all_but_head, missing_head_weights, require_head_or_training
+from distilflow.train.trainer import Trainer
+
+MLM_ONLY = LossConfig(alpha_ce=0.0, alpha_mlm=1.0, alpha_cos=0.0, alpha_mse=0.0)
+
+
+@dataclass
+class TeacherArtifact:
+    path: str
+    fingerprint: str
+    head_trained: bool
+    metrics: dict[str, float]
+
+
+def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> TeacherArtifact:
+    output = params.paths.teacher
+    refuse_foreign_folder(output, MODEL_META)  # before any training, not after
+    prepared = load_prepared(params.paths.prepared)
+    torch.manual_seed(params.head.train.seed)  # a missing head is initialised randomly on load: reproducibly
+    teacher, missing = load_masked_lm(params.teacher.model, role="teacher")
+    tokenizer = load_tokenizer(params.teacher.model)
+    missing_head = missing_head_weights(teacher, missing)
+    if not missing_head:
+        teacher_fingerprint = model_fingerprint(teacher)
+        group = process_group()
+        if group.is_main:  # under torchrun one process writes the folder
+            save_model(teacher, tokenizer, output, {"fingerprint": teacher_fingerprint, "source": params.teacher.model,
+                                                    "head_trained": False, "metrics": {}})
+        group.barrier()
+        return TeacherArtifact(str(output), teacher_fingerprint, head_trained=False, metrics={})
+    require_head_or_training(params.teacher.model, missing_head, params.head.enabled)
+    return train_head(params, teacher, tokenizer, prepared, policy)
+
+
+def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, policy: ResumePolicy) -> TeacherArtifact:
+    """Train the missing MLM head (and the top layers asked for), measured on held-out text before and after."""
+    # The encoder is what was loaded; the head is random, so fingerprint the encoder only.
+    encoder_fingerprint = model_fingerprint(teacher.base_model)
+    # Uniform masking for the head (BERT's pre-training recipe): smoothing would skew it to rare words.
+    head_masking = params.masking.model_copy(update={"smoothing": 0.0})
+    run_key = fingerprint("head-v1", encoder_fingerprint, prepared.fingerprint,
+                          params.head.model_dump(mode="json"), head_masking.model_dump(mode="json"))
+    trainable = freeze_all_but_head(teacher, params.head.unfreeze_top_layers)
+    held_out = prepared.split("test") if (prepared.path / "test").exists() else prepared.split("validation")
+    train_cfg = params.head.train
+    group = process_group()
+    device = group.device(pick_device(train_cfg.device))
+
+    def held_out_metrics(model) -> dict[str, float]:
+        return masked_lm_metrics(model.to(device), held_out, tokenizer, max_sequences=train_cfg.eval_sequences,
+                                 device=device, autocast_dtype=pick_autocast_dtype(train_cfg.precision, device))
+
+    checkpoints = params.paths.checkpoints / "teacher_head"
+    checkpoint_to_resume(checkpoints, policy.resume, policy.restart)  # refuse before an MLflow run is opened
+    with tracking.mlflow_run(params.tracking, "teacher-head", run_id=resumable_run_id(checkpoints, policy, run_key),
+                             tags={"stage": "teacher_head", "data_fingerprint": prepared.fingerprint,
+                                   "teacher_encoder_fingerprint": encoder_fingerprint}, enabled=group.is_main) as run:
+        if group.is_main:
+            remember_run_id(checkpoints, run.info.run_id, run_key)
+        tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),
+                             "head": params.head.model_dump(mode="json"),
+                             "masking": params.masking.model_dump(mode="json"),
+                             "data": {"fingerprint": prepared.fingerprint}, "head_trainable_parameters": trainable})
+        before = held_out_metrics(teacher)
+        trainer = Trainer(teacher, DistillationLoss(MLM_ONLY), build_masker(head_masking, tokenizer),
+                          prepared.split("train"), prepared.split("validation"), tokenizer, train_cfg, checkpoints,
+                          run_key=run_key, log_metrics=tracking.log_metrics, description="teacher head",
+                          batch_split=runtime.batch_split(), sequence_length=params.data.max_seq_length, group=group)
+        trainer.run(resume=policy.resume, restart=policy.restart, discard_stale=policy.discard_stale)
+        after = held_out_metrics(teacher)
+        metrics = {**{f"heldout_{k}_before": v for k, v in before.items()},
+                   **{f"heldout_{k}_after": v for k, v in after.items()}}
+        tracking.log_metrics(metrics)
+        teacher_fingerprint = model_fingerprint(teacher)
+        if group.is_main:
+            save_model(teacher.cpu(), tokenizer, params.paths.teacher,
+                       {"run_key": run_key, "fingerprint": teacher_fingerprint, "source": params.teacher.model,
+                        "head_trained": True, "metrics": metrics, "mlflow_run_id": run.info.run_id})
+            tracking.log_artifacts(params.paths.teacher, artifact_path="teacher_with_head")
+            clear_checkpoints(checkpoints)  # the saved teacher supersedes them; a later run starts clean
+    group.barrier()
+    return TeacherArtifact(str(params.paths.teacher), teacher_fingerprint, head_trained=True, metrics=metrics)

@@ -1,0 +1,94 @@
+"""Identities of things that decide a result: settings, files, and the code that runs.
+
+`executed_modules` reads a module's imports (transitively, inside distilflow) from its source, so that
+dvc.yaml's code dependencies and the GLUE cache key can name exactly the modules a job executes.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+PACKAGE = "distilflow"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../distilflow
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-serialisable parts (configs, file hashes)."""
+    payload = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def module_file(module: str) -> Path | None:
+    """distilflow.a.b -> distilflow/a/b.py (or the package's __init__.py); None if no such module."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return PACKAGE_ROOT / "__init__.py"
+    for candidate in (PACKAGE_ROOT.joinpath(*parts).with_suffix(".py"), PACKAGE_ROOT.joinpath(*parts, "__init__.py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(module: str, top_level_only: bool) -> set[str]:
+    """The distilflow modules `module` imports (anywhere in its code, or only at module level)."""
+    tree = ast.parse(module_file(module).read_text())
+    statements = tree.body if top_level_only else ast.walk(tree)
+    found: set[str] = set()
+    for node in statements:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == PACKAGE)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == PACKAGE:
+            found.add(node.module)
+            # `from distilflow.x import y` imports the submodule y when there is one
+            found.update(f"{node.module}.{alias.name}" for alias in node.names
+                         if module_file(f"{node.module}.{alias.name}") is not None)
+    return {name for name in found if module_file(name) is not None}
+
+
+def _with_packages(module: str) -> set[str]:
+    """Importing a.b.c runs a/__init__.py and a/b/__init__.py first."""
+    parts = module.split(".")
+    return {".".join(parts[:end]) for end in range(1, len(parts) + 1)}
+
+
+@cache
+def executed_modules(entry: str, lazy_package: str | None = None) -> tuple[str, ...]:
+    """Every distilflow module that running `entry` may execute: its imports, theirs, and so on.
+
+    Imports inside functions count (they run when the function is called), except in the modules of
+    `lazy_package` (the CLI, whose commands import their job only when they run)."""
+    seen: set[str] = set()
+    pending = _with_packages(entry)
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        lazy = lazy_package is not None and (module == lazy_package or module.startswith(lazy_package + "."))
+        for name in _imported_modules(module, top_level_only=lazy):
+            pending |= _with_packages(name) - seen
+    return tuple(sorted(seen))
+
+
+def stage_modules(job: str) -> tuple[str, ...]:
+    """The modules a dvc.yaml stage executes: the CLI's own, then its job's (distilflow/jobs/<job>.py)."""
+    cli = executed_modules(f"{PACKAGE}.cli", lazy_package=f"{PACKAGE}.cli")
+    return tuple(sorted(set(cli) | set(executed_modules(f"{PACKAGE}.jobs.{job}"))))
+
+
+def source_files(modules: tuple[str, ...] | list[str]) -> list[Path]:
+    return sorted({module_file(module) for module in modules})
+
+
+def code_version(entry: str) -> str:
+    """A hash of the source of every module `entry` executes: changes when any of that code does."""
+    digest = hashlib.sha256()
+    for module in executed_modules(entry):
+        digest.update(module.encode())
+        digest.update(module_file(module).read_bytes())
+    return digest.hexdigest()[:16]

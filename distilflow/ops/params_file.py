@@ -1,0 +1,65 @@
+"""Reading `params.yaml` (with `--set key=value` overrides) into the typed config, one line per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from distilflow.config import Params
+from distilflow.errors import DistilflowError, first_line
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS_PATH, overrides: list[str] | None = None) -> Params:
+    """Read `path`, apply `key.sub=value` overrides, validate, and return the typed config."""
+    path = Path(path)
+    if not path.is_file():
+        raise DistilflowError(f"params file '{path}' not found: run from the project root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise DistilflowError(f"params file '{path}' is not valid YAML ({first_line(error)}): fix its syntax") from None
+    if not isinstance(raw, dict):
+        raise DistilflowError(f"params file '{path}' must be a mapping of sections (teacher:, data:, ...)")
+    for override in overrides or []:
+        apply_override(raw, override)
+    return validate_params(raw, source=str(path))
+
+
+def validate_params(raw: dict[str, Any], source: str = "params") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise DistilflowError(describe_validation_error(error, source)) from None
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in the nested dict; the value is parsed as YAML (numbers, lists, null)."""
+    key, sep, value_text = override.partition("=")
+    if not sep or not key.strip():
+        raise DistilflowError(f"override '{override}' must look like section.key=value, e.g. distill.loss.temperature=4")
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise DistilflowError(f"override '{override}': '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(value_text) if value_text.strip() else None
+
+
+def describe_validation_error(error: ValidationError, source: str) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{key}' (check its spelling and section)")
+        elif item["type"] == "missing":
+            problems.append(f"missing key '{key}'")
+        else:
+            problems.append(f"'{key}': {item['msg']}")
+    return f"invalid {source}: " + "; ".join(problems) + " — see the documented keys in params.yaml"

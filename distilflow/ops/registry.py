@@ -1,0 +1,226 @@
+"""The MLflow Model Registry side: register a student once, aliases `challenger`/`champion`, the
+promotion rule, manual promotion and rollback.
+
+A version's tags carry what the rule and the `models` table need (GLUE score, retention, latency,
+tasks, data hashes), so decisions never depend on files that may have moved since.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from distilflow.config import PromotionConfig, RegistryConfig
+from distilflow.errors import DistilflowError
+from distilflow.evaluation.report import GlueReport
+from distilflow.train.model_folder import MODEL_META
+
+CHALLENGER, CHAMPION = "challenger", "champion"
+HISTORY_TAG = "champion_history"  # on the registered model: champion versions, oldest first
+FINGERPRINT_TAG = "student_fingerprint"
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reason: str
+
+
+def _client():
+    import mlflow
+
+    return mlflow.MlflowClient()
+
+
+def _is_not_found(error: Exception) -> bool:
+    """MLflow's answer for a model, version or alias that does not exist (and only that)."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(error, MlflowException):
+        return False
+    return error.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+        error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in error.message)
+
+
+def find_version(name: str, student_fingerprint: str):
+    """The version already registered for these exact student weights, if any."""
+    for version in _client().search_model_versions(f"name='{name}'"):
+        if version.tags.get(FINGERPRINT_TAG) == student_fingerprint:
+            return version
+    return None
+
+
+def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tags: dict[str, str]):
+    """Log the student (transformers flavour, fill-mask) to `run_id` and register it as a new version
+    with alias `challenger`. The same weights registered again return the existing version.
+
+    Returns (version, created).
+    """
+    import mlflow
+    import torch
+    import transformers
+
+    student_dir = student_dir.resolve()  # a relative path would look like a Hub id to MLflow, which then asks the Hub
+    meta = json.loads((student_dir / MODEL_META).read_text())
+    existing = find_version(config.model_name, meta["fingerprint"])
+    if existing is not None:
+        return existing, False
+    tokenizer = transformers.AutoTokenizer.from_pretrained(student_dir)
+    model = transformers.AutoModelForMaskedLM.from_pretrained(student_dir)
+    example = config.input_example.replace("[MASK]", tokenizer.mask_token)
+    with mlflow.start_run(run_id=run_id), _quiet_mlflow_transformers():
+        info = mlflow.transformers.log_model(
+            transformers_model={"model": model, "tokenizer": tokenizer}, name="student", task="fill-mask",
+            input_example=[example],
+            # Explicit: MLflow's inference imports torchvision, which a CPU install does not have.
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}"],
+        )
+    version = mlflow.register_model(info.model_uri, config.model_name,
+                                    tags={**tags, FINGERPRINT_TAG: meta["fingerprint"], "mlflow_run_id": run_id})
+    _client().set_registered_model_alias(config.model_name, CHALLENGER, version.version)
+    return version, True
+
+
+class _quiet_mlflow_transformers:
+    """MLflow warns that it cannot fetch a model card or license from the Hub for a local model."""
+
+    def __enter__(self):
+        self.logger = logging.getLogger("mlflow.transformers")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+
+
+def decide(policy: PromotionConfig, challenger: dict[str, str], champion: dict[str, str] | None) -> Decision:
+    """The promotion rule on version tags: latency budget, retention floor, and beating the champion."""
+    latency_key = f"latency_ms_{policy.latency}"
+    if policy.max_latency_ms is not None:
+        if latency_key not in challenger:
+            return Decision(False, f"no measured {latency_key} to check against the latency budget")
+        if float(challenger[latency_key]) > policy.max_latency_ms:
+            return Decision(False, f"{latency_key} {float(challenger[latency_key]):.1f} ms > budget {policy.max_latency_ms} ms")
+    if "glue_retention" not in challenger:
+        if policy.min_retention > 0:
+            return Decision(False, "no GLUE retention (the teacher's GLUE score is 0 or below): the retention floor "
+                                   "cannot be checked, promote by hand")
+    elif float(challenger["glue_retention"]) < policy.min_retention:
+        return Decision(False, f"GLUE retention {float(challenger['glue_retention']):.3f} < {policy.min_retention}")
+    if champion is None:
+        return Decision(True, "first version that meets the rule")
+    differing = [key for key in comparable_tags(challenger) | comparable_tags(champion)
+                 if challenger.get(key) != champion.get(key)]
+    if differing:
+        what = "; ".join(f"{key} {challenger.get(key)} vs {champion.get(key)}" for key in sorted(differing))
+        return Decision(False, f"GLUE settings differ from the champion's ({what}): scores are not comparable, "
+                               "promote by hand")
+    needed = float(champion["glue_score"]) + policy.min_glue_gain
+    if float(challenger["glue_score"]) < needed:
+        return Decision(False, f"GLUE score {float(challenger['glue_score']):.4f} < champion's "
+                               f"{float(champion['glue_score']):.4f} + margin {policy.min_glue_gain}")
+    return Decision(True, f"GLUE score {float(challenger['glue_score']):.4f} >= champion's "
+                          f"{float(champion['glue_score']):.4f} + margin {policy.min_glue_gain}")
+
+
+def champion_version(name: str):
+    try:
+        return _client().get_model_version_by_alias(name, CHAMPION)
+    except Exception as error:
+        if _is_not_found(error):  # no such alias (or model) yet
+            return None
+        raise
+
+
+def promote_by_policy(config: RegistryConfig, version: str) -> Decision:
+    """Apply the rule to `version` against the current champion; move `champion` when it passes."""
+    challenger = _client().get_model_version(config.model_name, version)
+    champion = champion_version(config.model_name)
+    if champion is not None and champion.version == challenger.version:
+        return Decision(False, f"version {version} is already the champion")
+    decision = decide(config.promotion, challenger.tags, champion.tags if champion else None)
+    if decision.promote:
+        promote(config.model_name, version)
+    return decision
+
+
+def promote(name: str, version: str) -> None:
+    """Point `champion` at `version` and remember the previous champion for rollback."""
+    client = _client()
+    try:
+        client.get_model_version(name, str(version))
+    except Exception as error:
+        if not _is_not_found(error):
+            raise
+        raise DistilflowError(f"model '{name}' has no version {version}: see `distilflow models`") from None
+    history = _history(name)
+    if not history or history[-1] != str(version):
+        history.append(str(version))
+    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+
+
+def rollback(name: str) -> str:
+    """Give `champion` back to the previous champion; returns that version."""
+    history = _history(name)
+    if len(history) < 2:
+        raise DistilflowError(f"model '{name}' has no earlier champion to roll back to (history: {history or 'empty'})")
+    history.pop()
+    client = _client()
+    client.set_registered_model_alias(name, CHAMPION, history[-1])
+    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
+    return history[-1]
+
+
+def _history(name: str) -> list[str]:
+    try:
+        model = _client().get_registered_model(name)
+    except Exception as error:
+        if not _is_not_found(error):
+            raise
+        raise DistilflowError(f"no registered model '{name}': run the pipeline first (make run)") from None
+    return [v for v in model.tags.get(HISTORY_TAG, "").split(",") if v]
+
+
+def list_versions(name: str) -> list[dict[str, str]]:
+    """One row per version, newest first: aliases and the scores the rule looks at."""
+    versions = _client().search_model_versions(f"name='{name}'")
+    if not versions:
+        raise DistilflowError(f"no registered model '{name}': run the pipeline first (make run)")
+    # Version search results carry no aliases; the registered model has them all.
+    aliases: dict[str, list[str]] = {}
+    for alias, version in _client().get_registered_model(name).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    rows = []
+    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        tags = version.tags
+        rows.append({"version": str(version.version), "aliases": ", ".join(sorted(aliases.get(str(version.version), []))),
+                     "GLUE": _score(tags.get("glue_score")), "retention": _score(tags.get("glue_retention")),
+                     "tasks": tags.get("glue_tasks", ""), "cpu b1 ms": tags.get("latency_ms_cpu_b1", ""),
+                     "run": (version.run_id or "")[:8]})
+    return rows
+
+
+def _score(value: str | None) -> str:
+    return f"{100 * float(value):.1f}" if value else ""
+
+
+GLUE_SETTING_TAG = "glue_{}"  # one tag per setting that makes GLUE scores comparable
+
+
+def comparable_tags(tags: dict[str, str]) -> set[str]:
+    return {key for key in tags if key.startswith("glue_") and key not in ("glue_score", "glue_retention")}
+
+
+def version_tags(report: GlueReport, data_hashes: dict[str, str]) -> dict[str, str]:
+    """Tags for a new version: what the promotion rule and the `models` table read, and the data it used."""
+    student = report.student
+    tags = {"glue_score": f"{student.glue_score:.6f}"}
+    tags.update({GLUE_SETTING_TAG.format(key): value for key, value in report.comparable_settings().items()})
+    if report.glue_retention is not None:
+        tags["glue_retention"] = f"{report.glue_retention:.6f}"
+    tags.update({key: f"{value:.3f}" for key, value in student.speed.items() if key.startswith("latency_ms_")})
+    tags.update({f"dvc_{name}": value for name, value in data_hashes.items()})
+    return tags

@@ -1,0 +1,189 @@
+"""MLflow, wrapped once: tracking URI, experiment with its artifact root, runs, params, git commit.
+
+Default store: `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts` (MLflow 3.18
+refuses a bare `./mlruns` file store). `MLFLOW_TRACKING_URI` in the environment wins over params.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from distilflow.config import TrackingConfig
+from distilflow.ops import runtime
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+
+
+def tracking_uri(config: TrackingConfig) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+
+
+def configure(config: TrackingConfig) -> str:
+    """Point MLflow at the store and return the experiment id (created with our artifact root)."""
+    import mlflow
+
+    uri = tracking_uri(config)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(config.experiment)
+    if experiment is None:
+        artifact_location = config.artifact_root.resolve().as_uri() if uri.startswith("sqlite:") else None
+        experiment_id = mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)  # nested runs land in the same experiment
+    return experiment_id
+
+
+@dataclass(frozen=True)
+class _RunInfo:
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class UntrackedRun:
+    """Stands in for an MLflow run where nothing is tracked (tracking.enabled=false, or not rank 0)."""
+
+    info: _RunInfo = _RunInfo(None)
+
+
+_untracked_depth = 0  # > 0 inside an untracked run: the log_* helpers below do nothing
+
+
+@contextmanager
+def mlflow_run(config: TrackingConfig, run_name: str, run_id: str | None = None,
+               tags: dict[str, str] | None = None, nested: bool = False, enabled: bool = True) -> Iterator[Any]:
+    """Start (or, with run_id, continue) a run with system metrics and the git commit tagged.
+
+    Under the pipeline, a new top-level run is nested under the pipeline's run (runtime.PARENT_RUN_ENV).
+    enabled=False (other processes of a data-parallel run) or tracking.enabled=false: nothing is logged.
+    """
+    global _untracked_depth
+    if not (config.enabled and enabled):
+        _untracked_depth += 1
+        try:
+            yield UntrackedRun()
+        finally:
+            _untracked_depth -= 1
+        return
+    import mlflow
+
+    experiment_id = configure(config)
+    parent = runtime.parent_run_id() if not (run_id or nested or mlflow.active_run()) else None
+    all_tags = standard_tags(tags or {})
+    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else run_name,
+                          nested=nested, parent_run_id=parent, log_system_metrics=config.system_metrics,
+                          tags=all_tags) as run:
+        yield run
+
+
+def start_parent_run(config: TrackingConfig, run_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
+    """Create a run that stays open across processes (the pipeline's parent run), with every
+    hyperparameter as a flat param; returns its id."""
+    import mlflow
+    from mlflow.entities import Param
+
+    experiment_id = configure(config)
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(experiment_id, run_name=run_name, tags=standard_tags(tags)).info.run_id
+    client.log_batch(run_id, params=[Param(key, value) for key, value in _flat_params(params).items()])
+    return run_id
+
+
+def end_parent_run(config: TrackingConfig, run_id: str, succeeded: bool) -> None:
+    import mlflow
+
+    configure(config)
+    mlflow.MlflowClient().set_terminated(run_id, "FINISHED" if succeeded else "FAILED")
+
+
+def run_url(config: TrackingConfig, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+    """Where the MLflow UI (`mlflow ui --backend-store-uri ...`) shows this run."""
+    experiment_id = configure(config)
+    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def standard_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The given tags plus the git commit (and whether the tree had uncommitted changes)."""
+    all_tags = {"git_commit": git_commit() or "unknown", "git_dirty": str(git_is_dirty()), **tags}
+    if all_tags["git_commit"] != "unknown":
+        all_tags["mlflow.source.git.commit"] = all_tags["git_commit"]
+    return all_tags
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log a nested config as flat `section.key` params (every hyperparameter, one column each)."""
+    if _untracked_depth:
+        return
+    import mlflow
+
+    flat = _flat_params(params)
+    existing = mlflow.active_run().data.params if mlflow.active_run() else {}
+    # A resumed run already has its params; logging a different value for the same key is an error.
+    mlflow.log_params({key: value for key, value in flat.items() if key not in existing})
+
+
+def _flat_params(params: dict[str, Any]) -> dict[str, str]:
+    return {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flatten(params).items()}
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    if _untracked_depth or not metrics:
+        return
+    import mlflow
+
+    mlflow.log_metrics(metrics, step=step)
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    if _untracked_depth:
+        return
+    import mlflow
+
+    mlflow.set_tags(tags)
+
+
+def log_artifacts(path: Path | str, artifact_path: str | None = None) -> None:
+    """A file or a folder's contents, into the active run's artifacts."""
+    if _untracked_depth:
+        return
+    import mlflow
+
+    if Path(path).is_dir():
+        mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+    else:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def git_is_dirty() -> bool:
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return bool(status.strip())
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}: the form MLflow params and the CLI overrides use."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat

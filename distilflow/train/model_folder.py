@@ -1,0 +1,32 @@
+"""The model folders distilflow writes (the teacher with its head, the student): save_pretrained
+output plus `distilflow.json`, which says what made the model and marks the folder as ours."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from distilflow.errors import DistilflowError
+from distilflow.ops.files import read_json, replace_folder
+
+MODEL_META = "distilflow.json"
+
+
+def save_model(model, tokenizer, output: Path, meta: dict) -> None:
+    """save_pretrained into a staging folder, then swap it in: never a half-written model folder."""
+
+    def fill(staging: Path) -> None:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / MODEL_META).write_text(json.dumps(meta, indent=2, default=str))
+
+    replace_folder(output, fill, marker=MODEL_META)
+
+
+def read_model_meta(folder: Path, made_by: str) -> dict:
+    """The meta of a model folder a previous stage wrote; a one-line error naming that stage if absent."""
+    meta = read_json(folder / MODEL_META)
+    if not meta:
+        raise DistilflowError(f"no model in '{folder}' (no {MODEL_META}): run `distilflow {made_by}` first, "
+                              "or `dvc repro` for the whole pipeline")
+    return meta

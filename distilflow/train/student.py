@@ -1,0 +1,96 @@
+"""The student: the teacher's architecture at the same width with fewer layers.
+
+Initialised from the teacher: embeddings and MLM head copied, student layer i taken from teacher
+layer `layers[i]`. Works for masked-LMs whose layers are named `...layer.<index>...` and whose head
+is `cls` (BERT family) or `lm_head` (RoBERTa family).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import torch
+from transformers import AutoModelForMaskedLM, PreTrainedModel
+
+from distilflow.config import StudentConfig
+from distilflow.errors import DistilflowError
+
+LAYER_KEY = re.compile(r"(^|\.)layer\.(\d+)\.")
+
+
+def select_teacher_layers(n_teacher: int, n_student: int, rule: str | list[int]) -> list[int]:
+    """Which teacher layer initialises each student layer."""
+    if n_student > n_teacher:
+        raise DistilflowError(f"student.n_layers={n_student} exceeds the teacher's {n_teacher} layers: choose fewer")
+    if isinstance(rule, list):
+        if len(rule) != n_student or any(not 0 <= i < n_teacher for i in rule) or sorted(set(rule)) != rule:
+            raise DistilflowError(
+                f"student.layers={rule} must list {n_student} increasing teacher layers in 0..{n_teacher - 1}"
+            )
+        return list(rule)
+    if rule == "every_other":
+        stride = n_teacher // n_student
+        return [i * stride for i in range(n_student)]
+    if n_student == 1:
+        return [n_teacher - 1]
+    # "spread": evenly from first to last; for 12 -> 6 this is DistilBERT's 0, 2, 4, 7, 9, 11.
+    return [round(i * (n_teacher - 1) / (n_student - 1)) for i in range(n_student)]
+
+
+def build_student(teacher: PreTrainedModel, config: StudentConfig, seed: int = 0) -> tuple[PreTrainedModel, list[int]]:
+    n_teacher = teacher.config.num_hidden_layers
+    n_student = config.n_layers or max(1, n_teacher // 2)
+    layers = select_teacher_layers(n_teacher, n_student, config.layers)
+    student_config = copy.deepcopy(teacher.config)
+    student_config.num_hidden_layers = n_student
+    torch.manual_seed(seed)  # the random-init baseline must be reproducible too
+    student = AutoModelForMaskedLM.from_config(student_config)
+    if config.init == "teacher":
+        student.load_state_dict(map_teacher_weights(teacher.state_dict(), layers), strict=True)
+    return student, layers
+
+
+def map_teacher_weights(teacher_state: dict[str, torch.Tensor], layers: list[int]) -> dict[str, torch.Tensor]:
+    """Teacher weights renamed for the student: layer layers[i] becomes layer i, others dropped."""
+    new_index = {teacher_index: student_index for student_index, teacher_index in enumerate(layers)}
+    student_state = {}
+    for key, tensor in teacher_state.items():
+        match = LAYER_KEY.search(key)
+        if match is None:
+            student_state[key] = tensor.clone()
+        elif int(match.group(2)) in new_index:
+            renamed = f"{key[: match.start(2)]}{new_index[int(match.group(2))]}{key[match.end(2):]}"
+            student_state[renamed] = tensor.clone()
+    return student_state
+
+
+def split_masked_lm(model: PreTrainedModel) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(encoder, head): lets the loss run the vocabulary projection only where it is needed."""
+    for head_name in ("cls", "lm_head"):
+        if hasattr(model, head_name):
+            return model.base_model, getattr(model, head_name)
+    raise DistilflowError(
+        f"{type(model).__name__} is not supported: its MLM head is neither 'cls' (BERT) nor 'lm_head' (RoBERTa)"
+    )
+
+
+class MaskedLMView(torch.nn.Module):
+    """A masked-LM as (last hidden states, fp32 logits at chosen flat positions).
+
+    One module, so that DistributedDataParallel sees the whole forward; the vocabulary projection
+    runs only at `rows` and in fp32 (softmax over 30k words is where bf16 rounding hurts).
+    """
+
+    def __init__(self, model: PreTrainedModel):
+        super().__init__()
+        self.encoder, self.head = split_masked_lm(model)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if rows is None:
+            return hidden, None
+        selected = hidden.flatten(0, 1).index_select(0, rows)
+        with torch.autocast(hidden.device.type, enabled=False):
+            return hidden, self.head(selected.float())

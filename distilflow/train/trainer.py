@@ -1,0 +1,255 @@
+"""The training loop, used both for distillation and for training a teacher's MLM head.
+
+One screen of loop: take the step's batches (padded and masked afresh by the DataLoader), forward,
+loss, backward (accumulating), clip, step; validate every `eval_every` steps; checkpoint every
+`checkpoint_every`. Only parameters with `requires_grad` are optimised, which is how head training
+keeps parts of the teacher frozen.
+
+On a GPU the loop never waits for the device inside a step: loss terms stay tensors until
+`log_every`, positions are index tensors prepared on the CPU, batches arrive in pinned memory and
+are copied without blocking. Under torchrun it is data parallel (distributed.py).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from datasets import Dataset
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from distilflow.config import TrainConfig
+from distilflow.data.batching import MaskingCollator, StepBatch, StepOrder, sequence_lengths, step_loader
+from distilflow.data.masking import DynamicMasker
+from distilflow.errors import DistilflowError
+from distilflow.ops.runtime import report_progress
+from distilflow.train.checkpoint import (
+    capture_rng_states,
+    checkpoint_to_resume,
+    clear_checkpoints,
+    is_current_format,
+    load_checkpoint,
+    restore_rng_states,
+    save_checkpoint,
+)
+from distilflow.train.devices import frozen_teacher, pick_autocast_dtype, pick_device
+from distilflow.train.distributed import ProcessGroup, process_group
+from distilflow.train.losses import DistillationLoss, StepCounts
+from distilflow.train.mlm_metrics import masked_lm_metrics
+from distilflow.train.optimizer import build_optimizer
+from distilflow.train.student import MaskedLMView
+
+MetricsLogger = Callable[[dict[str, float], int], None]
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    validation: dict[str, float]
+    resumed_from: int | None
+    data_wait_seconds: float = 0.0  # time the loop waited for the next batch (0 when the GPU never starves)
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss_fn: DistillationLoss,
+        masker: DynamicMasker,
+        train_set: Dataset,
+        validation_set: Dataset,
+        tokenizer,
+        config: TrainConfig,
+        checkpoint_dir: Path,
+        run_key: str,
+        teacher: torch.nn.Module | None = None,
+        log_metrics: MetricsLogger | None = None,
+        description: str = "train",
+        batch_split: int = 1,
+        sequence_length: int | None = None,
+        group: ProcessGroup | None = None,
+    ):
+        if batch_split > 1:  # after an out-of-memory: same effective batch in smaller pieces
+            config = config.model_copy(update={
+                "micro_batch_size": max(1, config.micro_batch_size // batch_split),
+                "gradient_accumulation_steps": config.gradient_accumulation_steps * batch_split})
+        self.group = group or process_group()
+        global_batch = config.micro_batch_size * config.gradient_accumulation_steps * self.group.world_size
+        if len(train_set) < global_batch:
+            raise DistilflowError(
+                f"only {len(train_set)} training sequences for a global batch of {global_batch} (micro_batch_size="
+                f"{config.micro_batch_size} x gradient_accumulation_steps x processes): add text to the corpus "
+                "or lower the batch size"
+            )
+        self.config, self.loss_fn, self.tokenizer = config, loss_fn, tokenizer
+        self.train_set, self.validation_set = train_set, validation_set
+        self.checkpoint_dir, self.run_key, self.description = checkpoint_dir, run_key, description
+        self.log_metrics = log_metrics if log_metrics and self.group.is_main else (lambda metrics, step: None)
+        self.device = self.group.device(pick_device(config.device))
+        self.autocast_dtype = pick_autocast_dtype(config.precision, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 vocabulary projection on tensor cores
+        torch.manual_seed(config.seed + self.group.rank)  # dropout differs between processes, as it should
+
+        self.model = model.to(self.device).train()
+        self.teacher = frozen_teacher(teacher, self.device, self.autocast_dtype) if teacher is not None else None
+        self.student_view = MaskedLMView(self.model)
+        self.teacher_view = MaskedLMView(self.teacher) if self.teacher is not None else None
+        if config.compile:
+            for view in filter(None, (self.student_view, self.teacher_view)):
+                view.encoder.compile(dynamic=False)
+        self.train_view = self.student_view
+        if self.group.is_distributed:
+            self.train_view = DistributedDataParallel(
+                self.student_view, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False, find_unused_parameters=not loss_fn.needs_student_logits)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer, self.scheduler = build_optimizer(self.model, config, fused=self.device.type == "cuda")
+        self.order = StepOrder(len(train_set), global_batch, config.seed,
+                               lengths=sequence_lengths(train_set) if config.group_by_length else None)
+        self.collator = MaskingCollator(masker, tokenizer.pad_token_id, config.seed, config.micro_batch_size,
+                                        config.gradient_accumulation_steps, self.group.rank, self.group.world_size,
+                                        pad_to=sequence_length if config.compile else None)
+        self.step = 0
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def start(self, resume: bool = False, restart: bool = False, discard_stale: bool = False) -> int | None:
+        """Continue from the latest checkpoint (resume), discard old ones (restart), or refuse to mix them.
+
+        discard_stale: a checkpoint from other params or data is dropped instead of refused (what a
+        pipeline wants after its params changed; a person at a terminal gets the error instead).
+        """
+        latest = checkpoint_to_resume(self.checkpoint_dir, resume, restart)
+        state = load_checkpoint(latest) if latest is not None else None
+        stale = state is not None and (state.get("run_key") != self.run_key or not is_current_format(state))
+        if stale and not discard_stale:
+            raise DistilflowError(
+                f"checkpoint '{latest}' belongs to a run with other params or data (or an older distilflow): "
+                "pass --restart to start over, or restore the params it was made with"
+            )
+        if state is None or stale:
+            if self.group.is_main:
+                clear_checkpoints(self.checkpoint_dir)
+            self.group.barrier()
+            return None
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        per_process = state["rng"]
+        restore_rng_states(per_process[self.group.rank % len(per_process)])
+        self.step = state["step"]
+        return self.step
+
+    def save(self) -> Path | None:
+        self._refuse_diverged_weights()
+        rng = self.group.gather(capture_rng_states())  # every process's dropout stream, for an exact resume
+        path = None
+        if self.group.is_main:
+            state = {"run_key": self.run_key, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "scheduler": self.scheduler.state_dict(), "rng": rng}
+            path = save_checkpoint(self.checkpoint_dir, self.step, state, self.config.keep_checkpoints)
+        self.group.barrier()
+        return path
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, resume: bool = False, restart: bool = False, discard_stale: bool = False) -> TrainResult:
+        resumed_from = self.start(resume=resume, restart=restart, discard_stale=discard_stale)
+        cfg = self.config
+        progress = tqdm(total=cfg.max_steps, initial=self.step, desc=self.description, unit="step",
+                        dynamic_ncols=True, disable=not self.group.is_main)
+        window_tokens, window_start, data_wait = 0, time.perf_counter(), 0.0
+        for step_batch, waited in self.batches(self.step, cfg.max_steps):
+            data_wait += waited
+            terms = self._optimizer_step(step_batch)
+            self.step += 1
+            window_tokens += step_batch.global_tokens
+            progress.update(1)
+            if self.group.is_main:
+                report_progress(self.description, self.step, cfg.max_steps)
+            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                values = self._read(terms)  # the one wait for the GPU per log interval
+                tokens_per_second = window_tokens / max(time.perf_counter() - window_start, 1e-9)
+                progress.set_postfix(loss=f"{values['loss']:.3f}", tok_s=f"{tokens_per_second:,.0f}")
+                self.log_metrics({**values, "learning_rate": self.scheduler.get_last_lr()[0],
+                                  "tokens_per_second": tokens_per_second}, self.step)
+                window_tokens, window_start = 0, time.perf_counter()
+            if self.step % cfg.eval_every == 0 and self.step < cfg.max_steps:
+                self.log_metrics(self.validate(prefix="val_"), self.step)
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
+                self.save()
+        progress.close()
+        validation = self.validate(prefix="val_")
+        self.log_metrics(validation, self.step)
+        return TrainResult(steps=self.step, validation=validation, resumed_from=resumed_from,
+                           data_wait_seconds=data_wait)
+
+    def batches(self, first_step: int, last_step: int) -> Iterator[tuple[StepBatch, float]]:
+        """The steps' batches, each with the seconds the loop waited for it (0 when data keeps up)."""
+        loader = iter(step_loader(self.train_set, self.collator, self.order, first_step, last_step,
+                                  self.config.data_workers, pin_memory=self.device.type == "cuda"))
+        while True:
+            waiting_since = time.perf_counter()
+            step_batch = next(loader, None)
+            if step_batch is None:
+                return
+            yield step_batch, time.perf_counter() - waiting_since
+
+    def _optimizer_step(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
+        summed = self.accumulate_gradients(step_batch)
+        summed["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return summed
+
+    def accumulate_gradients(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
+        """Forward and backward over this process's micro-batches; returns the step's loss terms."""
+        counts = StepCounts(targets=step_batch.global_targets, tokens=step_batch.global_tokens)
+        summed: dict[str, torch.Tensor] = {}
+        last = len(step_batch.micro_batches) - 1
+        for index, micro in enumerate(step_batch.micro_batches):
+            micro = micro.to(self.device, non_blocking=True)
+            # DDP averages gradients over processes, but each term is already divided by the whole
+            # step's count: scale back so that the sum over processes is the global-batch gradient.
+            sync = nullcontext() if index == last or not self.group.is_distributed else self.train_view.no_sync()
+            with sync, self._autocast():
+                terms = self.loss_fn(self.train_view, self.teacher_view, micro, counts)
+                (terms.total * self.group.world_size).backward()
+            for name, value in terms.detached().items():
+                summed[name] = summed[name] + value if name in summed else value
+        return summed
+
+    def _read(self, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Floats of the step's terms; loss terms summed over processes (each holds its share)."""
+        names = [name for name in terms if name != "grad_norm"]
+        losses = torch.stack([terms[name].float() for name in names])
+        if self.group.is_distributed:
+            torch.distributed.all_reduce(losses)
+        return {**dict(zip(names, losses.tolist())), "grad_norm": float(terms["grad_norm"])}
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                              enabled=self.autocast_dtype is not None)
+
+    def _refuse_diverged_weights(self) -> None:
+        """Never checkpoint (or, after the last step, ship) weights that are NaN or infinite."""
+        finite = torch.stack([torch.isfinite(p).all() for p in self.trainable]).all()
+        if not bool(finite):  # one wait for the GPU per checkpoint
+            raise DistilflowError(
+                f"training diverged: the weights are NaN or infinite at step {self.step}; lower the learning rate "
+                "(or max_grad_norm) and run again with --restart (earlier checkpoints and the saved model are kept)"
+            )
+
+    def validate(self, prefix: str = "") -> dict[str, float]:
+        if not self.group.is_main:  # one process evaluates; the others wait at the next all-reduce
+            return {}
+        metrics = masked_lm_metrics(
+            self.model, self.validation_set, self.tokenizer, teacher=self.teacher,
+            max_sequences=self.config.eval_sequences, device=self.device, autocast_dtype=self.autocast_dtype,
+        )
+        return {f"{prefix}{name}": value for name, value in metrics.items()}

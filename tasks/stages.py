@@ -1,0 +1,78 @@
+"""The stages of dvc.yaml as Prefect tasks: each runs `dvc repro --single-item <stage>` in its own
+process (skipped by DVC when nothing it depends on changed), with progress and retries."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from distilflow.config import Params
+from distilflow.errors import DistilflowError
+from distilflow.ops import dvc, runtime
+from tasks.retries import not_bad_input
+
+LOG_DIR = Path("artifacts/logs")
+
+
+class StageFailed(DistilflowError):
+    """A stage process died for a reason a retry may fix (lost process, flaky I/O)."""
+
+    retryable = True
+
+
+@task(name="list DVC stages")
+def list_stages() -> list[str]:
+    return dvc.pipeline_stages()
+
+
+@task(name="stage", task_run_name="{stage}", retry_condition_fn=not_bad_input)
+def reproduce_stage(params: Params, stage: str, run_id: str) -> bool:
+    """Run one dvc.yaml stage (if anything it depends on changed) in its own process; True if it ran.
+
+    On CUDA out-of-memory the stage is rerun with the micro-batch split in two (same effective batch),
+    resuming from its last checkpoint, up to orchestration.oom_retries times.
+    """
+    logger = get_run_logger()
+    progress_file = LOG_DIR / f"{stage}.progress.json"
+    progress_id = create_progress_artifact(0.0, key=artifact_key(f"progress-{stage}"), description=f"stage {stage}")
+
+    def on_poll() -> None:
+        state = runtime.read_progress(progress_file)
+        if state and state["total"]:
+            update_progress_artifact(progress_id, 100.0 * state["done"] / state["total"],
+                                     description=f"{stage}: {state['description']} {state['done']}/{state['total']}")
+
+    for attempt in range(params.orchestration.oom_retries + 1):
+        split = 2 ** attempt
+        progress_file.unlink(missing_ok=True)
+        outcome = dvc.reproduce(stage, _stage_env(run_id, split, progress_file), LOG_DIR / f"{stage}.log",
+                                on_poll=on_poll, echo=getattr(sys.stdout, "buffer", None))
+        if not outcome.out_of_memory:
+            break
+        logger.warning("%s: CUDA out of memory with micro-batch split %d; retrying with split %d", stage, split, 2 * split)
+    update_progress_artifact(progress_id, 100.0, description=f"{stage}: {'done' if outcome.ran else 'unchanged, skipped'}")
+    if outcome.bad_input:
+        raise DistilflowError(f"stage {stage}: {outcome.error}")
+    if outcome.exit_code != 0 or outcome.error:
+        raise StageFailed(f"stage {stage} failed ({outcome.error}); log: {outcome.log_file}")
+    logger.info("%s: %s", stage, "ran" if outcome.ran else "unchanged, skipped")
+    return outcome.ran
+
+
+def _stage_env(run_id: str, split: int, progress_file: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    # The stage commands (`distilflow ...`) come from the same environment as this process.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env[runtime.PARENT_RUN_ENV] = run_id
+    env[runtime.BATCH_SPLIT_ENV] = str(split)
+    env[runtime.PROGRESS_FILE_ENV] = str(progress_file.resolve())
+    return env
+
+
+def artifact_key(text: str) -> str:
+    """Prefect artifact keys: lowercase letters, digits and dashes."""
+    return "".join(c if c.isalnum() else "-" for c in text.lower())

@@ -1,0 +1,37 @@
+import pytest
+
+from distilflow.config import CorpusSource
+from distilflow.data.corpus import clean, expand_files, load_paragraphs
+from distilflow.errors import DistilflowError
+from tests.conftest import HUB
+
+
+def test_wikitext_markers_are_undone():
+    assert clean("the 1 @,@ 000 @-@ year <unk> war", "[UNK]") == "the 1,000-year [UNK] war"
+
+
+def test_paragraphs_split_on_blank_lines(tmp_path):
+    (tmp_path / "a.txt").write_text("First line\nsame paragraph.\n\n\nSecond one.\n")
+    texts = list(load_paragraphs(CorpusSource(files=[str(tmp_path / "*.txt")]), "[UNK]")["text"])
+    assert texts == ["First line same paragraph.", "Second one."]
+
+
+def test_jsonl_rows_use_the_text_column(tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"body": "one row."}\n{"body": "two rows."}\n')
+    source = CorpusSource(files=[str(tmp_path / "rows.jsonl")], text_column="body")
+    assert list(load_paragraphs(source, "[UNK]")["text"]) == ["one row.", "two rows."]
+
+
+def test_hub_dataset_source_reads_the_mirror():
+    source = CorpusSource(dataset=str(HUB / "nyu-mll" / "glue"), dataset_config="rte", split="validation",
+                          text_column="sentence1")
+    texts = list(load_paragraphs(source, "[UNK]")["text"])
+    assert len(texts) == 277 and all(texts)
+
+
+def test_pattern_matching_nothing_and_empty_corpus_are_errors(tmp_path):
+    with pytest.raises(DistilflowError, match="matches no file"):
+        expand_files([str(tmp_path / "*.txt")])
+    (tmp_path / "empty.txt").write_text("\n\n  \n")
+    with pytest.raises(DistilflowError, match="contains no text"):
+        load_paragraphs(CorpusSource(files=[str(tmp_path / "empty.txt")]), "[UNK]")

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from distilflow.config import CorpusSource, DataConfig
+from distilflow.data.prepare import pack_sentences, prepare_corpus, special_token_wrapping, split_sentences
+from distilflow.errors import DistilflowError
+
+
+def test_sentences_split_after_terminal_punctuation():
+    assert split_sentences('He left. "Why?" she asked! Fine.') == ["He left.", '"Why?"', "she asked!", "Fine."]
+
+
+def test_packing_keeps_sentences_whole_and_within_length():
+    sentences = [[1] * 3, [2] * 4, [3] * 2, [4] * 9, [5] * 1]
+    bodies = pack_sentences(sentences, body_length=6)
+    assert bodies == [[1, 1, 1], [2, 2, 2, 2, 3, 3], [4] * 6, [4, 4, 4, 5]]
+    assert all(len(body) <= 6 for body in bodies)
+
+
+def test_special_token_wrapping_is_cls_sep_for_bert(tokenizer):
+    assert special_token_wrapping(tokenizer) == ([tokenizer.cls_token_id], [tokenizer.sep_token_id])
+
+
+def _config(corpus, **overrides):
+    values = dict(train=CorpusSource(files=[str(corpus / "*.txt")]),
+                  test=CorpusSource(files=[str(corpus / "heldout" / "*.raw")]),
+                  max_seq_length=32, min_seq_length=8, validation_fraction=0.1)
+    return DataConfig(**{**values, **overrides})
+
+
+def test_prepare_packs_real_text_deterministically(tmp_path, small_corpus, tokenizer):
+    prepared = prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "a")
+    train = list(prepared.split("train")["input_ids"])
+    assert len(train) > 100 and len(prepared.split("validation")) > 10 and len(prepared.split("test")) > 10
+    assert all(8 <= len(ids) <= 32 and ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+               for ids in train)
+    assert np.mean([len(ids) for ids in train]) > 24  # packing fills sequences
+    counts = prepared.token_counts()
+    assert counts.sum() == sum(len(ids) for ids in train)
+
+    again = prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "b")
+    assert again.fingerprint == prepared.fingerprint
+    assert list(again.split("train")["input_ids"]) == train
+
+    changed = prepare_corpus(_config(small_corpus, max_seq_length=48), tokenizer, tmp_path / "a")
+    assert changed.fingerprint != prepared.fingerprint
+
+
+def test_unk_heavy_and_short_sequences_are_dropped(tmp_path, tokenizer):
+    (tmp_path / "t.txt").write_text("Tiny.\n\n" + "<unk> " * 40 + "\n\n" + "A proper sentence with words. " * 30)
+    prepared = prepare_corpus(DataConfig(train=CorpusSource(files=[str(tmp_path / "t.txt")]), max_seq_length=32,
+                                         min_seq_length=8, validation_fraction=0.3), tokenizer, tmp_path / "out")
+    everything = list(prepared.split("train")["input_ids"]) + list(prepared.split("validation")["input_ids"])
+    assert everything and all(ids.count(tokenizer.unk_token_id) <= 0.1 * len(ids) for ids in everything)
+
+
+def test_too_little_text_is_a_clear_error(tmp_path, tokenizer):
+    (tmp_path / "t.txt").write_text("Too short.")
+    with pytest.raises(DistilflowError, match="usable sequences"):
+        prepare_corpus(DataConfig(train=CorpusSource(files=[str(tmp_path / "t.txt")])), tokenizer, tmp_path / "o")

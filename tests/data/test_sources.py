@@ -1,0 +1,36 @@
+import pytest
+
+from distilflow.data.sources import MIRROR_ENV, load_masked_lm, model_fingerprint, resolve
+from distilflow.errors import DistilflowError
+from tests.conftest import HUB, MINILM_ID
+
+
+def test_local_path_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv(MIRROR_ENV, str(HUB))
+    assert resolve(str(tmp_path)) == str(tmp_path)
+
+
+def test_mirror_is_used_for_hub_ids_it_holds(monkeypatch):
+    monkeypatch.setenv(MIRROR_ENV, str(HUB))
+    assert resolve(MINILM_ID) == str(HUB / MINILM_ID)
+
+
+def test_hub_id_is_passed_through_when_not_mirrored(monkeypatch):
+    monkeypatch.setenv(MIRROR_ENV, str(HUB))
+    assert resolve("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
+    monkeypatch.delenv(MIRROR_ENV)
+    assert resolve(MINILM_ID) == MINILM_ID
+
+
+def test_missing_model_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DistilflowError, match=r"teacher 'no-such-org/no-such-model' not found.*teacher.model"):
+        load_masked_lm("no-such-org/no-such-model", role="teacher")
+
+
+def test_fingerprint_follows_weights_not_location(tiny_teacher, teacher_with_head_dir):
+    loaded, missing = load_masked_lm(str(teacher_with_head_dir))
+    assert not missing
+    assert model_fingerprint(loaded) == model_fingerprint(tiny_teacher)
+    loaded.bert.embeddings.word_embeddings.weight.data[0, 0] += 1.0
+    assert model_fingerprint(loaded) != model_fingerprint(tiny_teacher)

@@ -1,0 +1,135 @@
+"""GLUE evaluation end to end with tiny models: report, retention, nested MLflow runs, cached baseline."""
+
+import shutil
+
+import mlflow
+import pytest
+
+from distilflow.config import StudentConfig
+from distilflow.errors import DistilflowError
+from distilflow.evaluation import finetune, glue_runs
+from distilflow.evaluation.glue_tasks import get_task
+from distilflow.evaluation.report import TaskResult, build_report, read_report, render_markdown
+from distilflow.jobs import glue as glue_job
+from distilflow.ops import hashing
+from distilflow.ops.hashing import executed_modules
+from distilflow.ops.params_file import validate_params
+from distilflow.train.student import build_student
+from tests.conftest import SHARED, tiny_params
+
+
+@pytest.fixture
+def params(tmp_path, small_corpus, teacher_with_head_dir, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    raw = tiny_params(tmp_path, small_corpus, teacher_with_head_dir)
+    raw["glue"] = {"tasks": ["rte", "stsb"], "max_train_examples": 32, "epochs": 1, "batch_size": 8,
+                   "seeds": [1, 2], "max_seq_length": 32, "progress": False,
+                   "latency": {"batch_sizes": [1, 4], "seq_length": 16, "repeats": 2}}
+    raw["paths"]["glue"] = str(tmp_path / "glue")
+    raw["paths"]["metrics"] = str(tmp_path / "metrics")
+    return validate_params(raw)
+
+
+@pytest.fixture
+def student_dir(tmp_path, tiny_teacher, tokenizer):
+    student, _ = build_student(tiny_teacher, StudentConfig())
+    student.save_pretrained(tmp_path / "student")
+    tokenizer.save_pretrained(tmp_path / "student")
+    return str(tmp_path / "student")
+
+
+def test_student_vs_teacher_report(params, student_dir, teacher_with_head_dir, monkeypatch):
+    calls = []
+    real = finetune.finetune_and_evaluate
+    monkeypatch.setattr(glue_runs, "finetune_and_evaluate", lambda *a, **k: calls.append(a[1].name) or real(*a, **k))
+    report = glue_job.run(params, student_dir, str(teacher_with_head_dir))
+    assert sorted(calls) == ["rte"] * 4 + ["stsb"] * 4  # 2 models x 2 seeds per task
+
+    student, teacher = report.models["student"], report.models["teacher"]
+    assert set(student.metrics["stsb"]) == {"stsb_pearson", "stsb_spearman"}
+    assert student.scores["rte"] == pytest.approx(student.metrics["rte"]["rte_accuracy"])
+    assert report.retention["rte"] == pytest.approx(student.scores["rte"] / teacher.scores["rte"])
+    assert student.glue_score == pytest.approx((student.scores["rte"] + student.scores["stsb"]) / 2)
+    assert student.speed["parameters"] < teacher.speed["parameters"]
+    assert {"latency_ms_cpu_b1", "latency_ms_cpu_b4", "size_mb"} <= set(student.speed)
+    assert report.speedup["cpu_b4"] > 0
+
+    folder = params.paths.glue / "by_hand"  # never over the pipeline's report
+    assert read_report(folder / "glue.json") == report and not (params.paths.metrics / "glue.json").exists()
+    markdown = (folder / "glue_report.md").read_text()
+    assert "rte, stsb" in markdown and "retention" in markdown
+    assert (folder / "glue_scores.png").stat().st_size > 1000
+
+    children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{report.mlflow_run_id}'")
+    assert len(children) == 4 and {"metrics.score"} <= set(children.columns)
+    parent = mlflow.get_run(report.mlflow_run_id)
+    assert parent.data.metrics["glue_retention"] == pytest.approx(report.glue_retention)
+
+    calls.clear()
+    again = glue_job.run(params, student_dir, str(teacher_with_head_dir), tasks="rte")
+    assert calls == ["rte", "rte"]  # the student again (2 seeds); the teacher baseline from the cache
+    assert again.models["teacher"].scores["rte"] == teacher.scores["rte"]
+
+
+def _count_finetuning(monkeypatch) -> list[str]:
+    calls = []
+    monkeypatch.setattr(glue_runs, "finetune_and_evaluate",
+                        lambda model, task, *a, **k: calls.append(task.name) or {"": {"accuracy": 0.5}})
+    return calls
+
+
+def test_cached_baseline_is_recomputed_when_the_data_is_re_pinned(params, teacher_with_head_dir, tmp_path,
+                                                                   monkeypatch):
+    calls = _count_finetuning(monkeypatch)
+    release = tmp_path / "glue_release"
+    shutil.copytree(SHARED / "data" / "glue" / "RTE", release / "RTE")
+    config = params.glue.model_copy(update={"source": str(release), "seeds": [1]})
+    task, cache = get_task("rte"), tmp_path / "cache"
+    glue_runs.evaluate_task(str(teacher_with_head_dir), task, config, cache)
+    glue_runs.evaluate_task(str(teacher_with_head_dir), task, config, cache)
+    assert calls == ["rte"]  # same weights, data, settings and code: cached
+    dev = release / "RTE" / "dev.tsv"
+    dev.write_text(dev.read_text().replace("\tentailment\n", "\tnot_entailment\n", 1))  # a corrected label
+    glue_runs.evaluate_task(str(teacher_with_head_dir), task, config, cache)
+    assert calls == ["rte", "rte"]
+
+
+def test_cached_baseline_is_recomputed_when_the_fine_tuning_code_changes(params, teacher_with_head_dir, tmp_path,
+                                                                          monkeypatch):
+    calls = _count_finetuning(monkeypatch)
+    config = params.glue.model_copy(update={"seeds": [1]})
+    task, cache = get_task("rte"), tmp_path / "cache"
+    glue_runs.evaluate_task(str(teacher_with_head_dir), task, config, cache)
+    assert "distilflow.evaluation.finetune" in executed_modules("distilflow.evaluation.glue_runs")
+    real_file = hashing.module_file
+
+    def edited(module):  # finetune.py as if someone had changed a line in it
+        path = real_file(module)
+        if module == "distilflow.evaluation.finetune":
+            copy = tmp_path / "finetune.py"
+            copy.write_text(path.read_text() + "\n# a changed learning-rate schedule\n")
+            return copy
+        return path
+
+    monkeypatch.setattr(hashing, "module_file", edited)
+    glue_runs.evaluate_task(str(teacher_with_head_dir), task, config, cache)
+    assert calls == ["rte", "rte"]
+
+
+def test_a_zero_teacher_score_gives_no_retention_instead_of_an_error():
+    result = lambda score: TaskResult(task="cola", metrics={"": {"matthews_correlation": score}}, score=score,  # noqa: E731
+                                      learning_rate=1e-4)
+    speed = {"parameters": 10.0, "latency_ms_cpu_b1": 2.0}
+    report = build_report({"seeds": [1]}, {"student": {"cola": result(0.1)}, "teacher": {"cola": result(0.0)}},
+                          {"student": "s", "teacher": "t"}, {"student": "a", "teacher": "b"},
+                          {"student": speed, "teacher": {**speed, "parameters": 20.0}})
+    assert report.retention == {"cola": None} and report.glue_retention is None
+    assert "| cola | 10.0 | 0.0 | – |" in render_markdown(report)
+    assert "glue_retention" not in report.summary_metrics()
+
+
+def test_unknown_task_and_missing_model_are_clear(params, tmp_path):
+    with pytest.raises(DistilflowError, match="unknown GLUE task"):
+        glue_job.run(params, "x", tasks="rtee")
+    with pytest.raises(DistilflowError, match="no_such_model.* could not be loaded .*give an existing model folder"):
+        glue_job.run(params, str(tmp_path / "no_such_model"), tasks="rte")

@@ -1,0 +1,101 @@
+"""End to end at tiny scale: a head-less teacher gets a head, a student is distilled, MLflow has it all."""
+
+import json
+
+import mlflow
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM
+from transformers import pipeline as hf_pipeline
+
+from distilflow.errors import DistilflowError
+from distilflow.jobs import distill, evaluate, prepare, teacher
+from distilflow.ops.params_file import validate_params
+from distilflow.ops.tracking import flatten
+from tests.conftest import run_stages, tiny_params
+
+
+@pytest.fixture
+def params(tmp_path, small_corpus, headless_teacher_dir, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return validate_params(tiny_params(tmp_path, small_corpus, headless_teacher_dir))
+
+
+def test_distill_headless_teacher_end_to_end(params, tmp_path):
+    result = run_stages(params)
+
+    head_meta = json.loads((params.paths.teacher / "distilflow.json").read_text())
+    assert head_meta["metrics"]["heldout_mlm_loss_after"] < head_meta["metrics"]["heldout_mlm_loss_before"]
+
+    student = AutoModelForMaskedLM.from_pretrained(result.student_path)
+    assert student.config.num_hidden_layers == 2 and result.teacher_layers == [0, 2]
+    assert len(hf_pipeline("fill-mask", model=str(result.student_path))("the [MASK] of the house.")) == 5
+    assert {"test_mlm_loss", "test_teacher_agreement", "val_mlm_loss"} <= set(result.metrics)
+    assert not list((params.paths.checkpoints / "distill").glob("step_*.pt"))  # superseded by the saved student
+
+    run = mlflow.get_run(result.run_id)
+    logged = run.data.params
+    for key, value in flatten(params.model_dump(mode="json")).items():
+        assert logged[key] == str(value), key
+    assert {"data_fingerprint", "teacher_fingerprint", "git_commit", "student_fingerprint"} <= set(run.data.tags)
+    assert {"loss", "loss_ce", "loss_mlm", "loss_cos", "learning_rate", "tokens_per_second",
+            "test_mlm_loss"} <= set(run.data.metrics)
+    history = mlflow.MlflowClient().get_metric_history(result.run_id, "loss")
+    assert len(history) == params.distill.train.max_steps // params.distill.train.log_every
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "student")}
+    assert "student/model.safetensors" in artifacts
+    assert str(tmp_path / "mlruns" / "artifacts") in run.info.artifact_uri
+
+
+def test_distill_reads_only_its_declared_inputs(params):
+    """The distill stage never rebuilds what the prepare and teacher stages own (DVC decides that)."""
+    with pytest.raises(DistilflowError, match="no prepared corpus .* run `distilflow prepare` first"):
+        distill.run(params)
+    prepare.run(params)
+    with pytest.raises(DistilflowError, match="no model in .* run `distilflow teacher` first"):
+        distill.run(params)
+    teacher.run(params)
+    teacher_stamp = (params.paths.teacher / "model.safetensors").stat().st_mtime_ns
+    prepared_stamp = (params.paths.prepared / "meta.json").stat().st_mtime_ns
+    assert distill.run(params).student_path.is_dir()
+    assert (params.paths.teacher / "model.safetensors").stat().st_mtime_ns == teacher_stamp
+    assert (params.paths.prepared / "meta.json").stat().st_mtime_ns == prepared_stamp
+
+
+def test_evaluate_requires_a_head(params, headless_teacher_dir):
+    with pytest.raises(DistilflowError, match="no masked-LM head"):
+        prepare.run(params)
+        evaluate.run(params, str(headless_teacher_dir))
+
+
+def test_mlm_only_baseline_runs_without_teacher_forward(params):
+    raw = params.model_dump(mode="json")
+    raw["distill"]["loss"].update(alpha_ce=0.0, alpha_cos=0.0, alpha_mlm=1.0)
+    result = run_stages(validate_params(raw))
+    assert set(mlflow.get_run(result.run_id).data.metrics) >= {"loss_mlm"}
+    assert "loss_ce" not in mlflow.get_run(result.run_id).data.metrics
+    assert torch.isfinite(torch.tensor(result.metrics["test_mlm_loss"]))
+
+
+def test_head_training_is_reproducible(tmp_path, small_corpus, headless_teacher_dir):
+    """The missing head is initialised on load: seeded, two runs give the same teacher."""
+    fingerprints = []
+    for run in ("first", "second"):
+        raw = tiny_params(tmp_path / run, small_corpus, headless_teacher_dir)
+        raw["tracking"]["enabled"] = False
+        params = validate_params(raw)
+        torch.manual_seed(len(run))  # whatever the global RNG holds before
+        prepare.run(params)
+        fingerprints.append(teacher.run(params).fingerprint)
+    assert fingerprints[0] == fingerprints[1]
+
+
+def test_a_paths_key_pointed_at_a_users_folder_deletes_nothing(params, tmp_path):
+    users = tmp_path / "my_models"
+    (users / "bert").mkdir(parents=True)
+    (users / "bert" / "model.safetensors").write_text("the user's model")
+    for key in ("prepared", "student"):
+        changed = params.model_copy(update={"paths": params.paths.model_copy(update={key: users})})
+        with pytest.raises(DistilflowError, match="not written by distilflow"):
+            run_stages(changed)
+        assert (users / "bert" / "model.safetensors").read_text() == "the user's model"

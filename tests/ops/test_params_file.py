@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from distilflow.config import Params
+from distilflow.errors import DistilflowError
+from distilflow.ops.params_file import apply_override, load_params
+from distilflow.ops.tracking import flatten
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_project_params_file_parses_with_documented_defaults():
+    params = load_params(ROOT / "params.yaml")
+    assert params.teacher.model == str(params.versioning.sources["teacher"].path)  # the DVC-pinned copy
+    assert params.versioning.sources["teacher"].url.endswith("sentence-transformers/all-MiniLM-L6-v2")
+    assert params.student.n_layers == 3
+    assert params.masking.probability == 0.15
+    assert (params.distill.loss.alpha_ce, params.distill.loss.alpha_mlm, params.distill.loss.alpha_cos) == (5, 2, 1)
+    assert params.tracking.tracking_uri == "sqlite:///mlruns/mlflow.db"
+
+
+def test_override_reaches_nested_key_and_is_typed():
+    params = load_params(ROOT / "params.yaml", ["distill.loss.temperature=4", "student.layers=[0, 5]"])
+    assert params.distill.loss.temperature == 4.0
+    assert params.student.layers == [0, 5]
+
+
+def test_unknown_key_is_rejected_by_name(tmp_path):
+    with pytest.raises(DistilflowError, match=r"unknown key 'distill.loss.temprature'"):
+        load_params(ROOT / "params.yaml", ["distill.loss.temprature=4"])
+
+
+def test_bad_value_names_the_key():
+    with pytest.raises(DistilflowError, match=r"'masking.probability'"):
+        load_params(ROOT / "params.yaml", ["masking.probability=1.5"])
+
+
+def test_invalid_yaml_and_missing_file_are_one_line_errors(tmp_path):
+    broken = tmp_path / "params.yaml"
+    broken.write_text("data: [unclosed\n")
+    with pytest.raises(DistilflowError, match="not valid YAML"):
+        load_params(broken)
+    with pytest.raises(DistilflowError, match="not found"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_malformed_override_explains_the_form():
+    with pytest.raises(DistilflowError, match="section.key=value"):
+        apply_override({}, "temperature")
+
+
+def test_masking_fractions_must_leave_room():
+    with pytest.raises(Exception, match="mask_fraction"):
+        Params.model_validate({"data": {"train": {"files": ["x"]}}, "masking": {"mask_fraction": 0.95}})
+
+
+def test_corpus_source_needs_exactly_one_kind():
+    with pytest.raises(Exception, match="either 'files'"):
+        Params.model_validate({"data": {"train": {"files": ["x"], "dataset": "y"}}})
+
+
+def test_flatten_gives_one_key_per_hyperparameter():
+    flat = flatten(load_params(ROOT / "params.yaml").model_dump(mode="json"))
+    assert flat["distill.loss.temperature"] == 2.0
+    assert flat["head.train.max_steps"] == 120 and flat["head.train.learning_rate"] == 0.0003
+    assert not any(isinstance(value, dict) for value in flat.values())
+
+
+def test_paper_recipe_parses():
+    params = load_params(ROOT / "params" / "paper.yaml")
+    assert (params.student.n_layers, params.student.layers) == (6, "spread")
+    assert len(params.glue.tasks) == 9 and params.versioning.sources["teacher"].hub == "google-bert/bert-base-uncased"
+
+
+@pytest.mark.parametrize("override", ["distill.loss.temperature=.inf", "distill.train.learning_rate=.inf",
+                                      "distill.loss.alpha_ce=.nan"])
+def test_infinite_or_nan_hyperparameters_are_refused(override):
+    with pytest.raises(DistilflowError, match="finite number"):
+        load_params(ROOT / "params.yaml", [override])

@@ -1,0 +1,150 @@
+"""The GPU path: run by bench/gpu_check.sh on a lent GPU (`pytest tests/train/test_gpu.py -m gpu`), skipped
+where CUDA is absent (CI). Imports only the core: the GPU machine has no MLflow, Prefect or DVC."""
+
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM
+
+from distilflow.config import GlueConfig, LossConfig, MaskingConfig, StudentConfig, TrainConfig
+from distilflow.data.masking import build_masker
+from distilflow.data.prepare import prepare_corpus
+from distilflow.evaluation.finetune import finetune_and_evaluate
+from distilflow.evaluation.glue_tasks import get_task, load_task
+from distilflow.evaluation.speed import measure
+from distilflow.train.losses import DistillationLoss
+from distilflow.train.student import build_student
+from distilflow.train.teacher_head import freeze_all_but_head
+from distilflow.train.trainer import Trainer
+from tests.conftest import HUB
+from tests.data.test_prepare import _config
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, small_corpus, tokenizer):
+    return prepare_corpus(_config(small_corpus), tokenizer, tmp_path_factory.mktemp("prepared"))
+
+
+def _train_config(**values) -> TrainConfig:
+    return TrainConfig(**{"max_steps": 6, "micro_batch_size": 8, "gradient_accumulation_steps": 2,
+                          "learning_rate": 3e-3, "checkpoint_every": 2, "eval_every": 4, "eval_sequences": 16,
+                          "log_every": 2, "device": "cuda", "precision": "bf16", **values})
+
+
+def test_head_training_then_distillation_on_the_gpu_in_bf16(prepared, tokenizer, headless_teacher_dir, tmp_path):
+    teacher = AutoModelForMaskedLM.from_pretrained(headless_teacher_dir)
+    freeze_all_but_head(teacher, unfreeze_top_layers=1)
+    logged = []
+    head = Trainer(teacher, DistillationLoss(LossConfig(alpha_ce=0, alpha_cos=0, alpha_mlm=1)),
+                   build_masker(MaskingConfig(smoothing=0.0), tokenizer), prepared.split("train"),
+                   prepared.split("validation"), tokenizer, _train_config(), tmp_path / "head", run_key="head",
+                   log_metrics=lambda metrics, step: logged.append(metrics))
+    head.run()
+    assert head.device.type == "cuda" and head.autocast_dtype == torch.bfloat16
+    assert next(teacher.parameters()).is_cuda
+    student, _ = build_student(teacher.cpu(), StudentConfig(), seed=0)
+    distill = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
+                      prepared.split("train"), prepared.split("validation"), tokenizer, _train_config(),
+                      tmp_path / "distill", run_key="distill", teacher=teacher,
+                      log_metrics=lambda metrics, step: logged.append(metrics))
+    result = distill.run()
+    assert distill.teacher.base_model.encoder.layer[0].output.dense.weight.dtype == torch.bfloat16
+    assert distill.teacher.get_output_embeddings().weight.dtype == torch.float32  # fp32 vocabulary projection
+    assert all(p.is_cuda and p.dtype == torch.float32 for p in distill.model.parameters())  # fp32 master weights
+    losses = [m["loss"] for m in logged if "loss" in m]
+    assert losses and all(math.isfinite(x) for x in losses)
+    assert {"val_mlm_loss", "val_teacher_agreement"} <= set(result.validation)
+
+
+def test_bf16_loss_is_close_to_the_fp32_loss(prepared, tokenizer, tiny_teacher, tmp_path):
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        student, _ = build_student(tiny_teacher, StudentConfig(), seed=0)
+        trainer = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
+                          prepared.split("train"), prepared.split("validation"), tokenizer,
+                          _train_config(precision=precision), tmp_path / precision, run_key="k", teacher=tiny_teacher)
+        trainer.model.eval()  # no dropout: the two passes see the same network
+        batch = trainer.collator((0, prepared.split("train")[trainer.order.indices(0)]["input_ids"]))
+        losses[precision] = trainer.accumulate_gradients(batch)["loss"].item()
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
+
+
+def test_kill_and_resume_on_the_gpu_restores_the_cuda_rng(prepared, tokenizer, tiny_teacher, tmp_path, monkeypatch):
+    """Killed at step 5, resumed from the step-4 checkpoint: the weights match an uninterrupted run up to
+    the GPU's non-deterministic kernels (attention backward), far closer than a resume that lost the
+    CUDA RNG state (other dropout masks) gets."""
+    import distilflow.train.trainer as trainer_module
+
+    def trainer(folder):
+        student, _ = build_student(tiny_teacher, StudentConfig(), seed=0)
+        return Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
+                       prepared.split("train"), prepared.split("validation"), tokenizer,
+                       _train_config(eval_every=100), folder, run_key="k", teacher=tiny_teacher)
+
+    def interrupted_then_resumed(folder):
+        real_step = Trainer._optimizer_step
+
+        def dies_at_step_5(self, step_batch):
+            if self.step == 4:
+                raise KeyboardInterrupt
+            return real_step(self, step_batch)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Trainer, "_optimizer_step", dies_at_step_5)
+            with pytest.raises(KeyboardInterrupt):
+                trainer(folder).run()
+        resumed = trainer(folder)
+        assert resumed.run(resume=True).resumed_from == 4
+        return resumed.model.state_dict()
+
+    straight = trainer(tmp_path / "straight")
+    straight.run()
+    reference = straight.model.state_dict()
+    resumed = interrupted_then_resumed(tmp_path / "resumed")
+    restore_cpu_only = trainer_module.restore_rng_states
+
+    def lose_cuda_state(states):
+        restore_cpu_only({name: value for name, value in states.items() if name != "cuda"})
+
+    monkeypatch.setattr(trainer_module, "restore_rng_states", lose_cuda_state)
+    without_cuda_rng = interrupted_then_resumed(tmp_path / "lost")
+
+    def distance(state):
+        return max(float((state[name].float() - weight.float()).abs().max()) for name, weight in reference.items())
+
+    assert distance(resumed) <= 1e-5
+    assert distance(without_cuda_rng) > 100 * max(distance(resumed), 1e-7)
+
+
+def test_one_small_glue_task_fine_tunes_on_the_gpu(teacher_with_head_dir):
+    task = get_task("rte")
+    splits = load_task(task, str(HUB / "nyu-mll" / "glue"))
+    splits = {"train": splits["train"].select(range(64)), "": splits[""].select(range(32))}
+    config = GlueConfig(max_seq_length=64, batch_size=16, epochs=1, learning_rates=[1e-4], progress=False,
+                        device="cuda")
+    torch.cuda.reset_peak_memory_stats()
+    results = finetune_and_evaluate(str(teacher_with_head_dir), task, splits, config, seed=1, learning_rate=1e-4)
+    assert torch.cuda.max_memory_allocated() > 0  # it ran on the GPU
+    assert 0.0 <= results[""]["accuracy"] <= 1.0
+
+
+def test_latency_is_measured_on_the_cpu_and_the_gpu(teacher_with_head_dir):
+    speed = measure(str(teacher_with_head_dir), [1, 4], seq_length=32, repeats=3, gpu=True)
+    assert {"latency_ms_cpu_b1", "latency_ms_cuda_b1", "latency_ms_cuda_b4"} <= set(speed)
+    assert all(value > 0 for key, value in speed.items() if key.startswith("latency"))
+
+
+def test_compiled_encoders_train(prepared, tokenizer, tiny_teacher, tmp_path):
+    student, _ = build_student(tiny_teacher, StudentConfig(), seed=0)
+    logged = []
+    trainer = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
+                      prepared.split("train"), prepared.split("validation"), tokenizer,
+                      _train_config(compile=True, max_steps=3, eval_every=100), tmp_path, run_key="k",
+                      teacher=tiny_teacher, sequence_length=64, log_metrics=lambda m, s: logged.append(m))
+    trainer.run()
+    batch = trainer.collator((0, prepared.split("train")[trainer.order.indices(0)]["input_ids"]))
+    assert batch.micro_batches[0].input_ids.shape[1] == 64  # fixed shapes: compiled once
+    assert all(math.isfinite(m["loss"]) for m in logged if "loss" in m)
