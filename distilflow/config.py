@@ -201,7 +201,7 @@ class PromotionConfig(StrictModel):
 
 
 class RegistryConfig(StrictModel):
-    model_name: str = "distilflow-student"
+    model_name: str = Field("distilflow-student", min_length=1)
     promotion: PromotionConfig = PromotionConfig()
     input_example: str = "I completed writing my [MASK]."
 
@@ -214,13 +214,15 @@ class OrchestrationConfig(StrictModel):
     deployment: str = "scheduled"  # the Prefect deployment's name
     schedule: str = "0 3 * * 0"  # its cron schedule (UTC), e.g. Sundays 03:00
     concurrency_limit: int = Field(1, ge=1)  # pipeline runs at a time; later ones wait
+    # A stage that finds its output folder in use by another run waits this long, then refuses.
+    lock_wait_seconds: float = Field(0.0, ge=0.0)
 
 
 class TrackingConfig(StrictModel):
     enabled: bool = True  # false: log nothing, import no MLflow (e.g. a bare GPU machine's smoke test)
-    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    tracking_uri: str = Field("sqlite:///mlruns/mlflow.db", min_length=1)
     artifact_root: Path = Path("mlruns/artifacts")
-    experiment: str = "distilflow"
+    experiment: str = Field("distilflow", min_length=1)
     system_metrics: bool = True
 
 

@@ -95,6 +95,16 @@ def tiny_params(tmp_path: Path, corpus: Path, teacher: str | Path, **sections) -
     return raw
 
 
+def tiny_glue_release(folder: Path) -> Path:
+    """RTE and MRPC in the GLUE release layout, cut to a few dozen lines each."""
+    for task in ("RTE", "MRPC"):
+        (folder / task).mkdir(parents=True)
+        for split, lines in (("train.tsv", 41), ("dev.tsv", 21)):
+            text = (SHARED / "data" / "glue" / task / split).read_text(encoding="utf-8-sig").splitlines()[:lines]
+            (folder / task / split).write_text("\n".join(text) + "\n")
+    return folder
+
+
 def run_stages(params, policy=None):
     """prepare -> teacher -> distill, as `dvc repro distill` runs them (each job on its own)."""
     from distilflow.jobs import distill, prepare, teacher

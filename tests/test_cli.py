@@ -128,3 +128,18 @@ def test_stages_run_without_mlflow_prefect_or_dvc_when_tracking_is_off(tmp_path,
         assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "student" / "model.safetensors").is_file()
     assert not (tmp_path / "mlruns").exists()  # nothing tracked
+
+
+def test_an_unreachable_tracking_server_is_one_line(tmp_path, monkeypatch, capsys, small_corpus, headless_teacher_dir):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
+    code, _, err = _run(monkeypatch, capsys, "prepare", "--params", params)
+    _assert_one_line_error(code, err, "http://127.0.0.1:9 does not answer", "tracking.enabled=false")
+    assert not (tmp_path / "prepared").exists()  # nothing was half-done
+
+
+def test_too_long_sequences_for_the_teacher_are_refused_before_any_work(tmp_path, monkeypatch, capsys, small_corpus,
+                                                                         headless_teacher_dir):
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
+    code, _, err = _run(monkeypatch, capsys, "prepare", "--params", params, "--set", "data.max_seq_length=4096")
+    _assert_one_line_error(code, err, "data.max_seq_length=4096 exceeds the teacher's 128 positions")

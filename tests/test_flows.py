@@ -13,25 +13,13 @@ import yaml
 from prefect.testing.utilities import prefect_test_harness
 
 from distilflow.ops.params_file import validate_params
-from tests.conftest import ROOT, SHARED, tiny_params
-
-GLUE_RELEASE = SHARED / "data" / "glue"
+from tests.conftest import ROOT, tiny_glue_release, tiny_params
 
 
 @pytest.fixture(scope="module")
 def prefect_server():
     with prefect_test_harness(server_startup_timeout=120):
         yield
-
-
-def _tiny_glue(folder: Path) -> Path:
-    """RTE and MRPC in the GLUE release layout, cut to a few dozen lines each."""
-    for task in ("RTE", "MRPC"):
-        (folder / task).mkdir(parents=True)
-        for split, lines in (("train.tsv", 41), ("dev.tsv", 21)):
-            text = (GLUE_RELEASE / task / split).read_text(encoding="utf-8-sig").splitlines()[:lines]
-            (folder / task / split).write_text("\n".join(text) + "\n")
-    return folder
 
 
 @pytest.fixture
@@ -50,7 +38,7 @@ def project(tmp_path, small_corpus, headless_teacher_dir, monkeypatch):
                    "max_seq_length": 32, "progress": False, "latency": {"batch_sizes": [1], "repeats": 1}}
     raw["versioning"] = {"sources": {
         "corpus": {"path": "data/corpus", "url": str(small_corpus)},
-        "glue": {"path": "data/glue", "url": str(_tiny_glue(tmp_path / "glue"))},
+        "glue": {"path": "data/glue", "url": str(tiny_glue_release(tmp_path / "glue"))},
         "teacher": {"path": "data/teacher", "url": str(headless_teacher_dir)}}}
     raw["registry"] = {"model_name": "tiny-student", "promotion": {"min_retention": 0.0}}
     # DVC reads params.yaml itself, so every section dvc.yaml names must be written out, defaults included.

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from distilflow.config import Params
-from distilflow.errors import DistilflowError
+from distilflow.errors import DistilflowError, first_line
 from distilflow.ops import runtime
 from distilflow.ops.params_file import load_params
 
@@ -45,6 +45,11 @@ def main() -> None:
                     err=True, fg=typer.colors.YELLOW)
         sys.exit(130)
     except Exception as error:
+        if _is_mlflow_error(error):  # the store failed mid-run (a server went away, a disk filled up)
+            typer.secho(f"error: MLflow failed ({type(error).__name__}: {first_line(error)[:200]}): check the "
+                        "tracking store (tracking.tracking_uri or $MLFLOW_TRACKING_URI), then run the same command "
+                        "again (with --resume where training had started)", err=True, fg=typer.colors.RED)
+            sys.exit(runtime.EXIT_BAD_INPUT)
         if not _is_cuda_out_of_memory(error):
             raise
         # One line the orchestrator recognises; it retries with half the micro-batch (runtime.BATCH_SPLIT_ENV).
@@ -60,3 +65,9 @@ def _is_cuda_out_of_memory(error: Exception) -> bool:
     return isinstance(error, torch.OutOfMemoryError)
 
 
+def _is_mlflow_error(error: Exception) -> bool:
+    if "mlflow" not in sys.modules:  # never imported: cannot be its error (and importing it is slow)
+        return False
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(error, MlflowException)

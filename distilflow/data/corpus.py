@@ -14,7 +14,7 @@ from datasets import Dataset, load_dataset
 
 from distilflow.config import CorpusSource
 from distilflow.data.sources import file_sha256, resolve
-from distilflow.errors import DistilflowError
+from distilflow.errors import DistilflowError, first_line
 
 TEXT_SUFFIXES = {".txt", ".raw", ".tokens", ".text"}
 ROW_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
@@ -22,6 +22,8 @@ ROW_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 # WikiText's tokenised release writes "@-@" for hyphens inside words and "<unk>" for rare words.
 WIKITEXT_MARKERS = {" @-@ ": "-", " @,@ ": ",", " @.@ ": "."}
 BLANK_LINES = re.compile(r"\n\s*\n")
+# Text has (almost) none; random bytes have 12.5%. Latin-1 and UTF-8 text pass alike.
+MAX_CONTROL_BYTE_SHARE = 0.01
 
 
 def expand_files(patterns: list[str]) -> list[Path]:
@@ -76,16 +78,34 @@ def load_rows(source: CorpusSource) -> Dataset:
 def _file_paragraphs(path: Path, text_column: str) -> list[str]:
     suffix = path.suffix.lower()
     if suffix in ROW_FORMATS:
-        rows = load_dataset(ROW_FORMATS[suffix], data_files=str(path), split="train")
+        try:
+            rows = load_dataset(ROW_FORMATS[suffix], data_files=str(path), split="train")
+        except Exception as error:  # a malformed line, a truncated Parquet file: datasets raises several types
+            cause = error.__cause__ or error
+            raise DistilflowError(f"'{path}' is not valid {ROW_FORMATS[suffix]} ({type(cause).__name__}: "
+                                  f"{first_line(cause)[:160]}): fix or remove it from data.*.files") from None
         if text_column not in rows.column_names:
             raise DistilflowError(f"'{path}' has no column '{text_column}': set data.*.text_column")
         return [str(text) for text in rows[text_column] if text]
     raw = path.read_bytes()
+    control = control_byte_share(raw)
+    if control > MAX_CONTROL_BYTE_SHARE:
+        raise DistilflowError(f"'{path}' looks binary, not text ({100 * control:.0f}% NUL/control bytes): "
+                              "remove it from data.*.files")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:  # older corpora (some Gutenberg files) are Latin-1; it decodes any byte
         text = raw.decode("latin-1")
     return BLANK_LINES.split(text)
+
+
+def control_byte_share(raw: bytes) -> float:
+    """The share of bytes that no text file holds: NUL and other C0 controls except tab, newlines, form feed."""
+    if not raw:
+        return 0.0
+    allowed = b"\t\n\r\x0c"
+    controls = sum(raw.count(bytes([code])) for code in range(32) if bytes([code]) not in allowed)
+    return (controls + raw.count(b"\x7f")) / len(raw)
 
 
 def clean(text: str, unk_token: str) -> str:

@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 
 from distilflow.config import CorpusSource, DataConfig
 from distilflow.data.corpus import load_paragraphs, source_fingerprint
+from distilflow.data.sources import file_sha256
 from distilflow.errors import DistilflowError
 from distilflow.ops.files import replace_folder
 from distilflow.ops.hashing import fingerprint
@@ -131,6 +132,9 @@ def prepare_corpus(config: DataConfig, tokenizer: PreTrainedTokenizerBase, outpu
         test = tokenize_corpus(config.test, tokenizer, config)
         if config.max_test_sequences:
             test = test.select(range(min(config.max_test_sequences, len(test))))
+        if len(test) == 0:
+            raise DistilflowError(f"held-out corpus {config.test.files or config.test.dataset} gives no usable "
+                                  f"sequences: add text or lower data.min_seq_length ({config.min_seq_length})")
         splits["test"] = test
 
     counts = token_counts(splits["train"], len(tokenizer))
@@ -167,15 +171,24 @@ def _write(output: Path, splits: DatasetDict, counts: np.ndarray, meta: dict) ->
         for name, split in splits.items():
             split.save_to_disk(str(staging / name))
         np.save(staging / TOKEN_COUNTS_FILE, counts)
-        (staging / META_FILE).write_text(json.dumps(meta, indent=2))  # written last: marks the folder complete
+        checksums = {str(file.relative_to(staging)): file_sha256(file) for file in sorted(staging.rglob("*"))
+                     if file.is_file()}
+        # written last: marks the folder complete, and says what every file in it must hold
+        (staging / META_FILE).write_text(json.dumps({**meta, "checksums": checksums}, indent=2))
 
     replace_folder(output, fill, marker=META_FILE)
 
 
 def load_prepared(path: Path) -> PreparedData:
-    """The prepare stage's output, or a one-line error saying how to make it."""
+    """The prepare stage's output, checked against the checksums it was written with; a one-line error
+    saying how to make it (again) otherwise."""
     prepared = read_prepared(path)
     if prepared is None:
         raise DistilflowError(f"no prepared corpus in '{path}': run `distilflow prepare` first, "
                               "or `dvc repro` for the whole pipeline")
+    for name, checksum in prepared.meta.get("checksums", {}).items():
+        file = path / name
+        if not file.is_file() or file_sha256(file) != checksum:
+            raise DistilflowError(f"prepared corpus in '{path}' is damaged ({name} is missing or changed since it "
+                                  "was written): run `distilflow prepare` again (`dvc repro` does so by itself)")
     return prepared

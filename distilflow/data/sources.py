@@ -42,11 +42,27 @@ def _where_we_looked(name: str) -> str:
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(resolve(name))
-    except (OSError, ValueError) as error:
-        raise DistilflowError(
-            f"tokenizer for '{name}' could not be loaded ({_where_we_looked(name)}; Hub: {first_line(error)}): "
-            "give an existing model folder or Hub id"
-        ) from None
+    except Exception as error:  # OSError, ValueError, a corrupt tokenizer.json (JSON / tokenizers errors)
+        raise _load_error(name, "tokenizer of", error, "give an existing model folder or Hub id") from None
+
+
+def load_pretrained(auto_class, name: str, role: str, **kwargs):
+    """`auto_class.from_pretrained(name)` with load reports silenced and one-line errors: a name that is
+    found nowhere, or a local folder that is there but unreadable (a truncated model.safetensors)."""
+    try:
+        with quiet_transformers():
+            return auto_class.from_pretrained(resolve(name), **kwargs)
+    except Exception as error:  # OSError, ValueError, SafetensorError, RuntimeError (shape mismatch), ...
+        raise _load_error(name, role, error, f"set {role}.model in params.yaml to an existing folder or Hub id") from None
+
+
+def _load_error(name: str, role: str, error: Exception, fix: str) -> DistilflowError:
+    if Path(resolve(name)).is_dir():
+        return DistilflowError(
+            f"{role} '{name}' is there but unreadable ({type(error).__name__}: {first_line(error)[:160]}): rebuild it "
+            "(rerun the stage that wrote it, e.g. `dvc repro`, or copy it again)"
+        )
+    return DistilflowError(f"{role} '{name}' not found ({_where_we_looked(name)}; Hub: {first_line(error)[:200]}): {fix}")
 
 
 @contextmanager
@@ -65,14 +81,7 @@ def load_masked_lm(name: str, role: str = "model") -> tuple[PreTrainedModel, set
 
     Missing head weights are normal for encoders without an MLM head; the caller decides what to do.
     """
-    try:
-        with quiet_transformers():
-            model, info = AutoModelForMaskedLM.from_pretrained(resolve(name), output_loading_info=True)
-    except (OSError, ValueError) as error:
-        raise DistilflowError(
-            f"{role} '{name}' not found ({_where_we_looked(name)}; Hub: {first_line(error)}): "
-            f"set {role}.model in params.yaml to an existing folder or Hub id"
-        ) from None
+    model, info = load_pretrained(AutoModelForMaskedLM, name, role, output_loading_info=True)
     return model, set(info["missing_keys"])
 
 
@@ -102,6 +111,5 @@ def encoder_fingerprint(name: str) -> str:
     """Identity of a model's encoder weights, wherever it is loaded from (its head, if any, left out)."""
     from transformers import AutoModel
 
-    with quiet_transformers():
-        model, info = AutoModel.from_pretrained(resolve(name), output_loading_info=True)
+    model, info = load_pretrained(AutoModel, name, "model", output_loading_info=True)
     return model_fingerprint(model, exclude=set(info["missing_keys"]))

@@ -18,8 +18,7 @@ from transformers import (
 )
 
 from distilflow.config import GlueConfig
-from distilflow.data.sources import load_tokenizer, quiet_transformers, resolve
-from distilflow.errors import DistilflowError
+from distilflow.data.sources import load_pretrained, load_tokenizer
 from distilflow.evaluation.glue_tasks import GlueTask, compute_metrics
 from distilflow.train.devices import pick_device
 
@@ -67,17 +66,9 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
 
 
 def _classifier(model_name: str, task: GlueTask):
-    try:
-        with quiet_transformers():  # "newly initialised classifier" is expected here
-            return AutoModelForSequenceClassification.from_pretrained(
-                resolve(model_name), num_labels=task.num_labels,
-                problem_type="regression" if task.is_regression else "single_label_classification",
-            )
-    except (OSError, ValueError) as error:
-        raise DistilflowError(
-            f"model '{model_name}' could not be loaded for GLUE ({str(error).splitlines()[0][:160]}): "
-            "pass an existing folder or Hub id to --model"
-        ) from None
+    # "newly initialised classifier" is expected here, and silenced
+    return load_pretrained(AutoModelForSequenceClassification, model_name, "model", num_labels=task.num_labels,
+                           problem_type="regression" if task.is_regression else "single_label_classification")
 
 
 def _encode(split: Dataset, task: GlueTask, tokenizer, max_length: int) -> Dataset:

@@ -23,7 +23,7 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from distilflow.config import GlueConfig
 from distilflow.data.sources import resolve
-from distilflow.errors import DistilflowError
+from distilflow.errors import DistilflowError, first_line
 
 
 @dataclass(frozen=True)
@@ -159,28 +159,46 @@ def read_release_tsv(task: GlueTask, path: Path) -> Dataset:
     """One .tsv of the original release. Quotes are literal text in GLUE (QUOTE_NONE); MRPC has a BOM."""
     if not path.is_file():
         raise DistilflowError(f"GLUE file '{path}' is missing: the task '{task.name}' folder is incomplete")
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-    header, body = (rows[0], rows[1:]) if task.tsv_header else ([], rows)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DistilflowError(f"GLUE file '{path}' is not UTF-8 tab-separated text ({first_line(error)[:120]}): "
+                              "replace it with the original release file") from None
+    header, body = (rows[0], rows[1:]) if task.tsv_header and rows else ([], rows)
+    missing = [c for c in task.tsv_columns if isinstance(c, str) and c not in header]
+    if missing:
+        raise DistilflowError(f"GLUE file '{path}' has no column {missing[0]!r} (its header: {header[:12]}): "
+                              "replace it with the original release file")
     columns = [header.index(c) if isinstance(c, str) else c for c in task.tsv_columns]
     *text_indices, label_index = columns
     data: dict[str, list] = {name: [] for name in task.text_columns}
     data["label"] = []
-    for row in body:
+    for line, row in enumerate(body, start=2 if task.tsv_header else 1):
         if len(row) <= max(columns):
             continue  # GLUE's own loaders skip malformed lines too (a handful in QQP/MNLI)
         for name, index in zip(task.text_columns, text_indices):
             data[name].append(row[index])
-        data["label"].append(_label(task, row[label_index]))
+        data["label"].append(_label(task, row[label_index], path, line))
+    if not data["label"]:
+        raise DistilflowError(f"GLUE file '{path}' holds no usable rows: replace it with the original release file")
     return Dataset.from_dict(data)
 
 
-def _label(task: GlueTask, raw: str) -> int | float:
-    if task.is_regression:
-        return float(raw)
-    if task.label_names:
-        return task.label_names.index(raw)
-    return int(raw)
+def _label(task: GlueTask, raw: str, path: Path, line: int) -> int | float:
+    try:
+        if task.is_regression:
+            return float(raw)
+        if task.label_names:
+            return task.label_names.index(raw)
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < task.num_labels:
+        expected = ", ".join(task.label_names) if task.label_names else f"0..{task.num_labels - 1}"
+        raise DistilflowError(f"GLUE file '{path}' line {line}: unknown label {raw[:40]!r} (expected {expected}): "
+                              "replace it with the original release file")
+    return value
 
 
 # --- metrics -------------------------------------------------------------------------------------

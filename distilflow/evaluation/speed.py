@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel
 
-from distilflow.data.sources import quiet_transformers, resolve
+from distilflow.data.sources import load_pretrained, resolve
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -53,8 +53,7 @@ def measure(model_name: str, batch_sizes: list[int], seq_length: int, repeats: i
             gpu: bool | None = None) -> dict[str, float]:
     """Parameters, size on disk and latency on CPU (always: the promotion rule reads cpu_b1) and on
     the GPU when there is one (gpu=None) or when asked."""
-    with quiet_transformers():
-        model = AutoModel.from_pretrained(resolve(model_name))
+    model = load_pretrained(AutoModel, model_name, "model")
     results: dict[str, float] = {"parameters": count_parameters(model)}
     size = size_on_disk_bytes(model_name)
     if size is not None:

@@ -6,6 +6,7 @@ Student = the teacher's layers, every other one; loss = α_ce·soft targets at t
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from distilflow.data.prepare import load_prepared
 from distilflow.data.sources import load_masked_lm, load_tokenizer, model_fingerprint
 from distilflow.evaluation.speed import count_parameters
 from distilflow.ops import runtime, tracking
-from distilflow.ops.files import refuse_foreign_folder, write_json
+from distilflow.ops.files import exclusive, refuse_foreign_folder, write_json
 from distilflow.ops.hashing import fingerprint
 from distilflow.train.checkpoint import checkpoint_to_resume, clear_checkpoints
 from distilflow.train.distributed import process_group
@@ -37,6 +38,12 @@ class DistillResult:
 
 def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> DistillResult:
     refuse_foreign_folder(params.paths.student, MODEL_META)  # before any training, not after
+    with exclusive(params.paths.student, params.orchestration.lock_wait_seconds) if process_group().is_main \
+            else nullcontext():
+        return _distill(params, policy)
+
+
+def _distill(params: Params, policy: ResumePolicy) -> DistillResult:
     prepared = load_prepared(params.paths.prepared)
     teacher_meta = read_model_meta(params.paths.teacher, made_by="teacher")
     teacher, _ = load_masked_lm(str(params.paths.teacher), role="teacher")
@@ -79,8 +86,8 @@ def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> DistillResult:
             save_model(student.cpu(), tokenizer, params.paths.student,
                        {"run_key": run_key, "fingerprint": student_fingerprint, "teacher_layers": layers,
                         "teacher_fingerprint": teacher_meta["fingerprint"], "metrics": metrics,
-                        "mlflow_run_id": run.info.run_id})
-            tracking.log_artifacts(params.paths.student, artifact_path="student")
+                        "mlflow_run_id": run.info.run_id},
+                       publish=lambda staging: tracking.log_artifacts(staging, artifact_path="student"))
     if group.is_main:
         clear_checkpoints(checkpoints)
         write_json(params.paths.metrics / "distill.json", metrics)

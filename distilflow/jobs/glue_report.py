@@ -20,6 +20,7 @@ from distilflow.evaluation.report import (
 )
 from distilflow.evaluation.speed import measure
 from distilflow.ops import tracking
+from distilflow.ops.files import exclusive
 from distilflow.train.devices import pick_device
 
 
@@ -32,7 +33,8 @@ def run(params: Params) -> GlueReport:
             raise DistilflowError(f"no GLUE result for '{task.name}' at {path}: run `distilflow glue-task {task.name}` first")
         for role, result in read_task_results(path).items():
             results[role][task.name] = result
-    with tracking.mlflow_run(params.tracking, "glue report", tags={"stage": "glue_report"}) as run:
+    with exclusive(params.paths.metrics / "glue.json", params.orchestration.lock_wait_seconds), \
+            tracking.mlflow_run(params.tracking, "glue report", tags={"stage": "glue_report"}) as run:
         return publish(params, sources, results, run.info.run_id, params.paths.glue, params.paths.metrics / "glue.json")
 
 

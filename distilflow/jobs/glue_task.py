@@ -17,12 +17,15 @@ from distilflow.evaluation.report import (
     write_task_results,
 )
 from distilflow.ops import tracking
+from distilflow.ops.files import exclusive
 
 
 def run(params: Params, task_name: str) -> dict[str, TaskResult]:
     task = selected_tasks(params, [task_name])[0]
-    results = {role: tracked_task_run(params, role, name, task) for role, name in pipeline_models(params).items()}
-    write_task_results(task_results_file(params.paths.glue, task.name), results)
+    output = task_results_file(params.paths.glue, task.name)
+    with exclusive(output, params.orchestration.lock_wait_seconds):
+        results = {role: tracked_task_run(params, role, name, task) for role, name in pipeline_models(params).items()}
+        write_task_results(output, results)
     return results
 
 

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+from transformers import AutoConfig
+
 from distilflow.config import Params
 from distilflow.data.prepare import META_FILE, PreparedData, prepare_corpus
-from distilflow.data.sources import load_tokenizer
+from distilflow.data.sources import load_pretrained, load_tokenizer
+from distilflow.errors import DistilflowError
 from distilflow.ops import tracking
-from distilflow.ops.files import refuse_foreign_folder
+from distilflow.ops.files import exclusive, refuse_foreign_folder
 
 
 def run(params: Params) -> PreparedData:
     refuse_foreign_folder(params.paths.prepared, META_FILE)
     tokenizer = load_tokenizer(params.teacher.model)
-    with tracking.mlflow_run(params.tracking, "prepare", tags={"stage": "prepare"}):
+    require_positions(params)
+    with exclusive(params.paths.prepared, params.orchestration.lock_wait_seconds), \
+            tracking.mlflow_run(params.tracking, "prepare", tags={"stage": "prepare"}):
         prepared = prepare_corpus(params.data, tokenizer, params.paths.prepared)
         tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),
                              "data": params.data.model_dump(mode="json")})
         tracking.set_tags({"data_fingerprint": prepared.fingerprint})
         tracking.log_metrics({f"sequences_{split}": count for split, count in prepared.meta["sequences"].items()})
     return prepared
+
+
+def require_positions(params: Params) -> None:
+    """Sequences longer than the teacher's position embeddings would crash training much later."""
+    positions = getattr(load_pretrained(AutoConfig, params.teacher.model, "teacher"), "max_position_embeddings", None)
+    if positions is not None and params.data.max_seq_length > positions:
+        raise DistilflowError(f"data.max_seq_length={params.data.max_seq_length} exceeds the teacher's "
+                              f"{positions} positions: set data.max_seq_length to at most {positions}")

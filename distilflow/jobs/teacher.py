@@ -7,6 +7,7 @@ one teacher to depend on and hash.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +17,7 @@ from distilflow.data.masking import build_masker
 from distilflow.data.prepare import PreparedData, load_prepared
 from distilflow.data.sources import load_masked_lm, load_tokenizer, model_fingerprint
 from distilflow.ops import runtime, tracking
-from distilflow.ops.files import refuse_foreign_folder
+from distilflow.ops.files import exclusive, refuse_foreign_folder
 from distilflow.ops.hashing import fingerprint
 from distilflow.train.checkpoint import checkpoint_to_resume, clear_checkpoints
 from distilflow.train.devices import pick_autocast_dtype, pick_device
@@ -40,8 +41,14 @@ class TeacherArtifact:
 
 
 def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> TeacherArtifact:
+    refuse_foreign_folder(params.paths.teacher, MODEL_META)  # before any training, not after
+    with exclusive(params.paths.teacher, params.orchestration.lock_wait_seconds) if process_group().is_main \
+            else nullcontext():
+        return _complete_teacher(params, policy)
+
+
+def _complete_teacher(params: Params, policy: ResumePolicy) -> TeacherArtifact:
     output = params.paths.teacher
-    refuse_foreign_folder(output, MODEL_META)  # before any training, not after
     prepared = load_prepared(params.paths.prepared)
     torch.manual_seed(params.head.train.seed)  # a missing head is initialised randomly on load: reproducibly
     teacher, missing = load_masked_lm(params.teacher.model, role="teacher")
@@ -102,8 +109,8 @@ def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, polic
         if group.is_main:
             save_model(teacher.cpu(), tokenizer, params.paths.teacher,
                        {"run_key": run_key, "fingerprint": teacher_fingerprint, "source": params.teacher.model,
-                        "head_trained": True, "metrics": metrics, "mlflow_run_id": run.info.run_id})
-            tracking.log_artifacts(params.paths.teacher, artifact_path="teacher_with_head")
+                        "head_trained": True, "metrics": metrics, "mlflow_run_id": run.info.run_id},
+                       publish=lambda staging: tracking.log_artifacts(staging, artifact_path="teacher_with_head"))
             clear_checkpoints(checkpoints)  # the saved teacher supersedes them; a later run starts clean
     group.barrier()
     return TeacherArtifact(str(params.paths.teacher), teacher_fingerprint, head_trained=True, metrics=metrics)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from distilflow.errors import DistilflowError
 
@@ -73,3 +74,22 @@ def refuse_foreign_folder(folder: Path, marker: str) -> None:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@contextmanager
+def exclusive(output: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    """One run at a time per output: a second run on the same folder waits up to `wait_seconds`, then
+    refuses in one line (two runs would race on its checkpoints and replace each other's results)."""
+    from filelock import FileLock, Timeout
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(output.with_name(f".{output.name}.lock"))
+    try:
+        lock.acquire(timeout=wait_seconds)
+    except Timeout:
+        raise DistilflowError(f"'{output}' is in use by another distilflow run: wait for it to finish (or stop it), "
+                              "or raise orchestration.lock_wait_seconds to wait for it") from None
+    try:
+        yield
+    finally:
+        lock.release()

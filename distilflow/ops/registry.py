@@ -66,6 +66,9 @@ def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tag
     meta = json.loads((student_dir / MODEL_META).read_text())
     existing = find_version(config.model_name, meta["fingerprint"])
     if existing is not None:
+        if CHALLENGER not in _client().get_registered_model(config.model_name).aliases:
+            # registered by a run that died before it set the alias
+            _client().set_registered_model_alias(config.model_name, CHALLENGER, existing.version)
         return existing, False
     tokenizer = transformers.AutoTokenizer.from_pretrained(student_dir)
     model = transformers.AutoModelForMaskedLM.from_pretrained(student_dir)

@@ -7,6 +7,7 @@ refuses a bare `./mlruns` file store). `MLFLOW_TRACKING_URI` in the environment 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,30 +16,16 @@ from typing import Any, Iterator
 
 from distilflow.config import TrackingConfig
 from distilflow.ops import runtime
+from distilflow.ops.mlflow_store import (  # noqa: F401  (configure, tracking_uri: used as tracking.*)
+    HOST_TAG,
+    PID_TAG,
+    close_dead_runs,
+    configure,
+    continuable,
+    tracking_uri,
+)
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
-
-
-def tracking_uri(config: TrackingConfig) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
-
-
-def configure(config: TrackingConfig) -> str:
-    """Point MLflow at the store and return the experiment id (created with our artifact root)."""
-    import mlflow
-
-    uri = tracking_uri(config)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(config.experiment)
-    if experiment is None:
-        artifact_location = config.artifact_root.resolve().as_uri() if uri.startswith("sqlite:") else None
-        experiment_id = mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
-    else:
-        experiment_id = experiment.experiment_id
-    mlflow.set_experiment(experiment_id=experiment_id)  # nested runs land in the same experiment
-    return experiment_id
 
 
 @dataclass(frozen=True)
@@ -75,11 +62,15 @@ def mlflow_run(config: TrackingConfig, run_name: str, run_id: str | None = None,
     import mlflow
 
     experiment_id = configure(config)
+    close_dead_runs(experiment_id)
+    run_id = continuable(run_id, experiment_id)
     parent = runtime.parent_run_id() if not (run_id or nested or mlflow.active_run()) else None
     all_tags = standard_tags(tags or {})
     with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else run_name,
                           nested=nested, parent_run_id=parent, log_system_metrics=config.system_metrics,
                           tags=all_tags) as run:
+        if run_id:  # a continued run: now this process runs it
+            mlflow.set_tags({PID_TAG: all_tags[PID_TAG]})
         yield run
 
 
@@ -90,6 +81,7 @@ def start_parent_run(config: TrackingConfig, run_name: str, tags: dict[str, str]
     from mlflow.entities import Param
 
     experiment_id = configure(config)
+    close_dead_runs(experiment_id)
     client = mlflow.MlflowClient()
     run_id = client.create_run(experiment_id, run_name=run_name, tags=standard_tags(tags)).info.run_id
     client.log_batch(run_id, params=[Param(key, value) for key, value in _flat_params(params).items()])
@@ -111,7 +103,8 @@ def run_url(config: TrackingConfig, run_id: str, ui: str = "http://127.0.0.1:500
 
 def standard_tags(tags: dict[str, str]) -> dict[str, str]:
     """The given tags plus the git commit (and whether the tree had uncommitted changes)."""
-    all_tags = {"git_commit": git_commit() or "unknown", "git_dirty": str(git_is_dirty()), **tags}
+    all_tags = {"git_commit": git_commit() or "unknown", "git_dirty": str(git_is_dirty()),
+                HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), **tags}
     if all_tags["git_commit"] != "unknown":
         all_tags["mlflow.source.git.commit"] = all_tags["git_commit"]
     return all_tags

@@ -16,6 +16,7 @@ from datasets import Dataset
 from distilflow.config import MaskingConfig
 from distilflow.data.batching import MicroBatch, pad_batch
 from distilflow.data.masking import DynamicMasker
+from distilflow.errors import DistilflowError
 from distilflow.train.student import MaskedLMView
 
 EVAL_MASK_SEED = 1234
@@ -58,7 +59,10 @@ def masked_lm_metrics(
             totals["agree"] += int((logits.argmax(-1) == teacher_top1).sum())
         totals["targets"] += int(labels.numel())
     model.train(was_training)
-    targets = max(totals["targets"], 1)
+    if totals["targets"] == 0:  # a loss of 0.0 over nothing would read as a perfect model
+        raise DistilflowError(f"no tokens to evaluate: the evaluation set has {n} sequences (and no maskable "
+                              "tokens): give data.test / data.validation_fraction more text")
+    targets = totals["targets"]
     metrics = {"mlm_loss": totals["loss"] / targets, "mlm_accuracy": totals["correct"] / targets,
                # A degenerate model predicts one frequent token ("," or "the") almost everywhere: this
                # share near 1 says so, and makes "agreement" with such a teacher meaningless.

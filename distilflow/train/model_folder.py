@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from distilflow.errors import DistilflowError
 from distilflow.ops.files import read_json, replace_folder
@@ -12,13 +13,18 @@ from distilflow.ops.files import read_json, replace_folder
 MODEL_META = "distilflow.json"
 
 
-def save_model(model, tokenizer, output: Path, meta: dict) -> None:
-    """save_pretrained into a staging folder, then swap it in: never a half-written model folder."""
+def save_model(model, tokenizer, output: Path, meta: dict, publish: Callable[[Path], None] | None = None) -> None:
+    """save_pretrained into a staging folder, then swap it in: never a half-written model folder.
+
+    `publish(staging)` (e.g. logging it to MLflow) runs before the swap: if it fails, the previous
+    model stays where it was."""
 
     def fill(staging: Path) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / MODEL_META).write_text(json.dumps(meta, indent=2, default=str))
+        if publish is not None:
+            publish(staging)
 
     replace_folder(output, fill, marker=MODEL_META)
 

@@ -35,3 +35,20 @@ def test_pattern_matching_nothing_and_empty_corpus_are_errors(tmp_path):
     (tmp_path / "empty.txt").write_text("\n\n  \n")
     with pytest.raises(DistilflowError, match="contains no text"):
         load_paragraphs(CorpusSource(files=[str(tmp_path / "empty.txt")]), "[UNK]")
+
+
+def test_binary_files_are_refused_and_latin1_text_is_read(tmp_path):
+    import os
+
+    (tmp_path / "random.bin.txt").write_bytes(os.urandom(200_000))
+    with pytest.raises(DistilflowError, match="random.bin.txt' looks binary, not text"):
+        load_paragraphs(CorpusSource(files=[str(tmp_path / "random.bin.txt")]), "[UNK]")
+    (tmp_path / "latin1.txt").write_bytes("Mr. Knightley said: « très bien ».\n\nÉmile agreed.".encode("latin-1"))
+    assert load_paragraphs(CorpusSource(files=[str(tmp_path / "latin1.txt")]), "[UNK]")["text"] == [
+        "Mr. Knightley said: « très bien ».", "Émile agreed."]
+
+
+def test_malformed_jsonl_is_one_line(tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')
+    with pytest.raises(DistilflowError, match="rows.jsonl' is not valid json .*fix or remove it"):
+        load_paragraphs(CorpusSource(files=[str(tmp_path / "rows.jsonl")]), "[UNK]")

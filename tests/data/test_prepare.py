@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from distilflow.config import CorpusSource, DataConfig
-from distilflow.data.prepare import pack_sentences, prepare_corpus, special_token_wrapping, split_sentences
+from distilflow.data.prepare import (
+    load_prepared,
+    pack_sentences,
+    prepare_corpus,
+    special_token_wrapping,
+    split_sentences,
+)
 from distilflow.errors import DistilflowError
 
 
@@ -58,3 +64,21 @@ def test_too_little_text_is_a_clear_error(tmp_path, tokenizer):
     (tmp_path / "t.txt").write_text("Too short.")
     with pytest.raises(DistilflowError, match="usable sequences"):
         prepare_corpus(DataConfig(train=CorpusSource(files=[str(tmp_path / "t.txt")])), tokenizer, tmp_path / "o")
+
+
+def test_an_empty_held_out_set_is_an_error_not_a_zero_loss(tmp_path, small_corpus, tokenizer):
+    (tmp_path / "short.txt").write_text("Tiny.\n\nAlso tiny.")
+    config = _config(small_corpus).model_copy(update={"test": CorpusSource(files=[str(tmp_path / "short.txt")])})
+    with pytest.raises(DistilflowError, match="held-out corpus .* gives no usable sequences"):
+        prepare_corpus(config, tokenizer, tmp_path / "out")
+
+
+def test_damaged_prepared_data_is_reported_with_the_fix(tmp_path, small_corpus, tokenizer):
+    prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "prepared")
+    assert load_prepared(tmp_path / "prepared").meta["sequences"]["train"] > 0
+    arrow = next((tmp_path / "prepared" / "train").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])  # truncated, as by a full disk
+    with pytest.raises(DistilflowError, match="is damaged .*run `distilflow prepare` again"):
+        load_prepared(tmp_path / "prepared")
+    with pytest.raises(DistilflowError, match="no prepared corpus in .* run `distilflow prepare` first"):
+        load_prepared(tmp_path / "nothing_here")

@@ -34,3 +34,14 @@ def test_fingerprint_follows_weights_not_location(tiny_teacher, teacher_with_hea
     assert model_fingerprint(loaded) == model_fingerprint(tiny_teacher)
     loaded.bert.embeddings.word_embeddings.weight.data[0, 0] += 1.0
     assert model_fingerprint(loaded) != model_fingerprint(tiny_teacher)
+
+
+def test_a_truncated_model_file_is_one_line_naming_the_folder(tmp_path, teacher_with_head_dir):
+    import shutil
+
+    damaged = tmp_path / "teacher"
+    shutil.copytree(teacher_with_head_dir, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(DistilflowError, match=r"teacher '.*teacher' is there but unreadable \(.*\): rebuild it"):
+        load_masked_lm(str(damaged), role="teacher")

@@ -13,6 +13,7 @@ from distilflow.evaluation.glue_tasks import (
     get_task,
     load_task,
     parse_task_list,
+    read_release_tsv,
     select_tasks,
     task_score,
 )
@@ -123,3 +124,14 @@ def test_median_over_seeds_and_lr_selected_on_dev():
     result = summarize(task, runs)
     assert result.learning_rate == 5e-5 and result.score == pytest.approx(0.64)
     assert result.flat_metrics() == {"rte_accuracy": pytest.approx(0.64)}
+
+
+def test_a_damaged_release_file_is_one_line_naming_the_file_and_line(tmp_path):
+    (tmp_path / "RTE").mkdir()
+    dev = tmp_path / "RTE" / "dev.tsv"
+    dev.write_text("index\tsentence1\tlabel\n0\tA.\tentailment\n")
+    with pytest.raises(DistilflowError, match=r"dev.tsv' has no column 'sentence2' .*replace it"):
+        read_release_tsv(get_task("rte"), dev)
+    dev.write_text("index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n1\tC.\tD.\tmaybe\n")
+    with pytest.raises(DistilflowError, match=r"dev.tsv' line 3: unknown label 'maybe' \(expected entailment"):
+        read_release_tsv(get_task("rte"), dev)

@@ -29,3 +29,10 @@ def test_metrics_of_a_model_that_always_says_the(tiny_teacher, tokenizer, sequen
 def test_masks_are_the_same_for_every_call(tiny_teacher, tokenizer, sequences):
     first = masked_lm_metrics(tiny_teacher, sequences, tokenizer)
     assert masked_lm_metrics(tiny_teacher, sequences, tokenizer) == first
+
+
+def test_an_empty_evaluation_set_is_an_error_not_a_perfect_score(tiny_teacher, tokenizer):
+    from distilflow.errors import DistilflowError
+
+    with pytest.raises(DistilflowError, match="no tokens to evaluate: the evaluation set has 0 sequences"):
+        masked_lm_metrics(tiny_teacher, Dataset.from_dict({"input_ids": []}), tokenizer)

@@ -1,0 +1,130 @@
+"""The MLflow store: where it is, whether it can be used (one line when it cannot), and the runs in it
+that died with their process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from distilflow.config import TrackingConfig
+from distilflow.errors import DistilflowError, first_line
+
+REACHABLE_TIMEOUT_SECONDS = 5
+# Which process runs a run: a RUNNING run whose process is gone was killed (close_dead_runs).
+HOST_TAG, PID_TAG = "distilflow.host", "distilflow.pid"
+
+
+def tracking_uri(config: TrackingConfig) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+
+
+def configure(config: TrackingConfig) -> str:
+    """Point MLflow at the store and return the experiment id (created with our artifact root).
+
+    Any store that cannot be used (a server that does not answer, an unknown scheme, a read-only or
+    damaged database, a file where its folder should be) is one line naming the fix."""
+    import mlflow
+
+    uri = tracking_uri(config)
+    _require_reachable(uri)
+    try:
+        if uri.startswith("sqlite:///"):
+            _create_sqlite_store(Path(uri.removeprefix("sqlite:///")))
+        mlflow.set_tracking_uri(uri)
+        experiment = mlflow.get_experiment_by_name(config.experiment)
+        if experiment is None:
+            artifact_location = config.artifact_root.resolve().as_uri() if uri.startswith("sqlite:") else None
+            experiment_id = mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
+        else:
+            experiment_id = experiment.experiment_id
+        mlflow.set_experiment(experiment_id=experiment_id)  # nested runs land in the same experiment
+    except Exception as error:  # MlflowException, sqlalchemy's errors, OSError: all "this store is unusable"
+        raise DistilflowError(f"MLflow store '{uri}' cannot be used ({type(error).__name__}: {first_line(error)[:200]}): "
+                              f"{STORE_FIX}") from None
+    return experiment_id
+
+
+def _create_sqlite_store(path: Path) -> None:
+    """A new SQLite store is built under a temporary name and renamed into place: MLflow's schema
+    migrations killed half-way would leave a database no later run can open."""
+    if path.exists():
+        return
+    from mlflow.store.db.utils import _initialize_tables, create_sqlalchemy_engine_with_retry
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    engine = create_sqlalchemy_engine_with_retry(f"sqlite:///{partial}")
+    try:
+        _initialize_tables(engine)
+    finally:
+        engine.dispose()
+    os.replace(partial, path)
+
+
+STORE_FIX = "fix tracking.tracking_uri in params.yaml (or $MLFLOW_TRACKING_URI), or set tracking.enabled=false"
+_reachable: set[str] = set()
+
+
+def _require_reachable(uri: str) -> None:
+    """A tracking server is asked once, with a short timeout: MLflow itself retries for minutes."""
+    if not uri.startswith(("http://", "https://")) or uri in _reachable:
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACHABLE_TIMEOUT_SECONDS).close()
+    except urllib.error.HTTPError:
+        pass  # it answered: reachable, whatever it thinks of /health
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise DistilflowError(f"MLflow tracking server {uri} does not answer ({reason}): start it, or "
+                              f"{STORE_FIX}") from None
+    _reachable.add(uri)
+
+
+def close_dead_runs(experiment_id: str) -> list[str]:
+    """Runs this machine started whose process is gone (SIGKILL, power loss) are marked KILLED, so that
+    no run stays RUNNING for ever. Returns their ids."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    closed = []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        if tags.get(HOST_TAG) == socket.gethostname() and not _process_alive(int(tags.get(PID_TAG, "0") or 0)):
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    return closed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def continuable(run_id: str | None, experiment_id: str) -> str | None:
+    """The run to continue, if it exists in this store's experiment; else None, said on stderr: a stored
+    run id must never block a resume (the store may have moved or been reset)."""
+    if run_id is None:
+        return None
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+    except MlflowException:
+        run = None
+    if run is None or run.info.experiment_id != experiment_id or run.info.lifecycle_stage != "active":
+        print(f"MLflow run {run_id} is not in this store's experiment: logging to a new run", file=sys.stderr)
+        return None
+    return run_id

@@ -1,0 +1,68 @@
+"""A tracking store that cannot be used is one line, fast; runs whose process died are closed; a stored
+run id never blocks a resume."""
+
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+
+from distilflow.config import TrackingConfig
+from distilflow.errors import DistilflowError
+from distilflow.ops import mlflow_store, tracking
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> TrackingConfig:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return TrackingConfig(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db", artifact_root=tmp_path / "artifacts",
+                          experiment="test", system_metrics=False)
+
+
+def test_a_server_that_does_not_answer_is_one_line_within_seconds(store):
+    started = time.perf_counter()
+    with pytest.raises(DistilflowError, match=r"MLflow tracking server http://127.0.0.1:9 does not answer .*: start"):
+        mlflow_store.configure(store.model_copy(update={"tracking_uri": "http://127.0.0.1:9"}))
+    assert time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize("make_store", ["garbage_db", "file_for_folder", "unknown_scheme"])
+def test_an_unusable_store_is_one_line_naming_the_fix(store, tmp_path, make_store):
+    if make_store == "garbage_db":
+        (tmp_path / "mlruns").mkdir()
+        (tmp_path / "mlruns" / "mlflow.db").write_bytes(b"this is not a database" * 100)
+        config = store
+    elif make_store == "file_for_folder":
+        (tmp_path / "mlruns").write_text("a file where the store's folder should be")
+        config = store
+    else:
+        config = store.model_copy(update={"tracking_uri": "nosuchscheme://somewhere"})
+    with pytest.raises(DistilflowError, match=r"MLflow store '.*' cannot be used \(.*\): fix tracking.tracking_uri"):
+        mlflow_store.configure(config)
+
+
+def test_runs_whose_process_died_are_closed_at_the_next_start(store):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    experiment_id = mlflow_store.configure(store)
+    client = mlflow.MlflowClient()
+    tags = tracking.standard_tags({})
+    killed = client.create_run(experiment_id, tags={**tags, tracking.PID_TAG: dead.stdout.strip()}).info.run_id
+    alive = client.create_run(experiment_id, tags=tags).info.run_id  # this process: still running
+    with tracking.mlflow_run(store, "next stage"):
+        pass
+    assert client.get_run(killed).info.status == "KILLED"
+    assert client.get_run(alive).info.status == "RUNNING"
+
+
+def test_a_stored_run_id_from_another_store_starts_a_new_run(store, capsys):
+    with tracking.mlflow_run(store, "resumed", run_id="0123456789abcdef0123456789abcdef") as run:
+        assert run.info.run_id != "0123456789abcdef0123456789abcdef"
+    assert "is not in this store's experiment: logging to a new run" in capsys.readouterr().err
+
+
+def test_an_empty_experiment_name_is_refused_by_the_config():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        TrackingConfig(experiment="")
