@@ -68,6 +68,6 @@ def test_every_stage_killed_at_random_then_rerun_ends_as_an_uninterrupted_run(tm
     versions, aliases, statuses = _registry(faulted)
     assert (versions, aliases) == (expected_versions, expected_aliases)
     assert "RUNNING" not in statuses
-    leftovers = [path for pattern in ("**/*.partial", "**/*.tmp", "**/*.old", "**/step_*.pt")
+    leftovers = [path for pattern in ("**/*.partial", "**/*.tmp", "**/*.old", "**/step_*.pt", "**/*.lock")
                  for path in faulted.glob(pattern) if "mlruns" not in path.parts]
     assert leftovers == []

@@ -3,14 +3,18 @@ that distilflow never replaces a folder it did not write."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from distilflow.errors import DistilflowError
+
+LOCKS = Path(tempfile.gettempdir()) / "distilflow-locks"  # one lock file per output path on this machine
 
 
 def write_atomically(path: Path, write: Callable[[Path], None], partial: Path | None = None) -> Path:
@@ -82,8 +86,10 @@ def exclusive(output: Path, wait_seconds: float = 0.0) -> Iterator[None]:
     refuses in one line (two runs would race on its checkpoints and replace each other's results)."""
     from filelock import FileLock, Timeout
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(output.with_name(f".{output.name}.lock"))
+    # Kept out of the project tree: a lock file beside an output could land in a folder git or DVC tracks.
+    where = str(output.resolve())
+    LOCKS.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(LOCKS / f"{hashlib.sha256(where.encode()).hexdigest()[:16]}-{output.name}.lock")
     try:
         lock.acquire(timeout=wait_seconds)
     except Timeout:
