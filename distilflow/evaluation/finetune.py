@@ -15,6 +15,7 @@ from transformers import (
     DataCollatorWithPadding,
     Trainer,
     TrainingArguments,
+    set_seed,
 )
 
 from distilflow.config import GlueConfig
@@ -27,6 +28,9 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
                           seed: int, learning_rate: float) -> dict[str, dict[str, float]]:
     """Train on splits['train'], return {evaluation name: metrics} for the task's dev set(s)."""
     tokenizer = load_tokenizer(model_name)
+    # The classifier (and a student's pooler) start random: from this run's seed, not from whatever state the
+    # process's RNG is in (that left the student's GLUE scores varying from run to run).
+    set_seed(seed)
     model = _classifier(model_name, task)
     encoded = {name: _encode(split, task, tokenizer, config.max_seq_length) for name, split in splits.items()}
     on_gpu = pick_device(config.device).type == "cuda"

@@ -133,3 +133,19 @@ def test_unknown_task_and_missing_model_are_clear(params, tmp_path):
         glue_job.run(params, "x", tasks="rtee")
     with pytest.raises(DistilflowError, match="no_such_model. not found .*give an existing model folder"):
         glue_job.run(params, str(tmp_path / "no_such_model"), tasks="rte")
+
+
+def test_fine_tuning_is_seeded_whatever_the_process_rng_held(params, student_dir):
+    """The new classifier and the student's missing pooler start from the run's seed."""
+    import torch
+
+    from distilflow.evaluation.glue_tasks import load_task
+
+    task = get_task("stsb")  # a continuous metric: any change in the start shows
+    splits = load_task(task, params.glue.source)
+    splits = {"train": splits["train"].select(range(32)), "": splits[""].select(range(64))}
+    results = []
+    for disturbance in (123, 456):
+        torch.manual_seed(disturbance)  # e.g. a library that drew random numbers before
+        results.append(finetune.finetune_and_evaluate(student_dir, task, splits, params.glue, seed=1, learning_rate=1e-3))
+    assert results[0] == results[1]
