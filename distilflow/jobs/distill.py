@@ -6,7 +6,6 @@ Student = the teacher's layers, every other one; loss = α_ce·soft targets at t
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +37,7 @@ class DistillResult:
 
 def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> DistillResult:
     refuse_foreign_folder(params.paths.student, MODEL_META)  # before any training, not after
-    with exclusive(params.paths.student, params.orchestration.lock_wait_seconds) if process_group().is_main \
-            else nullcontext():
+    with exclusive(params.paths.student, params.orchestration.lock_wait_seconds, enabled=process_group().is_main):
         return _distill(params, policy)
 
 

@@ -7,7 +7,6 @@ one teacher to depend on and hash.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -42,8 +41,7 @@ class TeacherArtifact:
 
 def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> TeacherArtifact:
     refuse_foreign_folder(params.paths.teacher, MODEL_META)  # before any training, not after
-    with exclusive(params.paths.teacher, params.orchestration.lock_wait_seconds) if process_group().is_main \
-            else nullcontext():
+    with exclusive(params.paths.teacher, params.orchestration.lock_wait_seconds, enabled=process_group().is_main):
         return _complete_teacher(params, policy)
 
 

@@ -81,9 +81,13 @@ def read_json(path: Path) -> dict:
 
 
 @contextmanager
-def exclusive(output: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+def exclusive(output: Path, wait_seconds: float = 0.0, enabled: bool = True) -> Iterator[None]:
     """One run at a time per output: a second run on the same folder waits up to `wait_seconds`, then
-    refuses in one line (two runs would race on its checkpoints and replace each other's results)."""
+    refuses in one line (two runs would race on its checkpoints and replace each other's results).
+    enabled=False (the other processes of a data-parallel run, which write nothing) takes no lock."""
+    if not enabled:
+        yield
+        return
     from filelock import FileLock, Timeout
 
     # Kept out of the project tree: a lock file beside an output could land in a folder git or DVC tracks.
