@@ -71,6 +71,9 @@ class TrainConfig(StrictModel):
     adam_epsilon: float = Field(1e-6, gt=0.0)
     warmup_fraction: float = Field(0.05, ge=0.0, lt=1.0)
     max_grad_norm: float = Field(5.0, gt=0.0)
+    # A step whose gradient is NaN or infinite is skipped (no update) and counted; more than this many
+    # skipped steps in one run stops training with an error, keeping the last good checkpoint.
+    max_nonfinite_steps: int = Field(5, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     seed: int = 42

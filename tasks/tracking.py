@@ -2,29 +2,54 @@
 
 from __future__ import annotations
 
+import json
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from distilflow.config import Params
-from distilflow.evaluation.report import MARKDOWN_FILE
-from distilflow.ops import registry, tracking
+from distilflow.evaluation.report import MARKDOWN_FILE, read_report
+from distilflow.ops import registry, run_summary, tracking
 from distilflow.ops.files import write_text
-from distilflow.ops.params_file import load_params
+from distilflow.ops.params_file import DEFAULT_PARAMS_PATH, write_overrides
 
 
 @task(name="load params")
-def load_project_params() -> Params:
-    return load_params("params.yaml")
+def load_project_params(overrides: list[str]) -> Params:
+    """params.yaml, with this run's overrides written into it first (as `dvc exp run -S` does), so that
+    the DVC stages, dvc.lock and MLflow record the values the run used."""
+    if overrides:
+        get_run_logger().info("params.yaml overridden for this run and after: %s", ", ".join(overrides))
+    return write_overrides(DEFAULT_PARAMS_PATH, overrides)
 
 
 @task(name="open MLflow pipeline run")
 def open_pipeline_run(params: Params) -> str:
-    run_id = tracking.start_parent_run(params.tracking, "pipeline", {
+    run_id = tracking.start_parent_run(params.tracking, run_summary.run_name(params), {
         "stage": "pipeline", "prefect_flow_run_id": str(flow_run.get_id() or ""),
         "prefect_flow_run_name": str(flow_run.get_name() or "")}, params.model_dump(mode="json"))
     get_run_logger().info("MLflow parent run %s", tracking.run_url(params.tracking, run_id))
     return run_id
+
+
+@task(name="record pinned inputs")
+def record_inputs(params: Params, run_id: str) -> None:
+    """Corpus, GLUE and teacher as the pipeline run's MLflow datasets (digest: their DVC md5)."""
+    tracking.configure(params.tracking)
+    tracking.log_source_datasets(params.versioning, list(params.versioning.sources), run_id=run_id)
+
+
+@task(name="log headline metrics")
+def log_headline_metrics(params: Params, run_id: str) -> dict[str, float]:
+    """GLUE score, retention, latency, size and the student's MLM figures on the pipeline run itself,
+    so that pipeline runs compare side by side in the MLflow runs table and charts."""
+    distill_file = params.paths.metrics / "distill.json"
+    distill_metrics = json.loads(distill_file.read_text()) if distill_file.is_file() else {}
+    metrics = run_summary.headline_metrics(read_report(params.paths.metrics / "glue.json"), distill_metrics)
+    tracking.configure(params.tracking)
+    tracking.log_to_run(run_id, metrics)
+    return metrics
 
 
 @task(name="close MLflow pipeline run")
@@ -45,13 +70,11 @@ def publish_report(params: Params, run_id: str, stages_ran: dict[str, bool], ver
         f"- Promotion: {'champion' if decision.promote else 'unchanged'} — {decision.reason}",
         f"- Stages: {stages}", "", glue_markdown])
     create_markdown_artifact(markdown, key="distilflow-report", description="GLUE, retention, speed, registry")
+    tracking.configure(params.tracking)
+    tracking.log_to_run(run_id, {}, tags={run_summary.DESCRIPTION_TAG: run_summary.description(params, markdown)})
     return str(write_text(params.paths.glue / "pipeline_report.md", markdown))
 
 
 def tag_run(params: Params, run_id: str, tags: dict[str, str]) -> None:
-    import mlflow
-
     tracking.configure(params.tracking)
-    client = mlflow.MlflowClient()
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
+    tracking.log_to_run(run_id, {}, tags=tags)

@@ -143,3 +143,12 @@ def test_too_long_sequences_for_the_teacher_are_refused_before_any_work(tmp_path
     params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
     code, _, err = _run(monkeypatch, capsys, "prepare", "--params", params, "--set", "data.max_seq_length=4096")
     _assert_one_line_error(code, err, "data.max_seq_length=4096 exceeds the teacher's 128 positions")
+
+
+def test_a_student_deeper_than_the_teacher_is_refused_before_any_work(tmp_path, monkeypatch, capsys, small_corpus,
+                                                                       headless_teacher_dir):
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
+    code, _, err = _run(monkeypatch, capsys, "distill", "--with-inputs", "--params", params,
+                        "--set", "student.n_layers=12")
+    _assert_one_line_error(code, err, "student.n_layers=12 exceeds the teacher's")
+    assert not (tmp_path / "prepared").exists()  # checked from the teacher's config, before prepare and teacher

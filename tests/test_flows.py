@@ -2,6 +2,7 @@
 first run registers a champion, an unchanged rerun does nothing new, a changed temperature redoes
 exactly distill and GLUE and registers a challenger."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
 
     parent = client.get_run(first["mlflow_run_id"])
     assert parent.info.status == "FINISHED"
+    _assert_comparable_in_the_runs_table(client, parent, project)
     assert {"dvc_corpus", "dvc_glue", "dvc_teacher", "dvc_student_artifact", "git_commit",
             "prefect_flow_run_id"} <= set(parent.data.tags)
     assert parent.data.params["distill.loss.temperature"] == "2.0"  # every hyperparameter on the parent run
@@ -88,10 +90,10 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
     assert not again["registered_new"] and again["version"] == first["version"]
     assert len(client.search_model_versions("name='tiny-student'")) == 1
 
-    raw = yaml.safe_load(Path("params.yaml").read_text())
-    raw["distill"]["loss"] = {"temperature": 3.0}
-    Path("params.yaml").write_text(yaml.safe_dump(raw))
-    changed = pipeline_flow()
+    changed = pipeline_flow(overrides=["distill.loss.temperature=3"])  # as from the Prefect UI's parameters
+    assert yaml.safe_load(Path("params.yaml").read_text())["distill"]["loss"]["temperature"] == 3  # dvc exp run -S
+    assert client.get_run(changed["mlflow_run_id"]).data.params["distill.loss.temperature"] == "3.0"
+    assert client.get_run(changed["mlflow_run_id"]).info.run_name == "pipeline T=3 α=5/2/1 2L"
     redone = {stage for stage, ran in changed["stages_ran"].items() if ran}
     assert redone == {"distill", "glue@rte", "glue@mrpc", "glue_report"}
     assert changed["registered_new"] and changed["version"] != first["version"]
@@ -100,6 +102,36 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
     registry.promote("tiny-student", changed["version"])
     assert registry.rollback("tiny-student") == first["version"]
     assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == first["version"]
+
+
+def _assert_comparable_in_the_runs_table(client, parent, project):
+    """What the MLflow runs table shows for a pipeline run without opening its children (issue 11)."""
+    assert parent.info.run_name == "pipeline T=2 α=5/2/1 2L"
+    metrics = parent.data.metrics
+    report = json.loads((project / "metrics" / "glue.json").read_text())
+    assert metrics["student_glue_score"] == pytest.approx(report["models"]["student"]["glue_score"])
+    assert metrics["glue_retention"] == pytest.approx(report["glue_retention"])
+    assert {"rte_retention", "student_rte_score", "teacher_mrpc_score", "student_latency_ms_cpu_b1",
+            "speedup_cpu_b1", "student_parameters", "student_size_mb", "student_test_mlm_loss",
+            "student_test_teacher_agreement"} <= set(metrics)
+    assert "GLUE dev results" in parent.data.tags["mlflow.note.content"]
+    pinned = {name: yaml.safe_load((project / "data" / f"{name}.dvc").read_text())["outs"][0]["md5"]
+              for name in ("corpus", "glue", "teacher")}
+    datasets = {d.dataset.name: d.dataset.digest for d in parent.inputs.dataset_inputs}
+    assert datasets == {name: md5.removesuffix(".dir") for name, md5 in pinned.items()}
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the model-training view
+
+    version = client.get_model_version_by_alias("tiny-student", "champion")
+    assert version.description.startswith("# distilflow student — T=2") and "| GLUE score |" in version.description
+    assert version.tags["distill_temperature"] == "2" and version.tags["teacher"] == "data/teacher"
+    assert version.source.startswith("models:/m-")  # registered from the distill run's LoggedModel
+    logged = mlflow.get_logged_model(version.source.removeprefix("models:/"))
+    distill_run = client.get_run(logged.source_run_id)
+    assert distill_run.data.tags["stage"] == "distill"
+    stored = [p for p in (project / "mlruns").rglob("model.safetensors") if "teacher_with_head" not in str(p)]
+    assert len(stored) == 1, f"the student's weights are stored {len(stored)} times in MLflow"
+    assert {m.key for m in logged.metrics} >= {"test_mlm_loss", "student_glue_score", "glue_retention"}
 
 
 def test_the_one_deployment_served_or_on_a_work_pool_keeps_its_cron_and_one_run_at_a_time(prefect_server):

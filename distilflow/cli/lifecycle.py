@@ -9,6 +9,7 @@ import typer
 
 from distilflow.cli.app import (
     ParamsOption,
+    SetOption,
     app,
     read_params,
 )
@@ -19,12 +20,14 @@ PANEL = "Pipeline and registry"
 
 
 @app.command("pipeline", rich_help_panel=PANEL)
-def run_pipeline() -> None:
+def run_pipeline(set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", "-s", help="override written into params.yaml for this run and after, as `dvc exp run -S` does")] = None,
+                 ) -> None:
     """Run the whole pipeline once as a Prefect flow (pin -> dvc.yaml stages -> register -> promote)."""
     from flows.pipeline import pipeline_flow
 
-    read_params(DEFAULT_PARAMS_PATH, None)  # bad params: one line now, not a failed flow run with its traceback
-    result = pipeline_flow()
+    read_params(DEFAULT_PARAMS_PATH, set_)  # bad params: one line now, not a failed flow run with its traceback
+    result = pipeline_flow(overrides=set_ or [])
     typer.echo(f"registered version {result['version']} ({'new' if result['registered_new'] else 'unchanged'}); "
                f"champion {'moved' if result['promoted'] else 'unchanged'}: {result['reason']}; "
                f"report {result['report']}")
@@ -34,24 +37,24 @@ CronOption = Annotated[Optional[str], typer.Option(help="cron schedule (default:
 
 
 @app.command(rich_help_panel=PANEL)
-def serve(cron: CronOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+def serve(cron: CronOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
     """Serve the pipeline's deployment from this process on its schedule; one run at a time, later ones wait."""
     import prefect
 
     from flows.pipeline import pipeline_deployment
 
-    deployment = pipeline_deployment(read_params(params, None).orchestration, cron)
+    deployment = pipeline_deployment(read_params(params, set_).orchestration, cron, overrides=set_)
     _require_prefect_server()
     prefect.serve(deployment)
 
 
 @app.command(rich_help_panel=PANEL)
 def deploy(pool: Annotated[str, typer.Option(help="Prefect work pool whose workers run it (type process)")],
-           cron: CronOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+           cron: CronOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
     """Create the pipeline's deployment on a work pool: `prefect worker start --pool POOL` runs it here."""
     from flows.pipeline import pipeline_deployment
 
-    deployment = pipeline_deployment(read_params(params, None).orchestration, cron, work_pool=pool)
+    deployment = pipeline_deployment(read_params(params, set_).orchestration, cron, work_pool=pool, overrides=set_)
     _require_prefect_server()
     deployment_id = deployment.apply()
     typer.echo(f"deployment {deployment.name} ({deployment_id}) on work pool {pool}: "
@@ -68,14 +71,14 @@ def _require_prefect_server() -> None:
 
 
 @app.command(rich_help_panel=PANEL)
-def models(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+def models(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
     """Registered student versions: aliases, GLUE score, retention, latency."""
     from rich.console import Console
     from rich.table import Table
 
     from distilflow.jobs import promote
 
-    config_ = read_params(params, None)
+    config_ = read_params(params, set_)
     rows = promote.versions(config_)
     table = Table(title=config_.registry.model_name)
     for column in rows[0]:
@@ -87,32 +90,34 @@ def models(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
 
 @app.command(rich_help_panel=PANEL)
 def promote(version: Annotated[str, typer.Argument(help="registry version to make champion")],
-            params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+            params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
     """Make VERSION the champion (by hand, whatever the promotion rule says)."""
     from distilflow.jobs import promote as job
 
-    config_ = read_params(params, None)
+    if not version.isdigit():
+        raise DistilflowError(f"version '{version}' is not a registry version number: pick one from `distilflow models`")
+    config_ = read_params(params, set_)
     job.to_version(config_, version)
     typer.echo(f"{config_.registry.model_name}@champion -> version {version}")
 
 
 @app.command(rich_help_panel=PANEL)
-def rollback(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+def rollback(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
     """Give `champion` back to the previous champion."""
     from distilflow.jobs import promote as job
 
-    config_ = read_params(params, None)
+    config_ = read_params(params, set_)
     version = job.rollback(config_)
     typer.echo(f"{config_.registry.model_name}@champion -> version {version} (rolled back)")
 
 
 @app.command(rich_help_panel=PANEL)
-def register(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+def register(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
     """Register the student (after glue-report) as `challenger`, then apply the promotion rule."""
     from distilflow.jobs import promote
     from distilflow.jobs import register as job
 
-    config_ = read_params(params, None)
+    config_ = read_params(params, set_)
     registration = job.run(config_)
     decision = promote.by_rule(config_, registration.version)
     typer.echo(f"{config_.registry.model_name} version {registration.version} "

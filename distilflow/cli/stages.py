@@ -76,6 +76,7 @@ def distill(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None, 
     _data_parallel_if_asked()
     policy = ResumePolicy(resume, restart, discard_stale)
     if with_inputs:
+        job.require_student_fits(config_, config_.teacher.model)  # seconds, not after prepare and teacher
         _prepare_and_teacher(config_, policy)
     result = job.run(config_, policy)
     if _is_main_process():

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from transformers import AutoConfig
+
 from distilflow.config import Params
 from distilflow.data.masking import build_masker
 from distilflow.data.prepare import load_prepared
-from distilflow.data.sources import load_masked_lm, load_tokenizer, model_fingerprint
+from distilflow.data.sources import load_masked_lm, load_pretrained, load_tokenizer, model_fingerprint
 from distilflow.evaluation.speed import count_parameters
 from distilflow.ops import runtime, tracking
 from distilflow.ops.files import exclusive, refuse_foreign_folder, write_json
@@ -23,7 +25,7 @@ from distilflow.train.losses import DistillationLoss
 from distilflow.train.mlm_metrics import masked_lm_metrics
 from distilflow.train.model_folder import MODEL_META, read_model_meta, save_model
 from distilflow.train.resume import ResumePolicy, remember_run_id, resumable_run_id
-from distilflow.train.student import build_student
+from distilflow.train.student import build_student, student_layers
 from distilflow.train.trainer import Trainer
 
 
@@ -41,9 +43,15 @@ def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> DistillResult:
         return _distill(params, policy)
 
 
+def require_student_fits(params: Params, teacher: str | Path) -> None:
+    """Refuse an impossible student.n_layers / student.layers from the teacher's config, before any weights load."""
+    student_layers(load_pretrained(AutoConfig, str(teacher), "teacher").num_hidden_layers, params.student)
+
+
 def _distill(params: Params, policy: ResumePolicy) -> DistillResult:
     prepared = load_prepared(params.paths.prepared)
     teacher_meta = read_model_meta(params.paths.teacher, made_by="teacher")
+    require_student_fits(params, params.paths.teacher)
     teacher, _ = load_masked_lm(str(params.paths.teacher), role="teacher")
     tokenizer = load_tokenizer(str(params.paths.teacher))
     student, layers = build_student(teacher, params.student, seed=params.distill.train.seed)
@@ -60,6 +68,7 @@ def _distill(params: Params, policy: ResumePolicy) -> DistillResult:
                              tags=tags, enabled=group.is_main) as run:
         if group.is_main:
             remember_run_id(checkpoints, run.info.run_id, run_key)
+            tracking.log_source_datasets(params.versioning, ["corpus", "teacher"])
         tracking.log_params({**params.model_dump(mode="json"),
                              "resolved": {"teacher_source": str(params.paths.teacher), "teacher_layers": layers,
                                           "data_fingerprint": prepared.fingerprint,
@@ -85,7 +94,8 @@ def _distill(params: Params, policy: ResumePolicy) -> DistillResult:
                        {"run_key": run_key, "fingerprint": student_fingerprint, "teacher_layers": layers,
                         "teacher_fingerprint": teacher_meta["fingerprint"], "metrics": metrics,
                         "mlflow_run_id": run.info.run_id},
-                       publish=lambda staging: tracking.log_artifacts(staging, artifact_path="student"))
+                       publish=lambda staging: {"mlflow_model_id": tracking.log_student_model(
+                           student, tokenizer, params.registry.input_example, metrics)})
     if group.is_main:
         clear_checkpoints(checkpoints)
         write_json(params.paths.metrics / "distill.json", metrics)

@@ -20,8 +20,9 @@ from distilflow.evaluation.report import (
 )
 from distilflow.evaluation.speed import measure
 from distilflow.ops import tracking
-from distilflow.ops.files import exclusive
+from distilflow.ops.files import exclusive, read_json
 from distilflow.train.devices import pick_device
+from distilflow.train.model_folder import MODEL_META
 
 
 def run(params: Params) -> GlueReport:
@@ -35,7 +36,11 @@ def run(params: Params) -> GlueReport:
             results[role][task.name] = result
     with exclusive(params.paths.metrics / "glue.json", params.orchestration.lock_wait_seconds), \
             tracking.mlflow_run(params.tracking, "glue report", tags={"stage": "glue_report"}) as run:
-        return publish(params, sources, results, run.info.run_id, params.paths.glue, params.paths.metrics / "glue.json")
+        report = publish(params, sources, results, run.info.run_id, params.paths.glue, params.paths.metrics / "glue.json")
+        student_model = read_json(params.paths.student / MODEL_META).get("mlflow_model_id")
+        if tracking.logged_model_exists(student_model):  # the student's model page shows its GLUE figures
+            tracking.log_metrics(report.summary_metrics(), model_id=student_model)
+        return report
 
 
 def publish(params: Params, sources: dict[str, str], results: dict[str, dict[str, TaskResult]],

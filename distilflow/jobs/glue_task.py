@@ -42,6 +42,7 @@ def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask,
     with tracking.mlflow_run(params.tracking, f"{role} {task.name}", nested=nested,
                              tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name}):
         tracking.log_params({"task": task.name, "model": model_name, "role": role})
+        tracking.log_source_datasets(params.versioning, ["glue"])
         tracking.log_params({"glue": params.glue.model_dump(mode="json", exclude={"tasks"})})
         result = evaluate_task(model_name, task, params.glue, cache_dir=cache)
         tracking.log_params({"selected_learning_rate": result.learning_rate})

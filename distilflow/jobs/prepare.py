@@ -18,6 +18,7 @@ def run(params: Params) -> PreparedData:
     require_positions(params)
     with exclusive(params.paths.prepared, params.orchestration.lock_wait_seconds), \
             tracking.mlflow_run(params.tracking, "prepare", tags={"stage": "prepare"}):
+        tracking.log_source_datasets(params.versioning, ["corpus", "teacher"])
         prepared = prepare_corpus(params.data, tokenizer, params.paths.prepared)
         tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),
                              "data": params.data.model_dump(mode="json")})

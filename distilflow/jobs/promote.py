@@ -22,5 +22,5 @@ def rollback(params: Params) -> str:
 
 
 def versions(params: Params) -> list[dict[str, str]]:
-    tracking.configure(params.tracking)
+    tracking.configure(params.tracking, for_writing=False)
     return registry.list_versions(params.registry.model_name)

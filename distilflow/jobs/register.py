@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from distilflow.config import Params
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.report import read_report
-from distilflow.ops import dvc, registry, runtime, tracking
+from distilflow.ops import dvc, registry, run_summary, runtime, tracking
 from distilflow.train.model_folder import read_model_meta
 
 
@@ -32,6 +32,15 @@ def run(params: Params, run_id: str | None = None) -> Registration:
     data_versions = {**dvc.source_hashes(params.versioning), **{f"{k}_artifact": v for k, v in outputs.items()}}
     tracking.configure(params.tracking)
     run_id = run_id or runtime.parent_run_id() or student_meta.get("mlflow_run_id")
-    version, created = registry.register_student(params.registry, params.paths.student, run_id,
-                                                 registry.version_tags(report, data_versions))
+    tags = {**registry.version_tags(report, data_versions), **filter_tags(params, student_meta)}
+    version, created = registry.register_student(params.registry, params.paths.student, run_id, tags,
+                                                 run_summary.model_card(params, report, student_meta, data_versions))
     return Registration(str(version.version), created, outputs)
+
+
+def filter_tags(params: Params, student_meta: dict) -> dict[str, str]:
+    """What people filter versions on in the registry UI (the rule reads only the numeric tags)."""
+    loss = params.distill.loss
+    return {"teacher": params.teacher.model, "student_layers": str(len(student_meta.get("teacher_layers", []))),
+            "distill_temperature": f"{loss.temperature:g}",
+            "distill_alphas": f"ce {loss.alpha_ce:g} / mlm {loss.alpha_mlm:g} / cos {loss.alpha_cos:g}"}

@@ -89,6 +89,7 @@ def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, polic
                                    "teacher_encoder_fingerprint": encoder_fingerprint}, enabled=group.is_main) as run:
         if group.is_main:
             remember_run_id(checkpoints, run.info.run_id, run_key)
+        tracking.log_source_datasets(params.versioning, ["corpus", "teacher"])
         tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),
                              "head": params.head.model_dump(mode="json"),
                              "masking": params.masking.model_dump(mode="json"),

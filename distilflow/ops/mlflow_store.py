@@ -14,6 +14,8 @@ from distilflow.config import TrackingConfig
 from distilflow.errors import DistilflowError, first_line
 
 REACHABLE_TIMEOUT_SECONDS = 5
+# The experiment opens in MLflow's model-training view (runs, metrics, models), not the GenAI one.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 # Which process runs a run: a RUNNING run whose process is gone was killed (close_dead_runs).
 HOST_TAG, PID_TAG = "distilflow.host", "distilflow.pid"
 
@@ -22,26 +24,35 @@ def tracking_uri(config: TrackingConfig) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
 
 
-def configure(config: TrackingConfig) -> str:
+def configure(config: TrackingConfig, for_writing: bool = True) -> str:
     """Point MLflow at the store and return the experiment id (created with our artifact root).
 
     Any store that cannot be used (a server that does not answer, an unknown scheme, a read-only or
-    damaged database, a file where its folder should be) is one line naming the fix."""
+    damaged database, a file where its folder should be) is one line naming the fix. A read-only
+    SQLite store is refused up front when it will be written to, not after the work it was to record."""
     import mlflow
 
     uri = tracking_uri(config)
     _require_reachable(uri)
     try:
         if uri.startswith("sqlite:///"):
-            _create_sqlite_store(Path(uri.removeprefix("sqlite:///")))
+            database = Path(uri.removeprefix("sqlite:///"))
+            _create_sqlite_store(database)
+            if for_writing:
+                _require_writable_sqlite(database, uri)
         mlflow.set_tracking_uri(uri)
         experiment = mlflow.get_experiment_by_name(config.experiment)
         if experiment is None:
             artifact_location = config.artifact_root.resolve().as_uri() if uri.startswith("sqlite:") else None
-            experiment_id = mlflow.create_experiment(config.experiment, artifact_location=artifact_location)
+            experiment_id = mlflow.create_experiment(config.experiment, artifact_location=artifact_location,
+                                                     tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
         else:
             experiment_id = experiment.experiment_id
+            if for_writing and experiment.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
+                mlflow.MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         mlflow.set_experiment(experiment_id=experiment_id)  # nested runs land in the same experiment
+    except DistilflowError:
+        raise
     except Exception as error:  # MlflowException, sqlalchemy's errors, OSError: all "this store is unusable"
         raise DistilflowError(f"MLflow store '{uri}' cannot be used ({type(error).__name__}: {first_line(error)[:200]}): "
                               f"{STORE_FIX}") from None
@@ -64,6 +75,24 @@ def _create_sqlite_store(path: Path) -> None:
     finally:
         engine.dispose()
     os.replace(partial, path)
+
+
+def _require_writable_sqlite(path: Path, uri: str) -> None:
+    import sqlite3
+
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        # A write inside a transaction that is rolled back: the lock alone succeeds on a read-only file.
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("CREATE TABLE distilflow_write_probe (x)")
+        connection.rollback()
+    except sqlite3.OperationalError as error:
+        if "readonly" not in str(error):
+            raise
+        raise DistilflowError(f"MLflow store '{uri}' is read-only ({error}): make {path} and its folder writable, "
+                              f"or {STORE_FIX}") from None
+    finally:
+        connection.close()
 
 
 STORE_FIX = "fix tracking.tracking_uri in params.yaml (or $MLFLOW_TRACKING_URI), or set tracking.enabled=false"

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from distilflow.config import Params
 from distilflow.errors import DistilflowError, first_line
+from distilflow.ops.files import write_text
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
@@ -20,7 +21,9 @@ def load_params(path: Path | str = DEFAULT_PARAMS_PATH, overrides: list[str] | N
     if not path.is_file():
         raise DistilflowError(f"params file '{path}' not found: run from the project root or pass --params PATH")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise DistilflowError(f"params file '{path}' is not UTF-8 text: pass the YAML params file") from None
     except yaml.YAMLError as error:
         raise DistilflowError(f"params file '{path}' is not valid YAML ({first_line(error)}): fix its syntax") from None
     if not isinstance(raw, dict):
@@ -28,6 +31,27 @@ def load_params(path: Path | str = DEFAULT_PARAMS_PATH, overrides: list[str] | N
     for override in overrides or []:
         apply_override(raw, override)
     return validate_params(raw, source=str(path))
+
+
+def write_overrides(path: Path | str, overrides: list[str]) -> Params:
+    """Apply `key=value` overrides to the params file itself, its comments kept, as `dvc exp run -S`
+    does: the DVC stages read that file, so the stages, dvc.lock and MLflow all see the new values.
+    Validated first: a bad override changes nothing."""
+    path = Path(path)
+    params = load_params(path, overrides)
+    if overrides:
+        from io import StringIO
+
+        from ruamel.yaml import YAML
+
+        round_trip = YAML()
+        document = round_trip.load(path.read_text(encoding="utf-8"))
+        for override in overrides:
+            apply_override(document, override)
+        text = StringIO()
+        round_trip.dump(document, text)
+        write_text(path, text.getvalue())
+    return params
 
 
 def validate_params(raw: dict[str, Any], source: str = "params") -> Params:

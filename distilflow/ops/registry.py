@@ -8,7 +8,6 @@ tasks, data hashes), so decisions never depend on files that may have moved sinc
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,50 +51,42 @@ def find_version(name: str, student_fingerprint: str):
     return None
 
 
-def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tags: dict[str, str]):
-    """Log the student (transformers flavour, fill-mask) to `run_id` and register it as a new version
-    with alias `challenger`. The same weights registered again return the existing version.
+def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tags: dict[str, str],
+                     description: str = ""):
+    """Register the student's LoggedModel (logged by its distill run; logged now into `run_id` if this
+    store does not have it) as a new version with alias `challenger` and `description` as its model
+    card. The same weights registered again return the existing version.
 
     Returns (version, created).
     """
     import mlflow
-    import torch
     import transformers
+
+    from distilflow.ops import tracking
 
     student_dir = student_dir.resolve()  # a relative path would look like a Hub id to MLflow, which then asks the Hub
     meta = json.loads((student_dir / MODEL_META).read_text())
     existing = find_version(config.model_name, meta["fingerprint"])
     if existing is not None:
+        if description and not existing.description:  # registered by a run that died before the card
+            _client().update_model_version(config.model_name, existing.version, description=description)
         if CHALLENGER not in _client().get_registered_model(config.model_name).aliases:
             # registered by a run that died before it set the alias
             _client().set_registered_model_alias(config.model_name, CHALLENGER, existing.version)
         return existing, False
-    tokenizer = transformers.AutoTokenizer.from_pretrained(student_dir)
-    model = transformers.AutoModelForMaskedLM.from_pretrained(student_dir)
-    example = config.input_example.replace("[MASK]", tokenizer.mask_token)
-    with mlflow.start_run(run_id=run_id), _quiet_mlflow_transformers():
-        info = mlflow.transformers.log_model(
-            transformers_model={"model": model, "tokenizer": tokenizer}, name="student", task="fill-mask",
-            input_example=[example],
-            # Explicit: MLflow's inference imports torchvision, which a CPU install does not have.
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}"],
-        )
-    version = mlflow.register_model(info.model_uri, config.model_name,
+    model_id = meta.get("mlflow_model_id")
+    if not tracking.logged_model_exists(model_id):  # distilled untracked, or into another store
+        tokenizer = transformers.AutoTokenizer.from_pretrained(student_dir)
+        model = transformers.AutoModelForMaskedLM.from_pretrained(student_dir)
+        with mlflow.start_run(run_id=run_id):
+            model_id = tracking.log_student_model(model, tokenizer, config.input_example, meta.get("metrics", {}))
+    version = mlflow.register_model(f"models:/{model_id}", config.model_name,
                                     tags={**tags, FINGERPRINT_TAG: meta["fingerprint"], "mlflow_run_id": run_id})
+    if description:
+        _client().update_model_version(config.model_name, version.version, description=description)
+        mlflow.set_logged_model_tags(model_id, {"mlflow.note.content": description})
     _client().set_registered_model_alias(config.model_name, CHALLENGER, version.version)
     return version, True
-
-
-class _quiet_mlflow_transformers:
-    """MLflow warns that it cannot fetch a model card or license from the Hub for a local model."""
-
-    def __enter__(self):
-        self.logger = logging.getLogger("mlflow.transformers")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc):
-        self.logger.setLevel(self.level)
 
 
 def decide(policy: PromotionConfig, challenger: dict[str, str], champion: dict[str, str] | None) -> Decision:

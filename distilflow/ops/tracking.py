@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from distilflow.config import TrackingConfig
+from distilflow.config import TrackingConfig, VersioningConfig
 from distilflow.ops import runtime
 from distilflow.ops.mlflow_store import (  # noqa: F401  (configure, tracking_uri: used as tracking.*)
     HOST_TAG,
@@ -97,7 +97,7 @@ def end_parent_run(config: TrackingConfig, run_id: str, succeeded: bool) -> None
 
 def run_url(config: TrackingConfig, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
     """Where the MLflow UI (`mlflow ui --backend-store-uri ...`) shows this run."""
-    experiment_id = configure(config)
+    experiment_id = configure(config, for_writing=False)
     return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
@@ -126,12 +126,87 @@ def _flat_params(params: dict[str, Any]) -> dict[str, str]:
     return {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flatten(params).items()}
 
 
-def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+def log_metrics(metrics: dict[str, float], step: int | None = None, model_id: str | None = None) -> None:
+    """Into the active run; with `model_id`, linked to that logged model too (its page shows them)."""
     if _untracked_depth or not metrics:
         return
     import mlflow
 
-    mlflow.log_metrics(metrics, step=step)
+    mlflow.log_metrics(metrics, step=step, model_id=model_id)
+
+
+def log_source_datasets(versioning: VersioningConfig, names: list[str], run_id: str | None = None) -> None:
+    """The pinned inputs `names` (corpus, glue, teacher) as MLflow dataset inputs of the active run (or
+    of `run_id`): the runs table's Dataset column and the run page show what a student was made from."""
+    if _untracked_depth:
+        return
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    from distilflow.ops import dvc
+    from distilflow.ops.run_summary import DATASET_CONTEXT, source_datasets
+
+    datasets = source_datasets(versioning, dvc.source_hashes(versioning))
+    inputs = [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, DATASET_CONTEXT[name])])
+              for name, dataset in datasets.items() if name in names]
+    if inputs:
+        mlflow.MlflowClient().log_inputs(run_id or mlflow.active_run().info.run_id, datasets=inputs)
+
+
+def log_to_run(run_id: str, metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
+    """Metrics and tags onto a run that is not this process's active one (the pipeline's parent run)."""
+    import time
+
+    import mlflow
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    mlflow.MlflowClient().log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+                                    tags=[RunTag(key, value) for key, value in (tags or {}).items()])
+
+
+def log_student_model(model, tokenizer, input_example: str, metrics: dict[str, float]) -> str | None:
+    """The student, logged once, as an MLflow LoggedModel of the active run (transformers flavour,
+    fill-mask) with `metrics` linked to it; returns its model id (None when untracked). The registry
+    registers this model: no other copy of the weights goes to MLflow."""
+    if _untracked_depth:
+        return None
+    import logging
+
+    import mlflow
+    import torch
+    import transformers
+
+    example = input_example.replace("[MASK]", tokenizer.mask_token)
+    quiet = logging.getLogger("mlflow.transformers")  # no model card or license on the Hub for a local model
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        info = mlflow.transformers.log_model(
+            transformers_model={"model": model, "tokenizer": tokenizer}, name="student", task="fill-mask",
+            input_example=[example],
+            # Explicit: MLflow's inference imports torchvision, which a CPU install does not have.
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}"],
+        )
+    finally:
+        quiet.setLevel(level)
+    if metrics:
+        mlflow.log_metrics(metrics, model_id=info.model_id)
+    return info.model_id
+
+
+def logged_model_exists(model_id: str | None) -> bool:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if not model_id:
+        return False
+    try:
+        mlflow.get_logged_model(model_id)
+    except MlflowException:
+        return False
+    return True
 
 
 def set_tags(tags: dict[str, str]) -> None:

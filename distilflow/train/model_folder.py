@@ -13,18 +13,20 @@ from distilflow.ops.files import read_json, replace_folder
 MODEL_META = "distilflow.json"
 
 
-def save_model(model, tokenizer, output: Path, meta: dict, publish: Callable[[Path], None] | None = None) -> None:
+def save_model(model, tokenizer, output: Path, meta: dict, publish: Callable[[Path], dict | None] | None = None) -> None:
     """save_pretrained into a staging folder, then swap it in: never a half-written model folder.
 
     `publish(staging)` (e.g. logging it to MLflow) runs before the swap: if it fails, the previous
-    model stays where it was."""
+    model stays where it was. What it returns (e.g. the MLflow model id) is added to the meta."""
 
     def fill(staging: Path) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / MODEL_META).write_text(json.dumps(meta, indent=2, default=str))
-        if publish is not None:
-            publish(staging)
+        published = {key: value for key, value in ((publish(staging) if publish else None) or {}).items()
+                     if value is not None}
+        if published:
+            (staging / MODEL_META).write_text(json.dumps({**meta, **published}, indent=2, default=str))
 
     replace_folder(output, fill, marker=MODEL_META)
 

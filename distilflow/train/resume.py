@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from distilflow.errors import DistilflowError
 from distilflow.ops.files import write_text
 from distilflow.train.checkpoint import list_checkpoints
 
@@ -18,6 +19,10 @@ class ResumePolicy:
     resume: bool = False
     restart: bool = False
     discard_stale: bool = False
+
+    def __post_init__(self) -> None:
+        if self.resume and self.restart:
+            raise DistilflowError("--resume and --restart contradict each other: pass one of them")
 
 
 def remember_run_id(checkpoints: Path, run_id: str | None, run_key: str) -> None:

@@ -38,12 +38,15 @@ def select_teacher_layers(n_teacher: int, n_student: int, rule: str | list[int])
     return [round(i * (n_teacher - 1) / (n_student - 1)) for i in range(n_student)]
 
 
+def student_layers(n_teacher: int, config: StudentConfig) -> list[int]:
+    """The teacher layers the student is made of (half of them unless student.n_layers says otherwise)."""
+    return select_teacher_layers(n_teacher, config.n_layers or max(1, n_teacher // 2), config.layers)
+
+
 def build_student(teacher: PreTrainedModel, config: StudentConfig, seed: int = 0) -> tuple[PreTrainedModel, list[int]]:
-    n_teacher = teacher.config.num_hidden_layers
-    n_student = config.n_layers or max(1, n_teacher // 2)
-    layers = select_teacher_layers(n_teacher, n_student, config.layers)
+    layers = student_layers(teacher.config.num_hidden_layers, config)
     student_config = copy.deepcopy(teacher.config)
-    student_config.num_hidden_layers = n_student
+    student_config.num_hidden_layers = len(layers)
     torch.manual_seed(seed)  # the random-init baseline must be reproducible too
     student = AutoModelForMaskedLM.from_config(student_config)
     if config.init == "teacher":

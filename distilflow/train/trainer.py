@@ -116,6 +116,8 @@ class Trainer:
                                         config.gradient_accumulation_steps, self.group.rank, self.group.world_size,
                                         pad_to=sequence_length if config.compile else None)
         self.step = 0
+        # Counted on the device: reading it is a host sync, done only when logging or checkpointing.
+        self.nonfinite_steps = torch.zeros((), dtype=torch.int64, device=self.device)
 
     # -- checkpoints -------------------------------------------------------------------------
     def start(self, resume: bool = False, restart: bool = False, discard_stale: bool = False) -> int | None:
@@ -146,6 +148,7 @@ class Trainer:
         return self.step
 
     def save(self) -> Path | None:
+        self._refuse_too_many_nonfinite_steps()
         self._refuse_diverged_weights()
         rng = self.group.gather(capture_rng_states())  # every process's dropout stream, for an exact resume
         path = None
@@ -173,6 +176,7 @@ class Trainer:
                 report_progress(self.description, self.step, cfg.max_steps)
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 values = self._read(terms)  # the one wait for the GPU per log interval
+                self._refuse_too_many_nonfinite_steps()
                 tokens_per_second = window_tokens / max(time.perf_counter() - window_start, 1e-9)
                 progress.set_postfix(loss=f"{values['loss']:.3f}", tok_s=f"{tokens_per_second:,.0f}")
                 self.log_metrics({**values, "learning_rate": self.scheduler.get_last_lr()[0],
@@ -202,10 +206,22 @@ class Trainer:
     def _optimizer_step(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
         summed = self.accumulate_gradients(step_batch)
         summed["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
-        self.optimizer.step()
+        # The norm is taken after DDP's all-reduce, so every process skips the same steps.
+        nonfinite = ~torch.isfinite(summed["grad_norm"])
+        self.nonfinite_steps += nonfinite
+        self._update_unless(nonfinite)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return summed
+
+    def _update_unless(self, nonfinite: torch.Tensor) -> None:
+        """The optimizer step, skipped when the gradient is NaN or infinite."""
+        if self.optimizer.defaults.get("fused"):
+            # Fused AdamW skips on the device (the flag GradScaler uses): no wait for the GPU per step.
+            self.optimizer.found_inf = nonfinite.float()
+            self.optimizer.step()
+        elif not bool(nonfinite):  # unfused (CPU): reading the flag costs nothing
+            self.optimizer.step()
 
     def accumulate_gradients(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
         """Forward and backward over this process's micro-batches; returns the step's loss terms."""
@@ -230,11 +246,21 @@ class Trainer:
         losses = torch.stack([terms[name].float() for name in names])
         if self.group.is_distributed:
             torch.distributed.all_reduce(losses)
-        return {**dict(zip(names, losses.tolist())), "grad_norm": float(terms["grad_norm"])}
+        return {**dict(zip(names, losses.tolist())), "grad_norm": float(terms["grad_norm"]),
+                "nonfinite_steps": int(self.nonfinite_steps)}
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                               enabled=self.autocast_dtype is not None)
+
+    def _refuse_too_many_nonfinite_steps(self) -> None:
+        skipped, limit = int(self.nonfinite_steps), self.config.max_nonfinite_steps
+        if skipped > limit:
+            raise DistilflowError(
+                f"training diverged: {skipped} steps had a NaN or infinite gradient (more than "
+                f"max_nonfinite_steps={limit}) by step {self.step}; lower the learning rate (or max_grad_norm) and run "
+                "again with --restart (earlier checkpoints and the saved model are kept)"
+            )
 
     def _refuse_diverged_weights(self) -> None:
         """Never checkpoint (or, after the last step, ship) weights that are NaN or infinite."""

@@ -1,6 +1,7 @@
 """A tracking store that cannot be used is one line, fast; runs whose process died are closed; a stored
 run id never blocks a resume."""
 
+import os
 import subprocess
 import sys
 import time
@@ -40,6 +41,32 @@ def test_an_unusable_store_is_one_line_naming_the_fix(store, tmp_path, make_stor
         config = store.model_copy(update={"tracking_uri": "nosuchscheme://somewhere"})
     with pytest.raises(DistilflowError, match=r"MLflow store '.*' cannot be used \(.*\): fix tracking.tracking_uri"):
         mlflow_store.configure(config)
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """Make a file read-only even for root (who ignores permission bits): chattr +i where it is root."""
+    made = []
+
+    def make(path):
+        path.chmod(0o444)
+        if os.geteuid() == 0:
+            if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+                pytest.skip("running as root on a file system without chattr +i: cannot make a file read-only")
+            made.append(path)
+
+    yield make
+    for path in made:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_read_only_store_is_refused_before_writing_and_still_read(store, read_only):
+    mlflow_store.configure(store)
+    read_only(store.artifact_root.parent / "mlruns" / "mlflow.db")
+    with pytest.raises(DistilflowError, match=r"MLflow store '.*' is read-only \(.*\): make .*mlflow.db and its folder "
+                                              r"writable, or fix tracking.tracking_uri"):
+        mlflow_store.configure(store)
+    assert mlflow_store.configure(store, for_writing=False)  # listing versions of an archived store still works
 
 
 def test_runs_whose_process_died_are_closed_at_the_next_start(store):

@@ -43,6 +43,10 @@ def test_invalid_yaml_and_missing_file_are_one_line_errors(tmp_path):
         load_params(broken)
     with pytest.raises(DistilflowError, match="not found"):
         load_params(tmp_path / "missing.yaml")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(DistilflowError, match="is not UTF-8 text"):
+        load_params(binary)
 
 
 def test_malformed_override_explains_the_form():

@@ -159,3 +159,58 @@ def test_a_diverging_run_stops_without_checkpointing_or_shipping_broken_weights(
     last = torch.load(saved[-1], weights_only=False)
     assert all(torch.isfinite(t).all() for t in last["model"].values() if t.is_floating_point())
     assert last["step"] < trainer.step
+
+
+def _poison_gradients_at(monkeypatch, bad_steps: set[int]):
+    """Make the gradient of the given steps NaN, as an overflow would."""
+    real = Trainer.accumulate_gradients
+
+    def accumulate(self, step_batch):
+        terms = real(self, step_batch)
+        if self.step + 1 in bad_steps:
+            next(p for p in self.trainable if p.grad is not None).grad.view(-1)[0] = float("nan")
+        return terms
+
+    monkeypatch.setattr(Trainer, "accumulate_gradients", accumulate)
+
+
+def test_a_step_with_a_nan_gradient_is_skipped_and_counted(prepared, tokenizer, tiny_teacher, tmp_path, monkeypatch):
+    trainer, logged = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, max_steps=5, max_nonfinite_steps=1)
+    weights_after = {}
+    real_step = Trainer._optimizer_step
+
+    def recording_step(self, step_batch):
+        terms = real_step(self, step_batch)
+        weights_after[self.step + 1] = self.model.bert.encoder.layer[0].output.dense.weight.detach().clone()
+        return terms
+
+    monkeypatch.setattr(Trainer, "_optimizer_step", recording_step)
+    _poison_gradients_at(monkeypatch, {3})
+    trainer.run()
+    assert torch.equal(weights_after[3], weights_after[2]), "the NaN step changed the weights"
+    assert not torch.equal(weights_after[4], weights_after[3]), "training went on after the bad step"
+    assert [metrics["nonfinite_steps"] for _, metrics in logged if "loss" in metrics] == [0, 0, 1, 1, 1]
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_more_nan_steps_than_allowed_stop_the_run_and_keep_the_good_checkpoints(prepared, tokenizer, tiny_teacher,
+                                                                               tmp_path, monkeypatch):
+    trainer, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, max_steps=8, max_nonfinite_steps=1)
+    _poison_gradients_at(monkeypatch, {5, 6})
+    with pytest.raises(DistilflowError, match=r"2 steps had a NaN or infinite gradient \(more than max_nonfinite_"):
+        trainer.run()
+    assert trainer.step == 6
+    assert [path.name for path in sorted(tmp_path.glob("step_*.pt"))][-1] == "step_0000004.pt"
+
+
+def test_fused_adamw_skips_the_update_on_the_device_when_told(prepared, tokenizer, tiny_teacher, tmp_path):
+    trainer, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path)
+    parameters = [p for p in trainer.model.parameters() if p.requires_grad]
+    trainer.optimizer = torch.optim.AdamW(parameters, lr=1e-2, fused=True)  # what CUDA runs use; CPU has it too
+    for p in parameters:
+        p.grad = torch.ones_like(p)
+    before = [p.detach().clone() for p in parameters]
+    trainer._update_unless(torch.tensor(True))
+    assert all(torch.equal(a, b) for a, b in zip(before, parameters))
+    trainer._update_unless(torch.tensor(False))
+    assert not torch.equal(before[0], parameters[0])

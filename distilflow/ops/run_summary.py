@@ -1,0 +1,97 @@
+"""What a pipeline run shows in the MLflow UI, where students are compared: a name that says what ran,
+the headline numbers on the run itself (not only in its child runs), the data it was made from as
+MLflow datasets, and the report as its description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distilflow.config import Params, VersioningConfig
+from distilflow.evaluation.report import GlueReport
+
+# The tag the MLflow UI reads for a run's (and a model version's) description.
+DESCRIPTION_TAG = "mlflow.note.content"
+DATASET_CONTEXT = {"corpus": "distillation", "glue": "evaluation", "teacher": "teacher"}
+
+
+def run_name(params: Params) -> str:
+    """E.g. `pipeline T=2 α=5/2/1 3L`: the settings that tell students apart, at a glance."""
+    loss = params.distill.loss
+    weights = "/".join(f"{w:g}" for w in (loss.alpha_ce, loss.alpha_mlm, loss.alpha_cos))
+    if loss.alpha_mse:
+        weights += f"/mse {loss.alpha_mse:g}"
+    layers = f"{params.student.n_layers}L" if params.student.n_layers else "half"
+    init = "" if params.student.init == "teacher" else f" {params.student.init}-init"
+    return f"pipeline T={loss.temperature:g} α={weights} {layers}{init}"
+
+
+def headline_metrics(report: GlueReport, distill_metrics: dict[str, float]) -> dict[str, float]:
+    """Stable names for the runs table: GLUE and per-task scores, retention, latency and speed-up, size,
+    and the student's held-out masked-LM figures."""
+    metrics = dict(report.summary_metrics())
+    metrics.update({f"student_{name}": value for name, value in distill_metrics.items()
+                    if name.startswith(("test_", "val_"))})
+    return metrics
+
+
+def description(params: Params, report_markdown: str) -> str:
+    return "\n".join([f"**{run_name(params)}** — teacher `{params.teacher.model}`, distilled on the pinned corpus, "
+                      "evaluated on GLUE; the numbers below are this run's metrics.", "", report_markdown])
+
+
+def source_datasets(versioning: VersioningConfig, hashes: dict[str, str]) -> dict[str, object]:
+    """{name: MLflow dataset} of each pinned input: its DVC md5 as digest, its origin as source (the Hub
+    id when it came from the Hub, else the folder or URL it was copied from)."""
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    datasets = {}
+    for name, source in versioning.sources.items():
+        if name not in hashes:  # not pinned yet
+            continue
+        if source.hub:
+            prefix = "datasets/" if source.hub_type == "dataset" else ""
+            origin = HTTPDatasetSource(f"https://huggingface.co/{prefix}{source.hub}")
+        else:
+            origin = _local_or_url_source(source.url)
+        datasets[name] = MetaDataset(origin, name=name, digest=hashes[name].removesuffix(".dir"))
+    return datasets
+
+
+def _local_or_url_source(url: str):
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+    if "://" in url:  # http(s)://, s3://, ...: named as given
+        return HTTPDatasetSource(url)
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": all of them local folders
+        warnings.simplefilter("ignore")
+        return resolve_dataset_source(str(Path(url).resolve()))
+
+
+def model_card(params: Params, report: GlueReport, student_meta: dict, data_versions: dict[str, str]) -> str:
+    """The registered version's description: what the student is, what made it, how good and fast it is."""
+    from distilflow.evaluation.report import render_markdown
+
+    loss = params.distill.loss
+    layers = student_meta.get("teacher_layers", [])
+    versions = ", ".join(f"{name} `{value}`" for name, value in sorted(data_versions.items())) or "not pinned"
+    mlm = student_meta.get("metrics", {})
+    held_out = (f"held-out masked-LM loss {mlm['test_mlm_loss']:.3f}, accuracy {mlm['test_mlm_accuracy']:.1%}, "
+                f"agreement with the teacher {mlm['test_teacher_agreement']:.1%}"
+                if {"test_mlm_loss", "test_mlm_accuracy", "test_teacher_agreement"} <= set(mlm) else "no held-out set")
+    return "\n".join([
+        f"# distilflow student — {run_name(params).removeprefix('pipeline ')}", "",
+        f"- **Teacher**: `{params.teacher.model}`; the student keeps {len(layers)} of its layers, {layers} "
+        f"(initialised from {params.student.init})",
+        f"- **Loss**: {loss.alpha_ce:g}·KD (T={loss.temperature:g}, {loss.kd_positions} positions) + "
+        f"{loss.alpha_mlm:g}·MLM + {loss.alpha_cos:g}·cosine" + (f" + {loss.alpha_mse:g}·MSE" if loss.alpha_mse else ""),
+        f"- **Training**: {params.distill.train.max_steps} steps of {params.distill.train.micro_batch_size}"
+        f"×{params.distill.train.gradient_accumulation_steps} sequences of ≤ {params.data.max_seq_length} tokens, "
+        f"learning rate {params.distill.train.learning_rate:g}, masks drawn anew for every batch",
+        f"- **Data versions (DVC md5)**: {versions}",
+        f"- **Masked LM**: {held_out}", "",
+        render_markdown(report),
+    ])

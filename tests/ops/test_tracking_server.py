@@ -1,0 +1,87 @@
+"""Team scale: the registry path through a standing MLflow tracking server (SQL backend, proxied
+artifacts), which is how a team shares one store: `MLFLOW_TRACKING_URI=http://host:5000`."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import pytest
+import torch
+from transformers import BertForMaskedLM
+
+from distilflow.config import PromotionConfig, RegistryConfig, TrackingConfig
+from distilflow.ops import registry, tracking
+from tests.conftest import tiny_bert_config
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow-server")
+    url = f"http://127.0.0.1:{_free_port()}"
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1],
+         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield url, root
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _student(folder, tokenizer, seed: int):
+    torch.manual_seed(seed)
+    model = BertForMaskedLM(tiny_bert_config(len(tokenizer), layers=1))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model
+
+
+def test_distill_register_promote_and_load_the_champion_through_a_server(server, tmp_path, tokenizer, monkeypatch):
+    url, root = server
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = TrackingConfig(tracking_uri=url, experiment="team", artifact_root=tmp_path / "not-used",
+                            system_metrics=False)
+    registry_config = RegistryConfig(model_name="team-student", promotion=PromotionConfig(min_retention=0.0))
+    tags = {"glue_score": "0.6", "glue_retention": "0.9", "latency_ms_cpu_b1": "3.0"}
+    versions = []
+    for seed in (1, 2):
+        folder = tmp_path / f"student-{seed}"
+        model = _student(folder, tokenizer, seed)
+        with tracking.mlflow_run(config, "distill") as run:  # as the distill stage logs its student
+            model_id = tracking.log_student_model(model, tokenizer, registry_config.input_example,
+                                                  {"test_mlm_loss": 5.0 + seed})
+        (folder / "distilflow.json").write_text(json.dumps({"fingerprint": f"s{seed}", "mlflow_model_id": model_id}))
+        tracking.configure(config)
+        version, created = registry.register_student(registry_config, folder, run.info.run_id,
+                                                     {**tags, "glue_score": f"0.{5 + seed}"}, "# card\n\nseed " + str(seed))
+        assert created and registry.promote_by_policy(registry_config, str(version.version)).promote
+        versions.append(str(version.version))
+
+    client = mlflow.MlflowClient()
+    assert client.get_model_version_by_alias("team-student", "champion").version == versions[1]
+    assert client.get_model_version("team-student", versions[1]).description == "# card\n\nseed 2"
+    assert registry.rollback("team-student") == versions[0]
+    fill_mask = mlflow.transformers.load_model("models:/team-student@champion")  # artifacts through the server
+    assert len(fill_mask("I completed writing my [MASK].")) == 5
+    assert list((root / "artifacts").rglob("model.safetensors")), "artifacts were not proxied to the server's store"
+    assert not (tmp_path / "not-used").exists()
