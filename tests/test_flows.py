@@ -109,8 +109,8 @@ def _assert_comparable_in_the_runs_table(client, parent, project):
     assert parent.info.run_name == "pipeline T=2 α=5/2/1 2L"
     metrics = parent.data.metrics
     report = json.loads((project / "metrics" / "glue.json").read_text())
-    assert metrics["student_glue_score"] == pytest.approx(report["models"]["student"]["glue_score"])
-    assert metrics["glue_retention"] == pytest.approx(report["glue_retention"])
+    assert metrics["student_glue_score"] == round(report["models"]["student"]["glue_score"], 4)
+    assert metrics["glue_retention"] == round(report["glue_retention"], 4)
     assert {"rte_retention", "student_rte_score", "teacher_mrpc_score", "student_latency_ms_cpu_b1",
             "speedup_cpu_b1", "student_parameters", "student_size_mb", "student_test_mlm_loss",
             "student_test_teacher_agreement"} <= set(metrics)

@@ -31,7 +31,8 @@ def headline_metrics(report: GlueReport, distill_metrics: dict[str, float]) -> d
     metrics = dict(report.summary_metrics())
     metrics.update({f"student_{name}": value for name, value in distill_metrics.items()
                     if name.startswith(("test_", "val_"))})
-    return metrics
+    # 4 decimals: what a table column can show (0.5375, not 0.53750000...); the stage runs keep full precision.
+    return {name: round(value, 4) for name, value in metrics.items()}
 
 
 def description(params: Params, report_markdown: str) -> str:

@@ -1,0 +1,145 @@
+"""The MLflow UI as a user sees it, checked in a real headless browser, with screenshots for the docs.
+
+    python bench/mlflow_ui.py [--store sqlite:///mlruns/mlflow.db] [--out docs/images]
+
+Starts `mlflow ui` on 127.0.0.1, opens the experiment's runs table in Chromium (Debian's package:
+`apt-get install chromium`; Playwright drives it, as Playwright cannot download its own browsers
+offline: `pip install playwright==1.58.0`), shows the two latest pipeline runs with their GLUE score,
+retention, latency and speed-up as columns, and checks that each run's values are on screen. Then
+the compare view of the two runs and the champion's registered version (its model card). Exits 1
+with the reason when something is missing. Needs two pipeline runs (two `make run`s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+
+COLUMNS = ["student_glue_score", "glue_retention", "student_latency_ms_cpu_b1", "speedup_cpu_b1",
+           "student_test_mlm_loss"]
+CHECKED = ["student_glue_score", "glue_retention"]  # values that must be on screen for both runs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default="sqlite:///mlruns/mlflow.db")
+    parser.add_argument("--experiment", default="distilflow")
+    parser.add_argument("--model", default="distilflow-student")
+    parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    args = parser.parse_args()
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("error: no Chromium: apt-get install chromium", file=sys.stderr)
+        return 1
+    mlflow.set_tracking_uri(args.store)
+    experiment = mlflow.get_experiment_by_name(args.experiment)
+    runs = mlflow.search_runs([experiment.experiment_id], "tags.stage = 'pipeline' and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=2, output_format="list")
+    if len(runs) < 2:
+        print(f"error: {len(runs)} finished pipeline run(s) in {args.store}: run `make run` twice", file=sys.stderr)
+        return 1
+    champion = mlflow.MlflowClient().get_model_version_by_alias(args.model, "champion")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with _mlflow_ui(args.store) as url:
+        return _check_in_browser(browser, url, experiment.experiment_id, runs, args.model, champion.version, args.out)
+
+
+class _mlflow_ui:
+    def __init__(self, store: str):
+        self.store = store
+
+    def __enter__(self) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.process = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", self.store,
+                                         "--host", "127.0.0.1", "--port", str(port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).close()
+                return url
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("mlflow ui did not start within 60 s")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def _check_in_browser(browser: str, url: str, experiment_id: str, runs, model: str, version: str, out: Path) -> int:
+    from playwright.sync_api import sync_playwright
+
+    problems = []
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=browser, args=["--no-sandbox"])
+        page = chromium.new_page(viewport={"width": 1900, "height": 700})
+        # workflowType: the model-training view (the experiment is tagged for it; the toggle is the user's).
+        page.goto(f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+        page.wait_for_selector(f"text={runs[0].info.run_name}", timeout=60_000)
+        _close_assistant(page)
+        search = page.get_by_placeholder("metrics.rmse", exact=False)
+        search.fill("tags.stage = 'pipeline'")
+        search.press("Enter")
+        page.get_by_role("button", name="Columns").click()
+        for column in ("Source", "Models"):  # empty for these runs: room for the metrics
+            page.get_by_placeholder("Search columns").fill(column)
+            page.get_by_text(column, exact=True).last.click()
+        for column in COLUMNS:
+            page.get_by_placeholder("Search columns").fill(column)
+            page.get_by_text(column, exact=True).last.click()
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "mlflow_runs_table.png"))
+        table = page.inner_text("body")
+        for column in COLUMNS:
+            if column not in table:
+                problems.append(f"column {column} not shown in the runs table")
+        for run in runs:
+            for metric in CHECKED:
+                shown = _as_shown(run.data.metrics[metric])
+                if shown not in table:
+                    problems.append(f"run {run.info.run_name}: {metric} {shown} not on screen")
+
+        ids = ",".join(f'"{run.info.run_id}"' for run in runs)
+        page.goto(f"{url}/#/compare-runs?runs=[{ids}]&experiments=[\"{experiment_id}\"]")
+        page.wait_for_selector("text=glue_retention", timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "mlflow_compare_runs.png"), full_page=True)
+
+        page.goto(f"{url}/#/models/{model}/versions/{version}")
+        page.wait_for_selector("text=distilflow student", timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "mlflow_model_version.png"), full_page=True)
+        chromium.close()
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print(f"screenshots in {out}: mlflow_runs_table.png, mlflow_compare_runs.png, mlflow_model_version.png")
+    return 1 if problems else 0
+
+
+def _close_assistant(page) -> None:
+    """The assistant panel takes a third of the screen and has nothing to do with training runs."""
+    panel_close = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
+    if panel_close.count():
+        panel_close.click()
+        page.wait_for_timeout(300)
+
+
+def _as_shown(value: float) -> str:
+    """The runs table rounds metrics to 4 significant digits or fewer; its first 4 characters are shown."""
+    return f"{value:.4g}"[:4]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
