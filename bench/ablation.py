@@ -1,42 +1,98 @@
-"""The seed's claim, small: distillation beats MLM-only training and random initialisation.
+"""Which objective makes the best student: the same data, steps and schedule (params.yaml) for every
+variant, differing only in the objective, the initialisation or the DistilBERT settings; each student
+then fine-tuned on GLUE against the teacher (cached), with the same settings.
 
-Runs three students with the same data, steps and schedule (params.yaml), differing only in the
-objective or the initialisation, then prints a markdown table of held-out (WikiText test) metrics.
-    python bench/ablation.py [--set key=value ...]
+    python bench/ablation.py [--set key=value ...] [--only NAME ...]
+
+Resumable: a variant whose student and GLUE report exist for the same settings is not redone, so an
+interrupted ablation continues where it stopped. Prints, and writes to artifacts/ablation/table.md,
+a markdown table: GLUE score, retention, held-out MLM figures, MLflow run of each variant.
+Not in the table yet: task-specific distillation during GLUE fine-tuning (issue 12, item 2).
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+INTERMEDIATE = ["distill.loss.alpha_hidden=1", "distill.loss.alpha_attention=1", "distill.loss.alpha_relation=1"]
 VARIANTS = {
-    "distilled (teacher init, 5·KD + 2·MLM + 1·cos)": [],
+    "triple loss (teacher init, 5·KD + 2·MLM + 1·cos)": [],
+    "+ hidden MSE, attention KL, Q/K/V relations (1 each)": INTERMEDIATE,
+    "DistilBERT settings (KD on all tokens, spread layers, β₂ 0.98)": [
+        "distill.loss.kd_positions=all", "student.layers=spread", "distill.train.adam_betas=[0.9,0.98]"],
     "MLM only (teacher init, hard labels)": ["distill.loss.alpha_ce=0", "distill.loss.alpha_cos=0",
                                              "distill.loss.alpha_mlm=1"],
-    "random init (5·KD + 2·MLM + 1·cos)": ["student.init=random"],
+    "random init (triple loss)": ["student.init=random"],
 }
 OUTPUT = Path("artifacts/ablation")
 
 
-def main(extra: list[str]) -> None:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", dest="extra", action="append", default=[], help="override for every variant")
+    parser.add_argument("--only", action="append", help="run only the variants whose name starts with this")
+    args = parser.parse_args()
     rows = []
-    for index, (name, overrides) in enumerate(VARIANTS.items()):
-        folder = OUTPUT / f"variant{index}"
-        sets = [*overrides, *extra, f"paths.student={folder / 'student'}", f"paths.checkpoints={folder / 'checkpoints'}"]
-        command = ["distilflow", "distill", "--restart", *[arg for s in sets for arg in ("--set", s)]]
-        print("$", " ".join(command), flush=True)
-        subprocess.run(command, check=True)
-        meta = json.loads((folder / "student" / "distilflow.json").read_text())
-        rows.append((name, meta["metrics"], meta["mlflow_run_id"]))
-    print("\n| student | test MLM loss | test MLM accuracy | top-1 agreement with teacher | MLflow run |")
-    print("|---|---|---|---|---|")
-    for name, metrics, run_id in rows:
-        print(f"| {name} | {metrics['test_mlm_loss']:.3f} | {metrics['test_mlm_accuracy']:.3f} | "
-              f"{metrics['test_teacher_agreement']:.3f} | `{run_id}` |")
+    for name, overrides in VARIANTS.items():
+        if args.only and not any(name.startswith(prefix) for prefix in args.only):
+            continue
+        rows.append((name, *run_variant(name, [*overrides, *args.extra])))
+    table = render(rows, args.extra)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    (OUTPUT / "table.md").write_text(table)
+    print(table)
+
+
+def run_variant(name: str, overrides: list[str]) -> tuple[dict, dict]:
+    key = hashlib.sha256(json.dumps(overrides).encode()).hexdigest()[:10]
+    folder = OUTPUT / key
+    done = folder / "done.json"
+    if done.is_file():  # same overrides, already distilled and evaluated
+        print(f"= {name}: done before ({folder})", flush=True)
+        saved = json.loads(done.read_text())
+        return saved["student"], saved["glue"]
+    paths = [f"paths.student={folder / 'student'}", f"paths.checkpoints={folder / 'checkpoints'}",
+             f"paths.glue={folder / 'glue'}"]
+    sets = [arg for override in [*overrides, *paths] for arg in ("--set", override)]
+    _run(["distilflow", "distill", "--resume", "--discard-stale", *sets])
+    _run(["distilflow", "glue", "--model", str(folder / "student"), "--teacher", "artifacts/teacher", *sets])
+    student = json.loads((folder / "student" / "distilflow.json").read_text())
+    glue = json.loads((folder / "glue" / "by_hand" / "glue.json").read_text())
+    done.write_text(json.dumps({"name": name, "overrides": overrides, "student": student, "glue": glue}, indent=2))
+    return student, glue
+
+
+def _run(command: list[str]) -> None:
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def render(rows: list[tuple[str, dict, dict]], extra: list[str]) -> str:
+    tasks = rows[0][2]["tasks"] if rows else []
+    lines = [f"Settings: params.yaml{' with ' + ', '.join(extra) if extra else ''}; GLUE tasks {', '.join(tasks)}.", "",
+             "| student | GLUE score | retention | " + " | ".join(tasks) +
+             " | test MLM loss | test MLM acc. | agreement with teacher | MLflow run |",
+             "|---" * (7 + len(tasks)) + "|"]
+    for name, student, glue in rows:
+        scores = glue["models"]["student"]["scores"]
+        metrics = student["metrics"]
+        retention = glue.get("glue_retention")
+        lines.append(f"| {name} | {100 * glue['models']['student']['glue_score']:.1f} | "
+                     f"{'–' if retention is None else f'{100 * retention:.1f}%'} | "
+                     + " | ".join(f"{100 * scores[task]:.1f}" for task in tasks)
+                     + f" | {metrics['test_mlm_loss']:.3f} | {metrics['test_mlm_accuracy']:.3f} | "
+                       f"{metrics['test_teacher_agreement']:.3f} | `{student['mlflow_run_id']}` |")
+    if rows:
+        teacher = rows[0][2]["models"].get("teacher")
+        if teacher:
+            lines.append(f"| teacher (baseline) | {100 * teacher['glue_score']:.1f} | | "
+                         + " | ".join(f"{100 * teacher['scores'][task]:.1f}" for task in tasks) + " | | | | |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    main([arg for arg in sys.argv[1:] if arg != "--set"])
+    main()

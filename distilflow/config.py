@@ -8,7 +8,7 @@ default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -60,6 +60,9 @@ class MaskingConfig(StrictModel):
         return self
 
 
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
 class TrainConfig(StrictModel):
     """Optimisation and bookkeeping shared by head training and distillation."""
 
@@ -69,6 +72,7 @@ class TrainConfig(StrictModel):
     learning_rate: float = Field(5e-4, gt=0.0)
     weight_decay: float = Field(0.01, ge=0.0)
     adam_epsilon: float = Field(1e-6, gt=0.0)
+    adam_betas: tuple[Beta, Beta] = (0.9, 0.999)  # DistilBERT: (0.9, 0.98)
     warmup_fraction: float = Field(0.05, ge=0.0, lt=1.0)
     max_grad_norm: float = Field(5.0, gt=0.0)
     # A step whose gradient is NaN or infinite is skipped (no update) and counted; more than this many
@@ -119,16 +123,32 @@ class LossConfig(StrictModel):
     alpha_cos: float = Field(1.0, ge=0.0)
     alpha_mse: float = Field(0.0, ge=0.0)
     kd_positions: Literal["masked", "all"] = "masked"
+    # Inside the encoders (distilflow/train/intermediate.py), student layer i against teacher layer
+    # (i+1)·N/M - 1: hidden-state MSE, attention-distribution KL, and MiniLMv2's Q-Q/K-K/V-V relation
+    # KL of the last layer split into relation_heads (default: the teacher's attention heads).
+    alpha_hidden: float = Field(0.0, ge=0.0)
+    alpha_attention: float = Field(0.0, ge=0.0)
+    alpha_relation: float = Field(0.0, ge=0.0)
+    relation_heads: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _some_loss(self) -> LossConfig:
-        if self.alpha_ce + self.alpha_mlm + self.alpha_cos + self.alpha_mse == 0:
-            raise ValueError("all loss weights are 0: set at least one of alpha_ce, alpha_mlm, alpha_cos, alpha_mse")
+        if sum(self.weights().values()) == 0:
+            raise ValueError("all loss weights are 0: set at least one of " + ", ".join(f"alpha_{n}" for n in self.weights()))
         return self
+
+    def weights(self) -> dict[str, float]:
+        """Each term's weight, by the name its value is logged under (loss_<name>)."""
+        return {"ce": self.alpha_ce, "mlm": self.alpha_mlm, "cos": self.alpha_cos, "mse": self.alpha_mse,
+                "hidden": self.alpha_hidden, "attention": self.alpha_attention, "relation": self.alpha_relation}
+
+    @property
+    def uses_intermediate(self) -> bool:
+        return self.alpha_hidden > 0 or self.alpha_attention > 0 or self.alpha_relation > 0
 
     @property
     def needs_teacher(self) -> bool:
-        return self.alpha_ce > 0 or self.alpha_cos > 0 or self.alpha_mse > 0
+        return self.alpha_ce > 0 or self.alpha_cos > 0 or self.alpha_mse > 0 or self.uses_intermediate
 
 
 class DistillConfig(StrictModel):

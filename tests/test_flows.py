@@ -2,6 +2,7 @@
 first run registers a champion, an unchanged rerun does nothing new, a changed temperature redoes
 exactly distill and GLUE and registers a challenger."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -15,6 +16,8 @@ from prefect.testing.utilities import prefect_test_harness
 
 from distilflow.ops.params_file import validate_params
 from tests.conftest import ROOT, tiny_glue_release, tiny_params
+
+BROWSER = bool(shutil.which("chromium")) and importlib.util.find_spec("playwright") is not None
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +105,12 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
     registry.promote("tiny-student", changed["version"])
     assert registry.rollback("tiny-student") == first["version"]
     assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == first["version"]
+
+    if BROWSER:  # .ci/run installs Chromium from Debian's packages; elsewhere bench/mlflow_ui.py by hand
+        shown = subprocess.run([sys.executable, str(ROOT / "bench" / "mlflow_ui.py"), "--model", "tiny-student",
+                                "--out", str(project / "screenshots")], capture_output=True, text=True, timeout=300)
+        assert shown.returncode == 0, shown.stderr[-3000:]  # both runs' GLUE score and retention on screen
+        assert (project / "screenshots" / "mlflow_runs_table.png").stat().st_size > 10_000
 
 
 def _assert_comparable_in_the_runs_table(client, parent, project):

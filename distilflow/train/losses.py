@@ -4,6 +4,7 @@ L = alpha_ce * T^2 * KL(softmax(t/T) || softmax(s/T))   soft targets: the teache
   + alpha_mlm * CE(s, hard labels)                       the student's own masked-LM loss at T = 1
   + alpha_cos * (1 - cos(h_teacher, h_student))          align the last hidden states
   + alpha_mse * MSE(s, t)                                optional, on logits
+  + alpha_hidden/attention/relation * ...                 inside the encoders (intermediate.py)
 
 T^2 keeps the soft-target gradients on the same scale whatever the temperature (Hinton et al. 2015).
 The vocabulary projection (the costly part) runs only at the positions a term needs: the masked
@@ -16,6 +17,7 @@ of one large batch, whatever the split. For a lone batch this is the plain mean.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +27,8 @@ from transformers import PreTrainedModel
 from distilflow.config import LossConfig
 from distilflow.data.batching import MicroBatch
 from distilflow.data.masking import MaskedBatch
+from distilflow.errors import DistilflowError
+from distilflow.train.intermediate import IntermediateLosses, tap_layers
 from distilflow.train.student import MaskedLMView
 
 
@@ -71,6 +75,7 @@ class StepCounts:
 class DistillationLoss:
     def __init__(self, config: LossConfig):
         self.config = config
+        self._inside: IntermediateLosses | None = None
 
     @property
     def kd_on_all_tokens(self) -> bool:
@@ -89,14 +94,16 @@ class DistillationLoss:
         rows = batch.token_index if self.kd_on_all_tokens else batch.target_index
         kd_count = counts.tokens if self.kd_on_all_tokens else counts.targets
 
-        student_hidden, student_logits = _view(student)(batch.input_ids, batch.attention_mask,
-                                                       rows if self.needs_student_logits else None)
+        inside = self._intermediate(student, teacher) if cfg.uses_intermediate else None
+        with _taps(student, inside.student_layers() if inside else [], inside) as student_inside:
+            student_hidden, student_logits = _view(student)(batch.input_ids, batch.attention_mask,
+                                                           rows if self.needs_student_logits else None)
         parts: dict[str, torch.Tensor] = {}
         if cfg.alpha_mlm > 0:
             target_logits = student_logits[batch.target_in_tokens] if self.kd_on_all_tokens else student_logits
             parts["mlm"] = F.cross_entropy(target_logits, batch.target_labels, reduction="sum") / counts.targets
         if cfg.needs_teacher:
-            with torch.no_grad():
+            with torch.no_grad(), _taps(teacher, inside.layer_map if inside else [], inside) as teacher_inside:
                 teacher_hidden, teacher_logits = _view(teacher)(
                     batch.input_ids, batch.attention_mask, rows if cfg.alpha_ce or cfg.alpha_mse else None)
             if cfg.alpha_ce > 0:
@@ -108,10 +115,40 @@ class DistillationLoss:
                 teacher_rows = teacher_hidden.flatten(0, 1).index_select(0, batch.token_index)
                 parts["cos"] = hidden_cosine_loss(student_rows, teacher_rows, "sum") / counts.tokens
 
-        weights = {"ce": cfg.alpha_ce, "mlm": cfg.alpha_mlm, "cos": cfg.alpha_cos, "mse": cfg.alpha_mse}
+            if inside is not None:
+                for name, value in inside(student_inside, teacher_inside, batch.attention_mask).items():
+                    parts[name] = value / counts.tokens
+
+        weights = cfg.weights()
         total = sum(weights[name] * value for name, value in parts.items())
         return LossTerms(total=total, parts=parts)
+
+    def _intermediate(self, student, teacher) -> IntermediateLosses:
+        """Built at the first step, from the two encoders' shapes."""
+        if self._inside is None:
+            student_config, teacher_config = _encoder(student).config, _encoder(teacher).config
+            if student_config.num_attention_heads != teacher_config.num_attention_heads and self.config.alpha_attention:
+                raise DistilflowError("alpha_attention needs as many attention heads in the student as in the teacher "
+                                      "(use alpha_relation, which splits into relation_heads, instead)")
+            cfg = self.config
+            self._inside = IntermediateLosses(
+                student_config.num_hidden_layers, teacher_config.num_hidden_layers, teacher_config.num_attention_heads,
+                cfg.relation_heads or teacher_config.num_attention_heads,
+                hidden=cfg.alpha_hidden > 0, attention=cfg.alpha_attention > 0, relation=cfg.alpha_relation > 0)
+        return self._inside
 
 
 def _view(model):
     return MaskedLMView(model) if isinstance(model, PreTrainedModel) else model
+
+
+def _encoder(model) -> torch.nn.Module:
+    """The encoder inside a masked LM, its MaskedLMView, or that view wrapped by DistributedDataParallel."""
+    view = _view(model)
+    return getattr(view, "module", view).encoder
+
+
+def _taps(model, layers: list[int], inside: IntermediateLosses | None):
+    if inside is None or model is None:
+        return nullcontext({})
+    return tap_layers(_encoder(model), layers, projections=inside.needs_projections)

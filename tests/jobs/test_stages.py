@@ -42,8 +42,12 @@ def test_distill_headless_teacher_end_to_end(params, tmp_path):
             "test_mlm_loss"} <= set(run.data.metrics)
     history = mlflow.MlflowClient().get_metric_history(result.run_id, "loss")
     assert len(history) == params.distill.train.max_steps // params.distill.train.log_every
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "student")}
-    assert "student/model.safetensors" in artifacts
+    model_id = json.loads((params.paths.student / "distilflow.json").read_text())["mlflow_model_id"]
+    logged_model = mlflow.get_logged_model(model_id)  # the student, once, as this run's LoggedModel
+    assert logged_model.source_run_id == result.run_id
+    assert {m.key for m in logged_model.metrics} >= {"test_mlm_loss", "val_mlm_accuracy"}
+    fill_mask = mlflow.transformers.load_model(f"models:/{model_id}")
+    assert len(fill_mask("I completed writing my [MASK].")) == 5
     assert str(tmp_path / "mlruns" / "artifacts") in run.info.artifact_uri
 
 

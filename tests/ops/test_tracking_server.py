@@ -85,3 +85,31 @@ def test_distill_register_promote_and_load_the_champion_through_a_server(server,
     assert len(fill_mask("I completed writing my [MASK].")) == 5
     assert list((root / "artifacts").rglob("model.safetensors")), "artifacts were not proxied to the server's store"
     assert not (tmp_path / "not-used").exists()
+
+
+def test_the_runs_table_data_through_the_rest_api(server, monkeypatch):
+    """What the MLflow UI's runs table asks the server for: pipeline runs with their headline metrics."""
+    url, _ = server
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = TrackingConfig(tracking_uri=url, experiment="team-runs", system_metrics=False)
+    experiment_id = tracking.configure(config)
+    for temperature, score in ((2, 0.61), (4, 0.64)):
+        run_id = tracking.start_parent_run(config, f"pipeline T={temperature}", {"stage": "pipeline"},
+                                           {"distill": {"loss": {"temperature": temperature}}})
+        tracking.log_to_run(run_id, {"student_glue_score": score, "glue_retention": score / 0.7})
+        tracking.end_parent_run(config, run_id, succeeded=True)
+    body = json.dumps({"experiment_ids": [experiment_id], "filter": "tags.stage = 'pipeline'",
+                       "order_by": ["metrics.student_glue_score DESC"]}).encode()
+    request = urllib.request.Request(f"{url}/api/2.0/mlflow/runs/search", data=body,
+                                     headers={"Content-Type": "application/json"})
+    runs = json.loads(urllib.request.urlopen(request, timeout=30).read())["runs"]
+    rows = [(run["info"]["run_name"], {m["key"]: m["value"] for m in run["data"]["metrics"]}) for run in runs]
+    assert [name for name, _ in rows] == ["pipeline T=4", "pipeline T=2"]  # sortable by GLUE score
+    assert rows[0][1]["glue_retention"] == pytest.approx(0.64 / 0.7)
+    assert client_kind(url, experiment_id) == "custom_model_development"
+
+
+def client_kind(url: str, experiment_id: str) -> str:
+    answer = urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}", timeout=30)
+    tags = {tag["key"]: tag["value"] for tag in json.loads(answer.read())["experiment"].get("tags", [])}
+    return tags["mlflow.experimentKind"]
