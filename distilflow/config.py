@@ -162,6 +162,16 @@ class LatencyConfig(StrictModel):
     repeats: int = Field(10, ge=1)
 
 
+class ExportConfig(StrictModel):
+    """ONNX and dynamic-int8 exports of the student, refused when they drift from PyTorch."""
+
+    max_abs_logit_diff: float = Field(1e-3, gt=0.0)  # fp32 ONNX vs PyTorch, any real token
+    max_int8_accuracy_drop: float = Field(0.02, ge=0.0, le=1.0)  # held-out masked-token accuracy, PyTorch - int8
+    check_sequences: int = Field(512, ge=1)  # held-out test sequences (fixed masks) the checks run on
+    threads: int | None = Field(None, ge=1)  # latency: ONNX Runtime and torch threads (None: all cores)
+    latency: LatencyConfig = LatencyConfig(repeats=20)
+
+
 class GlueConfig(StrictModel):
     """GLUE fine-tuning evaluation; defaults are the standard BERT/DistilBERT recipe."""
 
@@ -187,6 +197,7 @@ class PathsConfig(StrictModel):
     student: Path = Path("artifacts/student")
     checkpoints: Path = Path("artifacts/checkpoints")
     glue: Path = Path("artifacts/glue")
+    export: Path = Path("artifacts/export")
     metrics: Path = Path("metrics")
 
 
@@ -257,6 +268,7 @@ class Params(StrictModel):
     student: StudentConfig = StudentConfig()
     distill: DistillConfig = DistillConfig()
     glue: GlueConfig = GlueConfig()
+    export: ExportConfig = ExportConfig()
     paths: PathsConfig = PathsConfig()
     tracking: TrackingConfig = TrackingConfig()
     versioning: VersioningConfig = VersioningConfig()

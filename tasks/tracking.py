@@ -68,11 +68,16 @@ def publish_report(params: Params, run_id: str, stages_ran: dict[str, bool], ver
         f"- Registered model: `{params.registry.model_name}` version {version} "
         f"({'new, alias challenger' if created else 'already registered'})",
         f"- Promotion: {'champion' if decision.promote else 'unchanged'} — {decision.reason}",
-        f"- Stages: {stages}", "", glue_markdown])
+        f"- Stages: {stages}", "", glue_markdown, _export_markdown(params)])
     create_markdown_artifact(markdown, key="distilflow-report", description="GLUE, retention, speed, registry")
     tracking.configure(params.tracking)
     tracking.log_to_run(run_id, {}, tags={run_summary.DESCRIPTION_TAG: run_summary.description(params, markdown)})
     return str(write_text(params.paths.glue / "pipeline_report.md", markdown))
+
+
+def _export_markdown(params: Params) -> str:
+    report = params.paths.export / "export.md"
+    return "\n" + report.read_text() if report.is_file() else ""
 
 
 def tag_run(params: Params, run_id: str, tags: dict[str, str]) -> None:

@@ -84,13 +84,13 @@ def committed_project(tmp_path_factory) -> Path:
     shutil.copytree(PACKAGE_ROOT, project / "distilflow", ignore=shutil.ignore_patterns("__pycache__"))
     params = load_params(ROOT / "params.yaml")
     folders = [source.path for source in params.versioning.sources.values()]
-    folders += [params.paths.prepared, params.paths.teacher, params.paths.student]
+    folders += [params.paths.prepared, params.paths.teacher, params.paths.student, params.paths.export]
     for folder in folders:
         (project / folder).mkdir(parents=True, exist_ok=True)
         (project / folder / "placeholder").write_text("x")
     for stage in ("teacher_head", "distill"):
         (project / params.paths.checkpoints / stage).mkdir(parents=True)
-    files = [params.paths.metrics / "distill.json", params.paths.metrics / "glue.json",
+    files = [params.paths.metrics / "distill.json", params.paths.metrics / "export.json", params.paths.metrics / "glue.json",
              params.paths.glue / "glue_report.md", params.paths.glue / "glue_scores.png"]
     files += [params.paths.glue / "tasks" / f"{task}.json" for task in TASKS]
     for file in files:

@@ -65,7 +65,8 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
 
     first = pipeline_flow()
     assert all(first["stages_ran"].values())
-    assert list(first["stages_ran"]) == ["prepare", "teacher", "distill", "glue@rte", "glue@mrpc", "glue_report"]
+    assert list(first["stages_ran"]) == ["prepare", "teacher", "distill", "export", "glue@rte", "glue@mrpc",
+                                         "glue_report"]
     assert first["registered_new"] and first["promoted"]
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == first["version"]
@@ -78,7 +79,7 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
     assert parent.data.params["distill.loss.temperature"] == "2.0"  # every hyperparameter on the parent run
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{first['mlflow_run_id']}'")
-    assert {run.data.tags["stage"] for run in children} == {"prepare", "teacher_head", "distill", "glue_task",
+    assert {run.data.tags["stage"] for run in children} == {"prepare", "teacher_head", "distill", "export", "glue_task",
                                                                "glue_report"}
     assert len([run for run in children if run.data.tags["stage"] == "glue_task"]) == 4  # (student, teacher) x 2
 
@@ -98,7 +99,7 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
     assert client.get_run(changed["mlflow_run_id"]).data.params["distill.loss.temperature"] == "3.0"
     assert client.get_run(changed["mlflow_run_id"]).info.run_name == "pipeline T=3 α=5/2/1 2L"
     redone = {stage for stage, ran in changed["stages_ran"].items() if ran}
-    assert redone == {"distill", "glue@rte", "glue@mrpc", "glue_report"}
+    assert redone == {"distill", "export", "glue@rte", "glue@mrpc", "glue_report"}
     assert changed["registered_new"] and changed["version"] != first["version"]
     assert str(client.get_model_version_by_alias("tiny-student", "challenger").version) == changed["version"]
 
@@ -141,6 +142,9 @@ def _assert_comparable_in_the_runs_table(client, parent, project):
     stored = [p for p in (project / "mlruns").rglob("model.safetensors") if "teacher_with_head" not in str(p)]
     assert len(stored) == 1, f"the student's weights are stored {len(stored)} times in MLflow"
     assert {m.key for m in logged.metrics} >= {"test_mlm_loss", "student_glue_score", "glue_retention"}
+    onnx_files = {f.path for f in client.list_logged_model_artifacts(logged.model_id)}
+    assert {"student.onnx", "student.int8.onnx"} <= onnx_files  # champion names a deployable file
+    assert float(version.tags["onnx_fp32_max_abs_logit_diff"]) < 1e-3
 
 
 def test_the_one_deployment_served_or_on_a_work_pool_keeps_its_cron_and_one_run_at_a_time(prefect_server):

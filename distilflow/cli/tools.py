@@ -39,6 +39,15 @@ def evaluate(
 
 
 @app.command(rich_help_panel=PANEL)
+def export(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
+    """The student as ONNX fp32 and int8 (paths.export), checked against PyTorch, sizes and CPU latency."""
+    from distilflow.jobs import export as job
+
+    result = job.run(read_params(params, set_))
+    typer.echo((result.folder / "export.md").read_text())
+
+
+@app.command(rich_help_panel=PANEL)
 def glue(
     model: Annotated[str, typer.Option(help="model folder or Hub id to fine-tune and evaluate")],
     tasks: Annotated[Optional[str], typer.Option(help="comma-separated GLUE tasks or 'all' (default: glue.tasks)")] = None,

@@ -9,6 +9,7 @@ from distilflow.config import Params
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.report import read_report
 from distilflow.ops import dvc, registry, run_summary, runtime, tracking
+from distilflow.ops.files import read_json
 from distilflow.train.model_folder import read_model_meta
 
 
@@ -35,6 +36,9 @@ def run(params: Params, run_id: str | None = None) -> Registration:
     tags = {**registry.version_tags(report, data_versions), **filter_tags(params, student_meta)}
     version, created = registry.register_student(params.registry, params.paths.student, run_id, tags,
                                                  run_summary.model_card(params, report, student_meta, data_versions))
+    export_metrics = read_json(params.paths.metrics / "export.json")
+    if export_metrics and (params.paths.export / "student.int8.onnx").is_file():
+        registry.attach_export(params.registry.model_name, str(version.version), params.paths.export, export_metrics)
     return Registration(str(version.version), created, outputs)
 
 

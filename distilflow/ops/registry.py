@@ -89,6 +89,19 @@ def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tag
     return version, True
 
 
+def attach_export(name: str, version: str, export_dir: Path, metrics: dict[str, float]) -> None:
+    """The ONNX files into the version's logged model (so `champion` names a deployable file) and their
+    check and speed figures as version tags. Idempotent: a rerun after a kill redoes it."""
+    model_version = _client().get_model_version(name, version)
+    if not model_version.source.startswith("models:/"):
+        return  # registered before models were LoggedModels: nothing to attach to
+    model_id = model_version.source.removeprefix("models:/")
+    _client().log_model_artifacts(model_id, str(export_dir))
+    for key, value in metrics.items():
+        if key.startswith(("onnx_", "size_mb_student_onnx", "latency_ms_b1_student_onnx")):
+            _client().set_model_version_tag(name, version, key, f"{value:.6g}")
+
+
 def decide(policy: PromotionConfig, challenger: dict[str, str], champion: dict[str, str] | None) -> Decision:
     """The promotion rule on version tags: latency budget, retention floor, and beating the champion."""
     latency_key = f"latency_ms_{policy.latency}"

@@ -1,0 +1,138 @@
+"""`distilflow export`: the student (fill-mask) as ONNX fp32 and dynamic int8 in paths.export, each
+checked against PyTorch on held-out sequences with fixed masks and refused past params.yaml's
+tolerances; sizes and CPU latency of teacher and student in PyTorch and of both exports, side by side
+(metrics/export.json, export.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from distilflow.config import Params
+from distilflow.data.batching import pad_batch
+from distilflow.data.prepare import load_prepared
+from distilflow.data.sources import load_masked_lm, load_tokenizer
+from distilflow.errors import DistilflowError
+from distilflow.evaluation.speed import latency_ms
+from distilflow.export.onnx_export import compare, export_onnx, onnx_latency_ms, quantize_int8
+from distilflow.ops import tracking
+from distilflow.ops.files import exclusive, replace_folder, write_json, write_text
+from distilflow.train.mlm_metrics import EVAL_MASK_SEED, evaluation_masker
+
+EXPORT_META = "export.json"
+FP32, INT8 = "student.onnx", "student.int8.onnx"
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    metrics: dict[str, float]
+
+
+def run(params: Params) -> ExportResult:
+    with exclusive(params.paths.export, params.orchestration.lock_wait_seconds), \
+            tracking.mlflow_run(params.tracking, "export", tags={"stage": "export"}):
+        student, _ = load_masked_lm(str(params.paths.student), role="student")
+        tokenizer = load_tokenizer(str(params.paths.student))
+        batches, masked = check_inputs(params, tokenizer)
+        metrics: dict[str, float] = {}
+
+        def fill(staging: Path) -> None:
+            fp32 = export_onnx(student, batches[0], staging / FP32)
+            metrics.update(_checked(compare(fp32, student, batches, masked), "onnx_fp32", params, exact=True))
+            int8 = quantize_int8(fp32, staging / INT8)
+            metrics.update(_checked(compare(int8, student, batches, masked), "onnx_int8", params, exact=False))
+            metrics.update(_measure(params, student, {"onnx_fp32": fp32, "onnx_int8": int8}))
+            write_json(staging / EXPORT_META, {"metrics": metrics, "student": str(params.paths.student)})
+            write_text(staging / "export.md", render(metrics, params))
+
+        replace_folder(params.paths.export, fill, marker=EXPORT_META)
+        tracking.log_metrics(metrics)
+        tracking.log_artifacts(params.paths.export / "export.md")
+    write_json(params.paths.metrics / "export.json", metrics)
+    return ExportResult(params.paths.export, metrics)
+
+
+def check_inputs(params: Params, tokenizer) -> tuple[list[dict[str, torch.Tensor]], list[torch.Tensor]]:
+    """Held-out test sequences with the evaluation's fixed masks, in batches of 16, and their labels
+    (the original token at masked positions, -100 elsewhere)."""
+    prepared = load_prepared(params.paths.prepared)
+    if not (prepared.path / "test").exists():
+        raise DistilflowError(f"no held-out test split in {prepared.path}: set data.test.files (the export is "
+                              "checked on held-out text)")
+    test = prepared.split("test")
+    count = min(params.export.check_sequences, len(test))
+    masker, generator = evaluation_masker(tokenizer), torch.Generator().manual_seed(EVAL_MASK_SEED)
+    batches, masked = [], []
+    for start in range(0, count, 16):
+        ids, attention = pad_batch(test[start:min(start + 16, count)]["input_ids"], tokenizer.pad_token_id)
+        batch = masker(ids, attention, generator)
+        batches.append({"input_ids": batch.input_ids, "attention_mask": batch.attention_mask})
+        masked.append(batch.labels)
+    return batches, masked
+
+
+def _checked(check, name: str, params: Params, exact: bool) -> dict[str, float]:
+    """fp32 must match PyTorch to rounding; int8 may lose at most export.max_int8_accuracy_drop of the
+    held-out masked-token accuracy (its top-1 agreement with PyTorch is reported, not required: where the
+    student's own top-1 has a small margin, int8 rounding flips it between near-equal words)."""
+    limits = params.export
+    if exact and check.max_abs_logit_diff > limits.max_abs_logit_diff:
+        raise DistilflowError(f"ONNX fp32 export drifts from PyTorch: max |Δ logit| {check.max_abs_logit_diff:.2e} > "
+                              f"export.max_abs_logit_diff {limits.max_abs_logit_diff:g}: report it with your torch and "
+                              "onnxruntime versions; nothing was replaced")
+    drop = check.accuracy_pytorch - check.accuracy_onnx
+    if not exact and drop > limits.max_int8_accuracy_drop:
+        raise DistilflowError(f"int8 export loses {drop:.1%} held-out masked-token accuracy ({check.accuracy_pytorch:.1%}"
+                              f" -> {check.accuracy_onnx:.1%}) > export.max_int8_accuracy_drop "
+                              f"{limits.max_int8_accuracy_drop:.1%}: keep the fp32 export or raise the limit knowingly; "
+                              "nothing was replaced")
+    return check.as_metrics(name)
+
+
+def _measure(params: Params, student, exports: dict[str, Path]) -> dict[str, float]:
+    """Size and CPU latency, all in this one process, repeats interleaved model by model per batch size."""
+    latency, threads = params.export.latency, params.export.threads
+    if threads:
+        torch.set_num_threads(threads)
+    teacher, _ = load_masked_lm(str(params.paths.teacher), role="teacher")
+    vocab = student.config.vocab_size
+    measured = {"threads": float(threads or torch.get_num_threads()),
+                "size_mb_student_pytorch": _weights_mb(params.paths.student),
+                "size_mb_teacher_pytorch": _weights_mb(params.paths.teacher),
+                **{f"size_mb_student_{name}": path.stat().st_size / 1e6 for name, path in exports.items()}}
+    for batch in latency.batch_sizes:
+        measured[f"latency_ms_b{batch}_teacher_pytorch"] = latency_ms(teacher, batch, latency.seq_length,
+                                                                      latency.repeats, "cpu")
+        measured[f"latency_ms_b{batch}_student_pytorch"] = latency_ms(student, batch, latency.seq_length,
+                                                                      latency.repeats, "cpu")
+        for name, path in exports.items():
+            measured[f"latency_ms_b{batch}_student_{name}"] = onnx_latency_ms(path, batch, latency.seq_length,
+                                                                             latency.repeats, threads, vocab)
+    return measured
+
+
+def _weights_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in Path(folder).glob("*.safetensors")) / 1e6
+
+
+def render(metrics: dict[str, float], params: Params) -> str:
+    latency = params.export.latency
+    names = [("teacher", "PyTorch fp32", "teacher_pytorch"), ("student", "PyTorch fp32", "student_pytorch"),
+             ("student", "ONNX fp32", "student_onnx_fp32"), ("student", "ONNX int8 (dynamic)", "student_onnx_int8")]
+    lines = [f"# Edge export (CPU, {int(metrics['threads'])} threads, sequence {latency.seq_length}, "
+             f"median of {latency.repeats})", "",
+             "| model | format | size MB | " + " | ".join(f"latency b{b} ms" for b in latency.batch_sizes) + " |",
+             "|---" * (3 + len(latency.batch_sizes)) + "|"]
+    for model, label, key in names:
+        size = metrics[f"size_mb_{key}"]
+        lines.append(f"| {model} | {label} | {size:.1f} | " + " | ".join(
+            f"{metrics[f'latency_ms_b{b}_{key}']:.1f}" for b in latency.batch_sizes) + " |")
+    lines += ["", f"Checks on {int(metrics['onnx_fp32_positions'])} masked held-out tokens: ONNX fp32 max |Δ logit| "
+              f"{metrics['onnx_fp32_max_abs_logit_diff']:.1e}; int8 top-1 agreement with PyTorch "
+              f"{metrics['onnx_int8_top1_agreement']:.1%} (max |Δ logit| {metrics['onnx_int8_max_abs_logit_diff']:.2f}); "
+              f"masked-token accuracy PyTorch {metrics['onnx_int8_accuracy_pytorch']:.1%}, int8 "
+              f"{metrics['onnx_int8_accuracy_onnx']:.1%}."]
+    return "\n".join(lines) + "\n"
