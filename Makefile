@@ -24,7 +24,7 @@ run: install
 	@echo "Where to look:"
 	@echo "  report:   artifacts/glue/pipeline_report.md (also a Prefect artifact); metrics: $(BIN)/dvc metrics show"
 	@echo "  registry: $(BIN)/distilflow models   (promote: distilflow promote N, rollback: distilflow rollback)"
-	@echo "  MLflow:   $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db   -> http://127.0.0.1:5000"
+	@echo "  MLflow:   $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db   -> http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning"
 	@echo "  Prefect:  $(BIN)/prefect server start   -> http://127.0.0.1:4200 (flow runs, report, progress)"
 
 test: install

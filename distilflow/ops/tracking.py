@@ -96,9 +96,10 @@ def end_parent_run(config: TrackingConfig, run_id: str, succeeded: bool) -> None
 
 
 def run_url(config: TrackingConfig, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
-    """Where the MLflow UI (`mlflow ui --backend-store-uri ...`) shows this run."""
+    """Where the MLflow UI (`mlflow ui --backend-store-uri ...`) shows this run, in its model-training
+    view (MLflow 3.17's UI opens experiments in its GenAI view unless the link or the user says so)."""
     experiment_id = configure(config, for_writing=False)
-    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def standard_tags(tags: dict[str, str]) -> dict[str, str]:
