@@ -55,13 +55,14 @@ def run_variant(name: str, overrides: list[str]) -> tuple[dict, dict]:
         print(f"= {name}: done before ({folder})", flush=True)
         saved = json.loads(done.read_text())
         return saved["student"], saved["glue"]
+    # One GLUE folder for all variants: its cache holds the teacher baseline, fine-tuned once.
     paths = [f"paths.student={folder / 'student'}", f"paths.checkpoints={folder / 'checkpoints'}",
-             f"paths.glue={folder / 'glue'}"]
+             f"paths.glue={OUTPUT / 'glue'}"]
     sets = [arg for override in [*overrides, *paths] for arg in ("--set", override)]
     _run(["distilflow", "distill", "--resume", "--discard-stale", *sets])
     _run(["distilflow", "glue", "--model", str(folder / "student"), "--teacher", "artifacts/teacher", *sets])
     student = json.loads((folder / "student" / "distilflow.json").read_text())
-    glue = json.loads((folder / "glue" / "by_hand" / "glue.json").read_text())
+    glue = json.loads((OUTPUT / "glue" / "by_hand" / "glue.json").read_text())
     done.write_text(json.dumps({"name": name, "overrides": overrides, "student": student, "glue": glue}, indent=2))
     return student, glue
 

@@ -19,6 +19,7 @@ from distilflow.train.model_folder import MODEL_META
 CHALLENGER, CHAMPION = "challenger", "champion"
 HISTORY_TAG = "champion_history"  # on the registered model: champion versions, oldest first
 FINGERPRINT_TAG = "student_fingerprint"
+ATTACHED_TAG = "onnx_attached"  # the version's logged model holds the ONNX exports
 
 
 @dataclass
@@ -91,15 +92,16 @@ def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tag
 
 def attach_export(name: str, version: str, export_dir: Path, metrics: dict[str, float]) -> None:
     """The ONNX files into the version's logged model (so `champion` names a deployable file) and their
-    check and speed figures as version tags. Idempotent: a rerun after a kill redoes it."""
+    check and speed figures as version tags. Done once per version: the last tag marks it complete, so a
+    rerun after a kill part-way copies again and a rerun after success copies nothing."""
     model_version = _client().get_model_version(name, version)
-    if not model_version.source.startswith("models:/"):
-        return  # registered before models were LoggedModels: nothing to attach to
-    model_id = model_version.source.removeprefix("models:/")
-    _client().log_model_artifacts(model_id, str(export_dir))
+    if ATTACHED_TAG in model_version.tags or not model_version.source.startswith("models:/"):
+        return  # attached before, or registered before models were LoggedModels
+    _client().log_model_artifacts(model_version.source.removeprefix("models:/"), str(export_dir))
     for key, value in metrics.items():
         if key.startswith(("onnx_", "size_mb_student_onnx", "latency_ms_b1_student_onnx")):
             _client().set_model_version_tag(name, version, key, f"{value:.6g}")
+    _client().set_model_version_tag(name, version, ATTACHED_TAG, "true")
 
 
 def decide(policy: PromotionConfig, challenger: dict[str, str], champion: dict[str, str] | None) -> Decision:

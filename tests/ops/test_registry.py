@@ -122,3 +122,23 @@ def test_register_once_promote_and_roll_back(store, tmp_path, tokenizer):
 
     fill_mask = mlflow.transformers.load_model("models:/students@champion")
     assert len(fill_mask("I completed writing my [MASK].")) == 5
+
+
+def test_export_files_are_attached_to_the_versions_model_once(store, tmp_path, tokenizer, monkeypatch):
+    config = RegistryConfig(model_name="edge")
+    run = mlflow.MlflowClient().create_run(store).info.run_id
+    version, _ = registry.register_student(config, _student(tmp_path / "s", tokenizer, 3), run, CHAMPION)
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    (export_dir / "student.int8.onnx").write_bytes(b"onnx bytes")
+    copies = []
+    real_copy = mlflow.MlflowClient.log_model_artifacts
+    monkeypatch.setattr(mlflow.MlflowClient, "log_model_artifacts",
+                        lambda self, *args: copies.append(args) or real_copy(self, *args))
+    for _ in range(2):  # a rerun of registration
+        registry.attach_export("edge", str(version.version), export_dir, {"onnx_int8_top1_agreement": 0.8123456789})
+    assert len(copies) == 1
+    tags = mlflow.MlflowClient().get_model_version("edge", str(version.version)).tags
+    assert tags["onnx_int8_top1_agreement"] == "0.812346" and tags[registry.ATTACHED_TAG] == "true"
+    model_id = mlflow.MlflowClient().get_model_version("edge", str(version.version)).source.removeprefix("models:/")
+    assert "student.int8.onnx" in {f.path for f in mlflow.MlflowClient().list_logged_model_artifacts(model_id)}
