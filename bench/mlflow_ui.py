@@ -115,7 +115,10 @@ def _check_in_browser(browser: str, url: str, experiment_id: str, runs, model: s
         page.goto(f"{url}/#/compare-runs?runs=[{ids}]&experiments=[\"{experiment_id}\"]")
         page.wait_for_selector("text=glue_retention", timeout=60_000)
         page.wait_for_timeout(1500)
-        page.screenshot(path=str(out / "mlflow_compare_runs.png"), full_page=True)
+        # The metrics of both runs side by side (below the plots; the page scrolls inside its own frame).
+        page.get_by_text("student_glue_score", exact=True).last.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(out / "mlflow_compare_runs.png"))
 
         page.goto(f"{url}/#/models/{model}/versions/{version}")
         page.wait_for_selector("text=distilflow student", timeout=60_000)
