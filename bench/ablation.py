@@ -18,6 +18,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import yaml
+
 INTERMEDIATE = ["distill.loss.alpha_hidden=1", "distill.loss.alpha_attention=1", "distill.loss.alpha_relation=1"]
 VARIANTS = {
     "triple loss (teacher init, 5·KD + 2·MLM + 1·cos)": [],
@@ -29,6 +31,7 @@ VARIANTS = {
     "random init (triple loss)": ["student.init=random"],
 }
 OUTPUT = Path("artifacts/ablation")
+TEACHER = yaml.safe_load(Path("params.yaml").read_text())["teacher"]["model"]
 
 
 def main() -> None:
@@ -48,7 +51,7 @@ def main() -> None:
 
 
 def run_variant(name: str, overrides: list[str]) -> tuple[dict, dict]:
-    key = hashlib.sha256(json.dumps(overrides).encode()).hexdigest()[:10]
+    key = hashlib.sha256(json.dumps([overrides, TEACHER]).encode()).hexdigest()[:10]
     folder = OUTPUT / key
     done = folder / "done.json"
     if done.is_file():  # same overrides, already distilled and evaluated
@@ -60,7 +63,8 @@ def run_variant(name: str, overrides: list[str]) -> tuple[dict, dict]:
              f"paths.glue={OUTPUT / 'glue'}"]
     sets = [arg for override in [*overrides, *paths] for arg in ("--set", override)]
     _run(["distilflow", "distill", "--resume", "--discard-stale", *sets])
-    _run(["distilflow", "glue", "--model", str(folder / "student"), "--teacher", "artifacts/teacher", *sets])
+    # The baseline is the teacher as users have it (teacher.model), as in the pipeline's report.
+    _run(["distilflow", "glue", "--model", str(folder / "student"), "--teacher", TEACHER, *sets])
     student = json.loads((folder / "student" / "distilflow.json").read_text())
     glue = json.loads((OUTPUT / "glue" / "by_hand" / "glue.json").read_text())
     done.write_text(json.dumps({"name": name, "overrides": overrides, "student": student, "glue": glue}, indent=2))
