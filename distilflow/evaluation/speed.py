@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from transformers import AutoModel
@@ -24,6 +25,20 @@ def size_on_disk_bytes(model_name: str) -> int | None:
     return sum(f.stat().st_size for f in folder.iterdir() if f.suffix in {".safetensors", ".bin"})
 
 
+def median_ms(call: Callable[[], object], repeats: int, warmup: int = 2,
+              synchronize: Callable[[], None] = lambda: None) -> float:
+    """Median wall time of `call()` over `repeats` runs after `warmup` (synchronize: wait for a GPU)."""
+    timings = []
+    for repeat in range(warmup + repeats):
+        synchronize()
+        start = time.perf_counter()
+        call()
+        synchronize()
+        if repeat >= warmup:
+            timings.append((time.perf_counter() - start) * 1000)
+    return statistics.median(timings)
+
+
 @torch.inference_mode()
 def latency_ms(model: torch.nn.Module, batch_size: int, seq_length: int, repeats: int, device: str) -> float:
     """Median wall time of one forward pass over a (batch_size, seq_length) batch, after warm-up.
@@ -35,18 +50,9 @@ def latency_ms(model: torch.nn.Module, batch_size: int, seq_length: int, repeats
     vocab = model.config.vocab_size
     input_ids = torch.randint(1000, vocab, (batch_size, seq_length), generator=torch.Generator().manual_seed(0))
     inputs = {"input_ids": input_ids.to(device), "attention_mask": torch.ones_like(input_ids).to(device)}
-    timings = []
     with autocast:
-        for repeat in range(2 + repeats):  # 2 warm-up passes
-            if device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(**inputs)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            if repeat >= 2:
-                timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
+        return median_ms(lambda: model(**inputs), repeats,
+                         synchronize=torch.cuda.synchronize if device == "cuda" else lambda: None)
 
 
 def measure(model_name: str, batch_sizes: list[int], seq_length: int, repeats: int,

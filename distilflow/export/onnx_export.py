@@ -8,8 +8,6 @@ accuracy without calibration). The exported graph keeps the tied MLM decoder as 
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 import torch
 
 from distilflow.errors import DistilflowError
+from distilflow.evaluation.speed import median_ms
 
 
 class LogitsOnly(torch.nn.Module):
@@ -51,8 +50,13 @@ def quantize_int8(source: Path, target: Path) -> Path:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing"
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    root = logging.getLogger()  # the quantizer's "consider pre-processing" goes to the root logger
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     return target
 
 
@@ -111,10 +115,4 @@ def onnx_latency_ms(path: Path, batch_size: int, seq_length: int, repeats: int, 
     runner = session(path, threads)
     ids = np.random.default_rng(0).integers(1000, vocab_size, (batch_size, seq_length), dtype=np.int64)
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-    timings = []
-    for repeat in range(2 + repeats):
-        start = time.perf_counter()
-        runner.run(None, feed)
-        if repeat >= 2:
-            timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
+    return median_ms(lambda: runner.run(None, feed), repeats)

@@ -15,7 +15,7 @@ from distilflow.data.batching import pad_batch
 from distilflow.data.prepare import load_prepared
 from distilflow.data.sources import load_masked_lm, load_tokenizer
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.speed import latency_ms
+from distilflow.evaluation.speed import latency_ms, size_on_disk_bytes
 from distilflow.export.onnx_export import compare, export_onnx, onnx_latency_ms, quantize_int8
 from distilflow.ops import tracking
 from distilflow.ops.files import exclusive, replace_folder, write_json, write_text
@@ -100,8 +100,8 @@ def _measure(params: Params, student, exports: dict[str, Path]) -> dict[str, flo
     teacher, _ = load_masked_lm(str(params.paths.teacher), role="teacher")
     vocab = student.config.vocab_size
     measured = {"threads": float(threads or torch.get_num_threads()),
-                "size_mb_student_pytorch": _weights_mb(params.paths.student),
-                "size_mb_teacher_pytorch": _weights_mb(params.paths.teacher),
+                "size_mb_student_pytorch": size_on_disk_bytes(str(params.paths.student)) / 1e6,
+                "size_mb_teacher_pytorch": size_on_disk_bytes(str(params.paths.teacher)) / 1e6,
                 **{f"size_mb_student_{name}": path.stat().st_size / 1e6 for name, path in exports.items()}}
     for batch in latency.batch_sizes:
         measured[f"latency_ms_b{batch}_teacher_pytorch"] = latency_ms(teacher, batch, latency.seq_length,
@@ -112,10 +112,6 @@ def _measure(params: Params, student, exports: dict[str, Path]) -> dict[str, flo
             measured[f"latency_ms_b{batch}_student_{name}"] = onnx_latency_ms(path, batch, latency.seq_length,
                                                                              latency.repeats, threads, vocab)
     return measured
-
-
-def _weights_mb(folder: Path) -> float:
-    return sum(f.stat().st_size for f in Path(folder).glob("*.safetensors")) / 1e6
 
 
 def render(metrics: dict[str, float], params: Params) -> str:

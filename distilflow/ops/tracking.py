@@ -201,7 +201,7 @@ def logged_model_exists(model_id: str | None) -> bool:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    if not model_id:
+    if _untracked_depth or not model_id:
         return False
     try:
         mlflow.get_logged_model(model_id)
