@@ -5,9 +5,9 @@ then fine-tuned on GLUE against the teacher (cached), with the same settings.
     python bench/ablation.py [--set key=value ...] [--only NAME ...]
 
 Resumable: a variant whose student and GLUE report exist for the same settings is not redone, so an
-interrupted ablation continues where it stopped. Prints, and writes to artifacts/ablation/table.md,
-a markdown table: GLUE score, retention, held-out MLM figures, MLflow run of each variant.
-Not in the table yet: task-specific distillation during GLUE fine-tuning (issue 12, item 2).
+interrupted ablation continues where it stopped; variants that differ only in `glue.*` settings (task
+distillation) share one distilled student. Prints, and writes to artifacts/ablation/table.md, a
+markdown table: GLUE score, retention, held-out MLM figures, MLflow run of each variant.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from pathlib import Path
 import yaml
 
 INTERMEDIATE = ["distill.loss.alpha_hidden=1", "distill.loss.alpha_attention=1", "distill.loss.alpha_relation=1"]
+TASK_DISTILLATION = ["glue.distillation.weight=0.5", "glue.distillation.temperature=2"]
 VARIANTS = {
     "triple loss (teacher init, 5·KD + 2·MLM + 1·cos)": [],
     "+ hidden MSE, attention KL, Q/K/V relations (1 each)": INTERMEDIATE,
+    "+ task-specific distillation in GLUE (soft-target weight 0.5, T 2)": TASK_DISTILLATION,
     "DistilBERT settings (KD on all tokens, spread layers, β₂ 0.98)": [
         "distill.loss.kd_positions=all", "student.layers=spread", "distill.train.adam_betas=[0.9,0.98]"],
     "MLM only (teacher init, hard labels)": ["distill.loss.alpha_ce=0", "distill.loss.alpha_cos=0",
@@ -51,24 +53,30 @@ def main() -> None:
 
 
 def run_variant(name: str, overrides: list[str]) -> tuple[dict, dict]:
-    key = hashlib.sha256(json.dumps([overrides, TEACHER]).encode()).hexdigest()[:10]
-    folder = OUTPUT / key
-    done = folder / "done.json"
+    done = OUTPUT / "done" / f"{_key(overrides)}.json"
     if done.is_file():  # same overrides, already distilled and evaluated
-        print(f"= {name}: done before ({folder})", flush=True)
+        print(f"= {name}: done before ({done})", flush=True)
         saved = json.loads(done.read_text())
         return saved["student"], saved["glue"]
+    distill_overrides = [override for override in overrides if not override.startswith("glue.")]
+    folder = OUTPUT / _key(distill_overrides)
     # One GLUE folder for all variants: its cache holds the teacher baseline, fine-tuned once.
     paths = [f"paths.student={folder / 'student'}", f"paths.checkpoints={folder / 'checkpoints'}",
              f"paths.glue={OUTPUT / 'glue'}"]
     sets = [arg for override in [*overrides, *paths] for arg in ("--set", override)]
-    _run(["distilflow", "distill", "--resume", "--discard-stale", *sets])
+    if not (folder / "student" / "distilflow.json").is_file():
+        _run(["distilflow", "distill", "--resume", "--discard-stale", *sets])
     # The baseline is the teacher as users have it (teacher.model), as in the pipeline's report.
     _run(["distilflow", "glue", "--model", str(folder / "student"), "--teacher", TEACHER, *sets])
     student = json.loads((folder / "student" / "distilflow.json").read_text())
     glue = json.loads((OUTPUT / "glue" / "by_hand" / "glue.json").read_text())
+    done.parent.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps({"name": name, "overrides": overrides, "student": student, "glue": glue}, indent=2))
     return student, glue
+
+
+def _key(overrides: list[str]) -> str:
+    return hashlib.sha256(json.dumps([overrides, TEACHER]).encode()).hexdigest()[:10]
 
 
 def _run(command: list[str]) -> None:

@@ -91,7 +91,8 @@ def _check_in_browser(browser: str, url: str, experiment_id: str, runs, model: s
         search = page.get_by_placeholder("metrics.rmse", exact=False)
         search.fill("tags.stage = 'pipeline'")
         search.press("Enter")
-        page.get_by_role("button", name="Columns").click()
+        # By test id: a second button ("Show more columns (N total)") also matches the name when the table is wide.
+        page.get_by_test_id("column-selection-dropdown").click()
         for column in ("Source", "Models"):  # empty for these runs: room for the metrics
             page.get_by_placeholder("Search columns").fill(column)
             page.get_by_text(column, exact=True).last.click()

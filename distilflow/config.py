@@ -172,6 +172,14 @@ class ExportConfig(StrictModel):
     latency: LatencyConfig = LatencyConfig(repeats=20)
 
 
+class TaskDistillationConfig(StrictModel):
+    """Task-specific distillation while the student fine-tunes: the teacher fine-tuned on the task
+    (the cached baseline) gives soft targets. Needs a teacher (the pipeline's, or `glue --teacher`)."""
+
+    weight: float = Field(0.0, ge=0.0, le=1.0)  # share of the loss from the teacher's targets; 0 = off
+    temperature: float = Field(1.0, gt=0)  # classification tasks; STS-B matches the teacher's score (MSE)
+
+
 class GlueConfig(StrictModel):
     """GLUE fine-tuning evaluation; defaults are the standard BERT/DistilBERT recipe."""
 
@@ -189,6 +197,7 @@ class GlueConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"  # bf16 on a GPU; latency is measured on the CPU too
     progress: bool = True
     latency: LatencyConfig = LatencyConfig()
+    distillation: TaskDistillationConfig = TaskDistillationConfig()
 
 
 class PathsConfig(StrictModel):

@@ -1,12 +1,15 @@
 """Fine-tune any encoder on one GLUE task with the standard recipe (transformers' Trainer).
 
 Sequence-classification head (regression for STS-B), dynamic padding, AdamW with warmup and linear
-decay; the model is evaluated on the task's dev set(s) with the official metrics.
+decay; the model is evaluated on the task's dev set(s) with the official metrics. With a teacher's soft
+targets, the student learns from them too (task_distillation.py).
 """
 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from datasets import Dataset
@@ -21,18 +24,31 @@ from transformers import (
 from distilflow.config import GlueConfig
 from distilflow.data.sources import load_pretrained, load_tokenizer
 from distilflow.evaluation.glue_tasks import GlueTask, compute_metrics
+from distilflow.evaluation.task_distillation import TEACHER_COLUMN, TaskDistillationTrainer
 from distilflow.train.devices import pick_device
+from distilflow.train.model_folder import save_model
+
+
+@dataclass
+class FineTuned:
+    metrics: dict[str, dict[str, float]]  # evaluation name ('' or 'm'/'mm') -> official metric -> value
+    train_logits: np.ndarray | None = None  # the fine-tuned model's predictions on the training set
 
 
 def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dataset], config: GlueConfig,
-                          seed: int, learning_rate: float) -> dict[str, dict[str, float]]:
-    """Train on splits['train'], return {evaluation name: metrics} for the task's dev set(s)."""
+                          seed: int, learning_rate: float, soft_targets: np.ndarray | None = None,
+                          predict_train: bool = False, save_to: Path | None = None) -> FineTuned:
+    """Train on splits['train'] (with the teacher's `soft_targets` for it, row by row, when given) and
+    evaluate on the task's dev set(s); `predict_train` also returns the logits on the training set (a
+    teacher's soft targets), `save_to` keeps the fine-tuned classifier."""
     tokenizer = load_tokenizer(model_name)
     # The classifier (and a student's pooler) start random: from this run's seed, not from whatever state the
     # process's RNG is in (that left the student's GLUE scores varying from run to run).
     set_seed(seed)
     model = _classifier(model_name, task)
     encoded = {name: _encode(split, task, tokenizer, config.max_seq_length) for name, split in splits.items()}
+    if soft_targets is not None:
+        encoded["train"] = encoded["train"].add_column(TEACHER_COLUMN, soft_targets.tolist())
     on_gpu = pick_device(config.device).type == "cuda"
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
@@ -58,15 +74,31 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
             # Not "group_by_length": with transformers 5.23 it left dev predictions at chance level
             # (SST-2 49.8% vs 79.9% with the random sampler, same everything else; docs/results.md).
             train_sampling_strategy="random",
+            # the teacher's logits are not an argument of the model's forward: keep them for the loss
+            remove_unused_columns=soft_targets is None,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=encoded["train"],
-                          data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+        common = {"model": model, "args": args, "train_dataset": encoded["train"],
+                  "data_collator": DataCollatorWithPadding(tokenizer), "processing_class": tokenizer}
+        if soft_targets is None:
+            trainer = Trainer(**common)
+        else:
+            distillation = config.distillation
+            trainer = TaskDistillationTrainer(**common, weight=distillation.weight,
+                                              temperature=distillation.temperature, regression=task.is_regression)
         trainer.train()
         results = {}
         for name in task.evaluations:
             output = trainer.predict(encoded[name])
             results[name] = compute_metrics(task, output.predictions, np.asarray(splits[name]["label"]))
-    return results
+        train_logits = None
+        if predict_train:
+            train_logits = np.asarray(trainer.predict(encoded["train"].remove_columns(["labels"])).predictions)
+        if save_to is not None:
+            save_model(trainer.model, tokenizer, save_to,
+                       {"made_by": "glue", "task": task.name, "base_model": model_name, "seed": seed,
+                        "learning_rate": learning_rate, "task_distillation": soft_targets is not None,
+                        "dev_metrics": results})
+    return FineTuned(results, train_logits)
 
 
 def _classifier(model_name: str, task: GlueTask):

@@ -1,54 +1,111 @@
 """GLUE evaluation of one model on one task: fine-tuned over seeds (and a learning-rate grid), the
 median reported. A baseline that does not change between runs (the teacher) can be cached, keyed on
-everything that decides its scores.
+everything that decides its scores, with its predictions on the training set: the soft targets of
+task-specific distillation.
 """
 
 from __future__ import annotations
 
+import shutil
 import statistics
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
+from datasets import Dataset
 
 from distilflow.config import GlueConfig
 from distilflow.data.sources import encoder_fingerprint
 from distilflow.evaluation.finetune import finetune_and_evaluate
 from distilflow.evaluation.glue_tasks import GlueTask, load_task, task_data_hash, task_score
 from distilflow.evaluation.report import TaskResult
-from distilflow.ops.files import write_text
+from distilflow.evaluation.task_distillation import load_soft_targets, save_soft_targets, soft_targets_file
+from distilflow.ops.files import replace_folder, write_text
 from distilflow.ops.hashing import code_version, fingerprint
+from distilflow.train.model_folder import MODEL_META
 
 CACHE_VERSION = "glue-v2"
 
 
-def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path | None = None) -> TaskResult:
+def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path | None = None,
+                  soft_targets: np.ndarray | None = None, keep_classifier: Path | None = None) -> TaskResult:
     """Fine-tune over the lr grid x seeds; pick the lr with the best median dev score.
 
     With `cache_dir`, a result is reused only for the same weights, task data, settings, code and
-    library versions: re-pinned data or changed fine-tuning code computes it again."""
+    library versions: re-pinned data or changed fine-tuning code computes it again. The cached result
+    comes with the soft targets of its selected lr's first seed (`baseline_soft_targets`).
+    `soft_targets` (the teacher's, on this training set) turn on task-specific distillation;
+    `keep_classifier` keeps the first seed's classifier of the selected lr there."""
     splits = load_task(task, config.source)
+    splits["train"] = training_split(splits["train"], config)
     cache_file = None
     if cache_dir is not None:
-        cache_file = cache_dir / f"{task.name}-{cache_key(model_name, task, splits, config)}.json"
+        cache_file = baseline_file(cache_dir, model_name, task, splits, config)
         if cache_file.is_file():
             return TaskResult.model_validate_json(cache_file.read_text())
-    if config.max_train_examples and len(splits["train"]) > config.max_train_examples:
-        splits["train"] = splits["train"].shuffle(seed=0).select(range(config.max_train_examples))
-    runs = []
+    runs, train_logits, kept = [], {}, {}
     for learning_rate in config.learning_rates:
-        for seed in config.seeds:
-            metrics = finetune_and_evaluate(model_name, task, splits, config, seed, learning_rate)
-            runs.append({"learning_rate": learning_rate, "seed": seed, "metrics": metrics,
-                         "score": task_score(task, metrics)})
+        for index, seed in enumerate(config.seeds):
+            first_seed = index == 0
+            save_to = None
+            if keep_classifier is not None and first_seed:
+                save_to = keep_classifier.with_name(f"{keep_classifier.name}.lr{learning_rate:g}")
+                kept[learning_rate] = save_to
+            outcome = finetune_and_evaluate(model_name, task, splits, config, seed, learning_rate,
+                                            soft_targets=soft_targets, predict_train=cache_file is not None and first_seed,
+                                            save_to=save_to)
+            if outcome.train_logits is not None:
+                train_logits[learning_rate] = outcome.train_logits
+            runs.append({"learning_rate": learning_rate, "seed": seed, "metrics": outcome.metrics,
+                         "score": task_score(task, outcome.metrics)})
     result = summarize(task, runs)
+    if kept:
+        _keep_selected(kept, result.learning_rate, keep_classifier)
     if cache_file is not None:
+        save_soft_targets(soft_targets_file(cache_file), train_logits[result.learning_rate])
         write_text(cache_file, result.model_dump_json(indent=2))
     return result
 
 
+def baseline_soft_targets(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path) -> np.ndarray:
+    """The fine-tuned baseline's logits on the (capped) training set, in its row order: from the cache,
+    or from one fine-tuning run at its selected lr and first seed when an older cache lacks them."""
+    splits = load_task(task, config.source)
+    splits["train"] = training_split(splits["train"], config)
+    cache_file = baseline_file(cache_dir, model_name, task, splits, config)
+    targets_file = soft_targets_file(cache_file)
+    if not targets_file.is_file():
+        result = evaluate_task(model_name, task, config, cache_dir)
+        if not targets_file.is_file():
+            outcome = finetune_and_evaluate(model_name, task, splits, config, config.seeds[0], result.learning_rate,
+                                            predict_train=True)
+            save_soft_targets(targets_file, outcome.train_logits)
+    return load_soft_targets(targets_file, len(splits["train"]))
+
+
+def training_split(train: Dataset, config: GlueConfig) -> Dataset:
+    """The training set, capped for quick runs: the same rows in the same order for teacher and student."""
+    if config.max_train_examples and len(train) > config.max_train_examples:
+        return train.shuffle(seed=0).select(range(config.max_train_examples))
+    return train
+
+
+def baseline_file(cache_dir: Path, model_name: str, task: GlueTask, splits, config: GlueConfig) -> Path:
+    return cache_dir / f"{task.name}-{cache_key(model_name, task, splits, config)}.json"
+
+
+def _keep_selected(kept: dict[float, Path], selected_lr: float, destination: Path) -> None:
+    """The classifier of the selected lr becomes `destination`; the grid's others go."""
+    replace_folder(destination, lambda staging: shutil.copytree(kept[selected_lr], staging, dirs_exist_ok=True),
+                   marker=MODEL_META)
+    for folder in kept.values():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def cache_key(model_name: str, task: GlueTask, splits, config: GlueConfig) -> str:
-    settings = config.model_dump(mode="json", exclude={"tasks", "progress", "latency"})
+    # the student's task distillation does not change the baseline's fine-tuning
+    settings = config.model_dump(mode="json", exclude={"tasks", "progress", "latency", "distillation"})
     return fingerprint(CACHE_VERSION, encoder_fingerprint(model_name), task.name, task_data_hash(splits), settings,
                        code_version(__name__), transformers.__version__, torch.__version__)
 

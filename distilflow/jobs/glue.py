@@ -21,8 +21,13 @@ def run(params: Params, model_name: str, teacher_name: str | None = None,
                                                              "teacher": teacher_name or ""}) as parent:
         tracking.log_params({"glue": params.glue.model_dump(mode="json"), "model": model_name,
                              "teacher": teacher_name or "", "tasks": ",".join(task.name for task in selected)})
-        results = {role: {task.name: tracked_task_run(params, role, name, task, nested=True) for task in selected}
-                   for role, name in sources.items()}
+        results = {}
+        # the teacher first: its fine-tuned baselines give the student's soft targets (glue.distillation)
+        for role in sorted(sources, key=lambda role: role != BASELINE_ROLE):
+            teacher = teacher_name if role != BASELINE_ROLE else None
+            results[role] = {task.name: tracked_task_run(params, role, sources[role], task, nested=True, teacher=teacher)
+                             for task in selected}
+        results = {role: results[role] for role in sources}
         folder = by_hand_folder(params)
         return publish(params, sources, results, parent.info.run_id, folder, folder / "glue.json")
 

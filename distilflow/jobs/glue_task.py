@@ -1,13 +1,16 @@
 """Stage `glue@<task>`: the student (paths.student) and the teacher baseline fine-tuned on one GLUE
 task -> paths.glue/tasks/<task>.json. The baseline is the teacher as users have it (teacher.model),
-cached across student changes; the student is always fine-tuned (DVC reruns this stage only when
-something it depends on changed)."""
+cached across student changes with its soft targets; the student is always fine-tuned (DVC reruns
+this stage only when something it depends on changed), learning from those soft targets too when
+glue.distillation.weight > 0."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from distilflow.config import Params
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.glue_runs import evaluate_task
+from distilflow.evaluation.glue_runs import baseline_soft_targets, evaluate_task
 from distilflow.evaluation.glue_tasks import GlueTask, select_tasks
 from distilflow.evaluation.report import (
     BASELINE_ROLE,
@@ -24,7 +27,10 @@ def run(params: Params, task_name: str) -> dict[str, TaskResult]:
     task = selected_tasks(params, [task_name])[0]
     output = task_results_file(params.paths.glue, task.name)
     with exclusive(output, params.orchestration.lock_wait_seconds):
-        results = {role: tracked_task_run(params, role, name, task) for role, name in pipeline_models(params).items()}
+        models = pipeline_models(params)
+        results = {BASELINE_ROLE: tracked_task_run(params, BASELINE_ROLE, models[BASELINE_ROLE], task)}
+        results["student"] = tracked_task_run(params, "student", models["student"], task,
+                                              teacher=models[BASELINE_ROLE])
         write_task_results(output, results)
     return results
 
@@ -36,15 +42,30 @@ def selected_tasks(params: Params, tasks: str | list[str] | None) -> list[GlueTa
     return selected
 
 
-def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask, nested: bool = False) -> TaskResult:
-    """Fine-tune one model on one task in its own MLflow run (same metric names in every run for the UI)."""
-    cache = params.paths.glue / "cache" if role == BASELINE_ROLE else None
+def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask, nested: bool = False,
+                     teacher: str | None = None) -> TaskResult:
+    """Fine-tune one model on one task in its own MLflow run (same metric names in every run for the UI);
+    with a `teacher` and glue.distillation.weight > 0, from the teacher's soft targets too."""
+    cache = glue_cache(params) if role == BASELINE_ROLE else None
+    soft_targets = task_soft_targets(params, teacher, task)
     with tracking.mlflow_run(params.tracking, f"{role} {task.name}", nested=nested,
                              tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name}):
         tracking.log_params({"task": task.name, "model": model_name, "role": role})
         tracking.log_source_datasets(params.versioning, ["glue"])
         tracking.log_params({"glue": params.glue.model_dump(mode="json", exclude={"tasks"})})
-        result = evaluate_task(model_name, task, params.glue, cache_dir=cache)
+        tracking.log_params({"task_distillation": soft_targets is not None})
+        result = evaluate_task(model_name, task, params.glue, cache_dir=cache, soft_targets=soft_targets)
         tracking.log_params({"selected_learning_rate": result.learning_rate})
         tracking.log_metrics({"score": result.score, **result.flat_metrics()})
     return result
+
+
+def task_soft_targets(params: Params, teacher: str | None, task: GlueTask) -> np.ndarray | None:
+    if teacher is None or params.glue.distillation.weight == 0:
+        return None
+    return baseline_soft_targets(teacher, task, params.glue, glue_cache(params))
+
+
+def glue_cache(params: Params):
+    """The teacher baselines (results and soft targets), kept across student changes."""
+    return params.paths.glue / "cache"

@@ -3,6 +3,7 @@
 import shutil
 
 import mlflow
+import numpy as np
 import pytest
 
 from distilflow.config import StudentConfig
@@ -74,7 +75,8 @@ def test_student_vs_teacher_report(params, student_dir, teacher_with_head_dir, m
 def _count_finetuning(monkeypatch) -> list[str]:
     calls = []
     monkeypatch.setattr(glue_runs, "finetune_and_evaluate",
-                        lambda model, task, *a, **k: calls.append(task.name) or {"": {"accuracy": 0.5}})
+                        lambda model, task, *a, **k: calls.append(task.name)
+                        or finetune.FineTuned({"": {"accuracy": 0.5}}, np.zeros((32, 2))))
     return calls
 
 

@@ -126,7 +126,7 @@ def test_one_small_glue_task_fine_tunes_on_the_gpu(teacher_with_head_dir):
     config = GlueConfig(max_seq_length=64, batch_size=16, epochs=1, learning_rates=[1e-4], progress=False,
                         device="cuda")
     torch.cuda.reset_peak_memory_stats()
-    results = finetune_and_evaluate(str(teacher_with_head_dir), task, splits, config, seed=1, learning_rate=1e-4)
+    results = finetune_and_evaluate(str(teacher_with_head_dir), task, splits, config, seed=1, learning_rate=1e-4).metrics
     assert torch.cuda.max_memory_allocated() > 0  # it ran on the GPU
     assert 0.0 <= results[""]["accuracy"] <= 1.0
 

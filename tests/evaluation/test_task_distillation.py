@@ -1,0 +1,116 @@
+"""Task-specific distillation: the soft-target loss, its path through the collator and Trainer, and the
+GLUE stage's use of the teacher baseline's cached soft targets."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, TrainingArguments
+
+from distilflow.errors import DistilflowError
+from distilflow.evaluation import finetune, glue_runs
+from distilflow.evaluation.glue_tasks import get_task
+from distilflow.evaluation.task_distillation import (
+    TEACHER_COLUMN,
+    TaskDistillationTrainer,
+    load_soft_targets,
+    save_soft_targets,
+    soft_target_loss,
+)
+from distilflow.jobs import glue_task
+from distilflow.ops.params_file import validate_params
+from tests.conftest import tiny_params
+
+
+def test_soft_target_loss_is_the_tempered_kl_and_mse_for_regression():
+    teacher = torch.tensor([[2.0, -1.0], [0.5, 0.0]])
+    assert soft_target_loss(teacher.clone(), teacher, temperature=2.0, regression=False).item() == pytest.approx(0, abs=1e-6)
+    student = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    expected = 0.0
+    for row in teacher:
+        p = torch.softmax(row / 2.0, dim=-1)
+        expected += float((p * (p.log() - math.log(0.5))).sum())
+    expected = expected / 2 * 2.0**2  # batch mean, times T²
+    assert soft_target_loss(student, teacher, 2.0, False).item() == pytest.approx(expected, rel=1e-5)
+    scores = torch.tensor([[1.0], [3.0]])
+    assert soft_target_loss(scores, torch.tensor([[2.0], [3.0]]), 5.0, True).item() == pytest.approx(0.5)
+
+
+def test_the_trainer_mixes_hard_and_soft_loss_by_weight(tmp_path, teacher_with_head_dir, tokenizer):
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(teacher_with_head_dir, num_labels=2)
+    features = [dict(tokenizer("a short one"), labels=0), dict(tokenizer("and a longer second sentence"), labels=1)]
+    with torch.no_grad():
+        batch = DataCollatorWithPadding(tokenizer)(features)
+        own_logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    features = [{**feature, TEACHER_COLUMN: logits.tolist()} for feature, logits in zip(features, own_logits)]
+    batch = DataCollatorWithPadding(tokenizer)(features)  # the collator pads the text and keeps the logits
+    assert batch[TEACHER_COLUMN].shape == (2, 2)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    losses = {}
+    for weight in (0.0, 0.25, 1.0):
+        trainer = TaskDistillationTrainer(model=model, args=args, weight=weight, temperature=2.0, regression=False)
+        with torch.no_grad():
+            losses[weight] = trainer.compute_loss(model, dict(batch)).item()
+    hard = losses[0.0]
+    assert hard > 0.1
+    assert losses[1.0] == pytest.approx(0.0, abs=1e-5)  # the teacher's logits are the model's own: no KL
+    assert losses[0.25] == pytest.approx(0.75 * hard, rel=1e-5)
+    without_teacher = {k: v for k, v in batch.items() if k != TEACHER_COLUMN}  # an evaluation batch
+    with torch.no_grad():
+        assert trainer.compute_loss(model, without_teacher).item() == pytest.approx(hard, rel=1e-5)
+
+
+def test_soft_targets_that_do_not_fit_the_training_set_are_refused(tmp_path):
+    path = tmp_path / "rte-key.soft_targets.npy"
+    save_soft_targets(path, np.zeros((5, 2)))
+    assert load_soft_targets(path, 5).shape == (5, 2)
+    with pytest.raises(DistilflowError, match="cover 5 examples, the training set has 6: delete the file"):
+        load_soft_targets(path, 6)
+    path.write_bytes(b"not numpy")
+    with pytest.raises(DistilflowError, match="unreadable"):
+        load_soft_targets(path, 5)
+
+
+@pytest.fixture
+def params(tmp_path, small_corpus, teacher_with_head_dir, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    raw = tiny_params(tmp_path, small_corpus, teacher_with_head_dir)
+    raw["glue"] = {"tasks": ["stsb"], "max_train_examples": 24, "epochs": 1, "batch_size": 8, "seeds": [1],
+                   "learning_rates": [1e-3], "max_seq_length": 32, "progress": False,
+                   "distillation": {"weight": 0.5, "temperature": 2.0}}
+    raw["teacher"]["model"] = str(teacher_with_head_dir)
+    raw["paths"]["glue"] = str(tmp_path / "glue")
+    return validate_params(raw)
+
+
+def test_the_glue_stage_distils_the_student_from_the_cached_teacher(params, teacher_with_head_dir, monkeypatch):
+    calls = []
+    real = finetune.finetune_and_evaluate
+
+    def recording(model, task, splits, config, seed, lr, **options):
+        calls.append((model, options.get("soft_targets") is not None, options.get("predict_train", False)))
+        return real(model, task, splits, config, seed, lr, **options)
+
+    monkeypatch.setattr(glue_runs, "finetune_and_evaluate", recording)
+    monkeypatch.setattr(glue_task, "pipeline_models", lambda p: {"student": str(teacher_with_head_dir),
+                                                                 "teacher": p.teacher.model})
+    distilled = glue_task.run(params, "stsb")["student"]
+    teacher = params.teacher.model
+    # the teacher once (keeping its training-set predictions), then the student with them
+    assert calls == [(teacher, False, True), (str(teacher_with_head_dir), True, False)]
+    cached = sorted((params.paths.glue / "cache").glob("stsb-*.soft_targets.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (24, 1)
+
+    calls.clear()
+    plain = glue_task.run(params.model_copy(update={"glue": params.glue.model_copy(
+        update={"distillation": params.glue.distillation.model_copy(update={"weight": 0.0})})}), "stsb")["student"]
+    assert calls == [(str(teacher_with_head_dir), False, False)]  # the teacher from the cache, no soft targets
+    assert distilled.metrics != plain.metrics  # the soft targets changed what the student learnt
+
+    cached[0].unlink()  # an older cache: the result without its soft targets
+    calls.clear()
+    glue_task.run(params, "stsb")
+    assert calls == [(teacher, False, True), (str(teacher_with_head_dir), True, False)]
+    assert cached[0].is_file()
