@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
+
+from distilflow.ops.local_server import free_port, local_server
 
 COLUMNS = ["student_glue_score", "glue_retention", "student_latency_ms_cpu_b1", "speedup_cpu_b1",
            "student_test_mlm_loss"]
@@ -48,33 +46,11 @@ def main() -> int:
         return 1
     champion = mlflow.MlflowClient().get_model_version_by_alias(args.model, "champion")
     args.out.mkdir(parents=True, exist_ok=True)
-    with _mlflow_ui(args.store) as url:
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", args.store, "--host", "127.0.0.1",
+               "--port", str(port)]
+    with local_server(command, "/health", port) as url:
         return _check_in_browser(browser, url, experiment.experiment_id, runs, args.model, champion.version, args.out)
-
-
-class _mlflow_ui:
-    def __init__(self, store: str):
-        self.store = store
-
-    def __enter__(self) -> str:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.process = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", self.store,
-                                         "--host", "127.0.0.1", "--port", str(port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).close()
-                return url
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError("mlflow ui did not start within 60 s")
-
-    def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def _check_in_browser(browser: str, url: str, experiment_id: str, runs, model: str, version: str, out: Path) -> int:
@@ -91,8 +67,8 @@ def _check_in_browser(browser: str, url: str, experiment_id: str, runs, model: s
         search = page.get_by_placeholder("metrics.rmse", exact=False)
         search.fill("tags.stage = 'pipeline'")
         search.press("Enter")
-        # By test id: a second button ("Show more columns (N total)") also matches the name when the table is wide.
-        page.get_by_test_id("column-selection-dropdown").click()
+        # exact: "Show more columns (N total)" also matches the name when the table is wide
+        page.get_by_role("button", name="Columns", exact=True).click()
         for column in ("Source", "Models"):  # empty for these runs: room for the metrics
             page.get_by_placeholder("Search columns").fill(column)
             page.get_by_text(column, exact=True).last.click()

@@ -167,6 +167,7 @@ class ExportConfig(StrictModel):
 
     max_abs_logit_diff: float = Field(1e-3, gt=0.0)  # fp32 ONNX vs PyTorch, any real token
     max_int8_accuracy_drop: float = Field(0.02, ge=0.0, le=1.0)  # held-out masked-token accuracy, PyTorch - int8
+    max_int8_glue_drop: float = Field(0.01, ge=0.0, le=1.0)  # the GLUE classifiers' mean dev score, PyTorch - int8
     check_sequences: int = Field(512, ge=1)  # held-out test sequences (fixed masks) the checks run on
     threads: int | None = Field(None, ge=1)  # latency: ONNX Runtime and torch threads (None: all cores)
     latency: LatencyConfig = LatencyConfig(repeats=20)
@@ -247,6 +248,7 @@ class RegistryConfig(StrictModel):
     model_name: str = Field("distilflow-student", min_length=1)
     promotion: PromotionConfig = PromotionConfig()
     input_example: str = "I completed writing my [MASK]."
+    top_k: int = Field(5, ge=1)  # predictions per masked sentence from the served model (a request may ask more)
 
 
 class OrchestrationConfig(StrictModel):

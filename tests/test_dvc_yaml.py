@@ -79,7 +79,7 @@ def _module_in_stages(module: str) -> set[str]:
 def committed_project(tmp_path_factory) -> Path:
     """A copy of the project whose stages DVC has recorded as done (placeholder inputs and outputs)."""
     project = tmp_path_factory.mktemp("dvc_yaml")
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):  # .gitignore: DVC writes none inside artifacts/
         shutil.copy(ROOT / name, project)
     shutil.copytree(PACKAGE_ROOT, project / "distilflow", ignore=shutil.ignore_patterns("__pycache__"))
     params = load_params(ROOT / "params.yaml")
@@ -90,6 +90,9 @@ def committed_project(tmp_path_factory) -> Path:
         (project / folder / "placeholder").write_text("x")
     for stage in ("teacher_head", "distill"):
         (project / params.paths.checkpoints / stage).mkdir(parents=True)
+    for task in TASKS:
+        (project / params.paths.glue / "classifiers" / task).mkdir(parents=True)
+        (project / params.paths.glue / "classifiers" / task / "placeholder").write_text("x")
     files = [params.paths.metrics / "distill.json", params.paths.metrics / "export.json", params.paths.metrics / "glue.json",
              params.paths.glue / "glue_report.md", params.paths.glue / "glue_scores.png"]
     files += [params.paths.glue / "tasks" / f"{task}.json" for task in TASKS]

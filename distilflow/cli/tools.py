@@ -40,7 +40,8 @@ def evaluate(
 
 @app.command(rich_help_panel=PANEL)
 def export(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
-    """The student as ONNX fp32 and int8 (paths.export), checked against PyTorch, sizes and CPU latency."""
+    """The student and its GLUE classifiers as ONNX fp32 and int8 (paths.export), checked against PyTorch,
+    scored on GLUE dev, sizes and CPU latency."""
     from distilflow.jobs import export as job
 
     result = job.run(read_params(params, set_))

@@ -117,6 +117,11 @@ def pipeline_models(params: Params) -> dict[str, str]:
     return {"student": str(params.paths.student), BASELINE_ROLE: params.teacher.model}
 
 
+def classifier_folder(glue_dir: Path, task: str) -> Path:
+    """The student fine-tuned on `task` by its GLUE stage (first seed, selected lr), for the export."""
+    return glue_dir / "classifiers" / task
+
+
 def task_results_file(glue_dir: Path, task: str) -> Path:
     """Where the GLUE stage of `task` writes its results (dvc.yaml declares the same)."""
     return glue_dir / "tasks" / f"{task}.json"

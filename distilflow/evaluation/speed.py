@@ -39,6 +39,19 @@ def median_ms(call: Callable[[], object], repeats: int, warmup: int = 2,
     return statistics.median(timings)
 
 
+def interleaved_median_ms(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median wall time of each call, the calls taking turns within every repeat: a machine that slows
+    down part-way (another job, thermal limits) slows all of them alike."""
+    timings: dict[str, list[float]] = {name: [] for name in calls}
+    for repeat in range(warmup + repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            if repeat >= warmup:
+                timings[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
 @torch.inference_mode()
 def latency_ms(model: torch.nn.Module, batch_size: int, seq_length: int, repeats: int, device: str) -> float:
     """Median wall time of one forward pass over a (batch_size, seq_length) batch, after warm-up.

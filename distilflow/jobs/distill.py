@@ -95,7 +95,7 @@ def _distill(params: Params, policy: ResumePolicy) -> DistillResult:
                         "teacher_fingerprint": teacher_meta["fingerprint"], "metrics": metrics,
                         "mlflow_run_id": run.info.run_id},
                        publish=lambda staging: {"mlflow_model_id": tracking.log_student_model(
-                           student, tokenizer, params.registry.input_example, metrics)})
+                           staging, params.registry.input_example, params.registry.top_k, metrics)})
     if group.is_main:
         clear_checkpoints(checkpoints)
         write_json(params.paths.metrics / "distill.json", metrics)

@@ -1,7 +1,8 @@
 """`distilflow export`: the student (fill-mask) as ONNX fp32 and dynamic int8 in paths.export, each
 checked against PyTorch on held-out sequences with fixed masks and refused past params.yaml's
 tolerances; sizes and CPU latency of teacher and student in PyTorch and of both exports, side by side
-(metrics/export.json, export.md)."""
+(metrics/export.json, export.md). Then the student's GLUE classifiers (paths.glue/classifiers/<task>)
+the same way into paths.export/classifiers/<task>, scored on each task's dev set in every format."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from distilflow.data.batching import pad_batch
 from distilflow.data.prepare import load_prepared
 from distilflow.data.sources import load_masked_lm, load_tokenizer
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.speed import latency_ms, size_on_disk_bytes
-from distilflow.export.onnx_export import compare, export_onnx, onnx_latency_ms, quantize_int8
+from distilflow.evaluation.glue_tasks import load_task, parse_task_list
+from distilflow.evaluation.report import classifier_folder
+from distilflow.evaluation.speed import interleaved_median_ms, latency_ms, size_on_disk_bytes
+from distilflow.export import classifiers
+from distilflow.export.onnx_export import compare, export_onnx, onnx_latency_ms, quantize_int8, session
 from distilflow.ops import tracking
 from distilflow.ops.files import exclusive, replace_folder, write_json, write_text
 from distilflow.train.mlm_metrics import EVAL_MASK_SEED, evaluation_masker
@@ -45,6 +49,7 @@ def run(params: Params) -> ExportResult:
             int8 = quantize_int8(fp32, staging / INT8)
             metrics.update(_checked(compare(int8, student, batches, masked), "onnx_int8", params, exact=False))
             metrics.update(_measure(params, student, {"onnx_fp32": fp32, "onnx_int8": int8}))
+            metrics.update(export_classifiers(params, staging / "classifiers"))
             write_json(staging / EXPORT_META, {"metrics": metrics, "student": str(params.paths.student)})
             write_text(staging / "export.md", render(metrics, params))
 
@@ -114,6 +119,72 @@ def _measure(params: Params, student, exports: dict[str, Path]) -> dict[str, flo
     return measured
 
 
+def export_classifiers(params: Params, folder: Path) -> dict[str, float]:
+    """Each glue.tasks classifier the GLUE stages kept, exported and scored on its dev set; the int8 GLUE
+    score may fall at most export.max_int8_glue_drop below PyTorch's. Latency and size: the first one."""
+    from transformers import AutoModelForSequenceClassification
+
+    metrics: dict[str, float] = {}
+    scores: dict[str, list[float]] = {"pytorch": [], "onnx_fp32": [], "onnx_int8": []}
+    first = None
+    for task in parse_task_list(params.glue.tasks)[0]:
+        source = classifier_folder(params.paths.glue, task.name)
+        if not (source / "model.safetensors").is_file():
+            print(f"export: no {task.name} classifier in {source} (run `distilflow glue-task {task.name}`): skipped")
+            continue
+        model = AutoModelForSequenceClassification.from_pretrained(source)
+        evaluation = next(iter(task.evaluations))  # MNLI: matched
+        dev = classifiers.dev_set(task, load_task(task, params.glue.source)[evaluation], load_tokenizer(str(source)),
+                                  params.glue.max_seq_length)
+        task_metrics = classifiers.export_classifier(model, task, dev, folder / task.name)
+        if task_metrics["onnx_fp32_max_abs_logit_diff"] > params.export.max_abs_logit_diff:
+            raise DistilflowError(f"ONNX fp32 {task.name} classifier drifts from PyTorch: max |Δ logit| "
+                                  f"{task_metrics['onnx_fp32_max_abs_logit_diff']:.2e} > export.max_abs_logit_diff "
+                                  f"{params.export.max_abs_logit_diff:g}: nothing was replaced")
+        metrics.update({f"classifier_{task.name}_{key}": value for key, value in task_metrics.items()})
+        for name in scores:
+            scores[name].append(task_metrics[f"score_{name}"])
+        first = first or (model, source, folder / task.name)
+    if first is None:
+        return metrics
+    for name, values in scores.items():
+        metrics[f"classifier_glue_score_{name}"] = sum(values) / len(values)
+    drop = metrics["classifier_glue_score_pytorch"] - metrics["classifier_glue_score_onnx_int8"]
+    if drop > params.export.max_int8_glue_drop:
+        raise DistilflowError(f"int8 classifiers lose {100 * drop:.2f} GLUE points ({100 * metrics['classifier_glue_score_pytorch']:.1f}"
+                              f" -> {100 * metrics['classifier_glue_score_onnx_int8']:.1f}) > export.max_int8_glue_drop "
+                              f"{100 * params.export.max_int8_glue_drop:g}: keep the fp32 export or raise the limit "
+                              "knowingly; nothing was replaced")
+    metrics.update(_measure_classifier(params, *first))
+    return metrics
+
+
+def _measure_classifier(params: Params, model, source: Path, exported: Path) -> dict[str, float]:
+    """PyTorch fp32 against both exports, repeats interleaved (each repeat runs all three in turn)."""
+    latency, threads = params.export.latency, params.export.threads
+    runners = {"onnx_fp32": session(exported / classifiers.FP32, threads),
+               "onnx_int8": session(exported / classifiers.INT8, threads)}
+    measured = {"classifier_size_mb_pytorch": size_on_disk_bytes(str(source)) / 1e6,
+                **{f"classifier_size_mb_{name}": (exported / file).stat().st_size / 1e6
+                   for name, file in (("onnx_fp32", classifiers.FP32), ("onnx_int8", classifiers.INT8))}}
+    model = model.eval()
+    for batch in latency.batch_sizes:
+        ids = torch.randint(1000, model.config.vocab_size, (batch, latency.seq_length),
+                            generator=torch.Generator().manual_seed(0))
+        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        feed = {name: tensor.numpy() for name, tensor in inputs.items()}
+
+        def pytorch(inputs=inputs):
+            with torch.inference_mode():
+                model(**inputs)
+
+        calls = {"pytorch": pytorch, **{name: (lambda runner=runner, feed=feed: runner.run(None, feed))
+                                        for name, runner in runners.items()}}
+        timings = interleaved_median_ms(calls, latency.repeats)
+        measured.update({f"classifier_latency_ms_b{batch}_{name}": value for name, value in timings.items()})
+    return measured
+
+
 def render(metrics: dict[str, float], params: Params) -> str:
     latency = params.export.latency
     names = [("teacher", "PyTorch fp32", "teacher_pytorch"), ("student", "PyTorch fp32", "student_pytorch"),
@@ -131,4 +202,29 @@ def render(metrics: dict[str, float], params: Params) -> str:
               f"{metrics['onnx_int8_top1_agreement']:.1%} (max |Δ logit| {metrics['onnx_int8_max_abs_logit_diff']:.2f}); "
               f"masked-token accuracy PyTorch {metrics['onnx_int8_accuracy_pytorch']:.1%}, int8 "
               f"{metrics['onnx_int8_accuracy_onnx']:.1%}."]
+    if "classifier_glue_score_pytorch" in metrics:
+        lines += ["", *render_classifiers(metrics, params)]
     return "\n".join(lines) + "\n"
+
+
+def render_classifiers(metrics: dict[str, float], params: Params) -> list[str]:
+    latency = params.export.latency
+    tasks = [task.name for task in parse_task_list(params.glue.tasks)[0] if f"classifier_{task.name}_score_pytorch" in metrics]
+    formats = [("PyTorch fp32", "pytorch"), ("ONNX fp32", "onnx_fp32"), ("ONNX int8 (dynamic)", "onnx_int8")]
+    lines = ["## The student's GLUE classifiers", "",
+             "| format | size MB | " + " | ".join(f"latency b{b} ms" for b in latency.batch_sizes) + " | "
+             + " | ".join(tasks) + " | GLUE score |",
+             "|---" * (3 + len(latency.batch_sizes) + len(tasks)) + "|"]
+    for label, key in formats:
+        lines.append(f"| {label} | {metrics[f'classifier_size_mb_{key}']:.1f} | "
+                     + " | ".join(f"{metrics[f'classifier_latency_ms_b{b}_{key}']:.1f}" for b in latency.batch_sizes)
+                     + " | " + " | ".join(f"{100 * metrics[f'classifier_{task}_score_{key}']:.1f}" for task in tasks)
+                     + f" | {100 * metrics[f'classifier_glue_score_{key}']:.1f} |")
+    speedup = metrics["classifier_latency_ms_b1_pytorch"] / metrics["classifier_latency_ms_b1_onnx_int8"]
+    agreement = ", ".join(f"{task} {metrics[f'classifier_{task}_onnx_int8_label_agreement']:.1%}" for task in tasks
+                          if f"classifier_{task}_onnx_int8_label_agreement" in metrics)
+    worst = max(metrics[f"classifier_{task}_onnx_fp32_max_abs_logit_diff"] for task in tasks)
+    return lines + ["", f"Dev sets, first seed's classifier of each GLUE stage. Size and latency: the {tasks[0]} classifier "
+                f"(the others differ only in the last layer), repeats interleaved. int8 vs PyTorch fp32 at batch 1: "
+                f"{speedup:.2f}× faster, {metrics['classifier_size_mb_onnx_int8'] / metrics['classifier_size_mb_pytorch']:.2f}"
+                f" of the size. ONNX fp32 max |Δ logit| {worst:.1e}; int8 label agreement with PyTorch: {agreement or '–'}."]

@@ -6,6 +6,8 @@ glue.distillation.weight > 0."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from distilflow.config import Params
@@ -15,6 +17,7 @@ from distilflow.evaluation.glue_tasks import GlueTask, select_tasks
 from distilflow.evaluation.report import (
     BASELINE_ROLE,
     TaskResult,
+    classifier_folder,
     pipeline_models,
     task_results_file,
     write_task_results,
@@ -30,7 +33,8 @@ def run(params: Params, task_name: str) -> dict[str, TaskResult]:
         models = pipeline_models(params)
         results = {BASELINE_ROLE: tracked_task_run(params, BASELINE_ROLE, models[BASELINE_ROLE], task)}
         results["student"] = tracked_task_run(params, "student", models["student"], task,
-                                              teacher=models[BASELINE_ROLE])
+                                              teacher=models[BASELINE_ROLE],
+                                              keep_classifier=classifier_folder(params.paths.glue, task.name))
         write_task_results(output, results)
     return results
 
@@ -43,9 +47,10 @@ def selected_tasks(params: Params, tasks: str | list[str] | None) -> list[GlueTa
 
 
 def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask, nested: bool = False,
-                     teacher: str | None = None) -> TaskResult:
+                     teacher: str | None = None, keep_classifier: Path | None = None) -> TaskResult:
     """Fine-tune one model on one task in its own MLflow run (same metric names in every run for the UI);
-    with a `teacher` and glue.distillation.weight > 0, from the teacher's soft targets too."""
+    with a `teacher` and glue.distillation.weight > 0, from the teacher's soft targets too;
+    `keep_classifier`: where the first seed's classifier (of the selected lr) goes, for the export."""
     cache = glue_cache(params) if role == BASELINE_ROLE else None
     soft_targets = task_soft_targets(params, teacher, task)
     with tracking.mlflow_run(params.tracking, f"{role} {task.name}", nested=nested,
@@ -54,7 +59,8 @@ def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask,
         tracking.log_source_datasets(params.versioning, ["glue"])
         tracking.log_params({"glue": params.glue.model_dump(mode="json", exclude={"tasks"})})
         tracking.log_params({"task_distillation": soft_targets is not None})
-        result = evaluate_task(model_name, task, params.glue, cache_dir=cache, soft_targets=soft_targets)
+        result = evaluate_task(model_name, task, params.glue, cache_dir=cache, soft_targets=soft_targets,
+                               keep_classifier=keep_classifier)
         tracking.log_params({"selected_learning_rate": result.learning_rate})
         tracking.log_metrics({"score": result.score, **result.flat_metrics()})
     return result
@@ -66,6 +72,6 @@ def task_soft_targets(params: Params, teacher: str | None, task: GlueTask) -> np
     return baseline_soft_targets(teacher, task, params.glue, glue_cache(params))
 
 
-def glue_cache(params: Params):
+def glue_cache(params: Params) -> Path:
     """The teacher baselines (results and soft targets), kept across student changes."""
     return params.paths.glue / "cache"

@@ -61,7 +61,6 @@ def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tag
     Returns (version, created).
     """
     import mlflow
-    import transformers
 
     from distilflow.ops import tracking
 
@@ -77,10 +76,9 @@ def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tag
         return existing, False
     model_id = meta.get("mlflow_model_id")
     if not tracking.logged_model_exists(model_id):  # distilled untracked, or into another store
-        tokenizer = transformers.AutoTokenizer.from_pretrained(student_dir)
-        model = transformers.AutoModelForMaskedLM.from_pretrained(student_dir)
         with mlflow.start_run(run_id=run_id):
-            model_id = tracking.log_student_model(model, tokenizer, config.input_example, meta.get("metrics", {}))
+            model_id = tracking.log_student_model(student_dir, config.input_example, config.top_k,
+                                                  meta.get("metrics", {}))
     version = mlflow.register_model(f"models:/{model_id}", config.model_name,
                                     tags={**tags, FINGERPRINT_TAG: meta["fingerprint"], "mlflow_run_id": run_id})
     if description:
@@ -99,7 +97,8 @@ def attach_export(name: str, version: str, export_dir: Path, metrics: dict[str, 
         return  # attached before, or registered before models were LoggedModels
     _client().log_model_artifacts(model_version.source.removeprefix("models:/"), str(export_dir))
     for key, value in metrics.items():
-        if key.startswith(("onnx_", "size_mb_student_onnx", "latency_ms_b1_student_onnx")):
+        if key.startswith(("onnx_", "size_mb_student_onnx", "latency_ms_b1_student_onnx", "classifier_glue_score",
+                           "classifier_latency_ms_b1", "classifier_size_mb")):
             _client().set_model_version_tag(name, version, key, f"{value:.6g}")
     _client().set_model_version_tag(name, version, ATTACHED_TAG, "true")
 

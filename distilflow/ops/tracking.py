@@ -6,6 +6,7 @@ refuses a bare `./mlruns` file store). `MLFLOW_TRACKING_URI` in the environment 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -167,31 +168,27 @@ def log_to_run(run_id: str, metrics: dict[str, float], tags: dict[str, str] | No
                                     tags=[RunTag(key, value) for key, value in (tags or {}).items()])
 
 
-def log_student_model(model, tokenizer, input_example: str, metrics: dict[str, float]) -> str | None:
-    """The student, logged once, as an MLflow LoggedModel of the active run (transformers flavour,
-    fill-mask) with `metrics` linked to it; returns its model id (None when untracked). The registry
-    registers this model: no other copy of the weights goes to MLflow."""
+def log_student_model(student_dir: Path, input_example: str, top_k: int, metrics: dict[str, float]) -> str | None:
+    """The student folder, logged once, as an MLflow LoggedModel of the active run: a pyfunc that answers
+    masked sentences with the top-k predictions and scores (distilflow/serving/fill_mask_model.py, from
+    code: serving needs no distilflow), the folder itself its `student` artifact. `metrics` are linked to
+    it; returns its model id (None when untracked). The registry registers this model: no other copy of
+    the weights goes to MLflow."""
     if _untracked_depth:
         return None
-    import logging
-
     import mlflow
     import torch
     import transformers
 
-    example = input_example.replace("[MASK]", tokenizer.mask_token)
-    quiet = logging.getLogger("mlflow.transformers")  # no model card or license on the Hub for a local model
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        info = mlflow.transformers.log_model(
-            transformers_model={"model": model, "tokenizer": tokenizer}, name="student", task="fill-mask",
-            input_example=[example],
-            # Explicit: MLflow's inference imports torchvision, which a CPU install does not have.
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}"],
-        )
-    finally:
-        quiet.setLevel(level)
+    # by path, not imported: the file declares the model (mlflow.models.set_model) when it runs
+    served_model = importlib.util.find_spec("distilflow.serving.fill_mask_model").origin
+    info = mlflow.pyfunc.log_model(
+        name="student", python_model=served_model, artifacts={"student": str(student_dir)},
+        input_example=([input_example], {"top_k": top_k}),  # the params schema: top_k, this default
+        # Explicit: inferring them imports the model's modules in a subprocess; torchvision is not needed.
+        pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+                          f"transformers=={transformers.__version__}"],
+    )
     if metrics:
         mlflow.log_metrics(metrics, model_id=info.model_id)
     return info.model_id

@@ -14,7 +14,7 @@ def params(tmp_path, small_corpus, headless_teacher_dir, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return validate_params(tiny_params(tmp_path, small_corpus, headless_teacher_dir,
                                        export={"latency": {"batch_sizes": [1, 4], "seq_length": 16, "repeats": 2},
-                                               "max_int8_accuracy_drop": 1.0}))
+                                               "max_int8_accuracy_drop": 1.0, "max_int8_glue_drop": 1.0}))
 
 
 def test_export_checks_measures_and_refuses_a_drifting_model(params):
@@ -39,3 +39,40 @@ def test_export_checks_measures_and_refuses_a_drifting_model(params):
         export.run(strict)
     assert (folder / "student.onnx").read_bytes() == before  # nothing replaced
     assert not list(folder.parent.glob("export.tmp*"))
+
+
+def test_the_glue_classifiers_are_exported_scored_and_timed(params, tokenizer):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from distilflow.evaluation.report import classifier_folder
+
+    run_stages(params)
+    params = params.model_copy(update={"glue": params.glue.model_copy(update={"tasks": ["rte", "stsb"],
+                                                                              "max_seq_length": 32})})
+    for task, labels in (("rte", 2), ("stsb", 1)):  # as the GLUE stages keep them (here not fine-tuned)
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(params.paths.student, num_labels=labels)
+        model.save_pretrained(classifier_folder(params.paths.glue, task))
+        tokenizer.save_pretrained(classifier_folder(params.paths.glue, task))
+    metrics = export.run(params).metrics
+    for task in ("rte", "stsb"):
+        files = params.paths.export / "classifiers" / task
+        assert (files / "model.onnx").is_file() and (files / "model.int8.onnx").is_file()
+        assert metrics[f"classifier_{task}_onnx_fp32_max_abs_logit_diff"] < 1e-4
+        assert metrics[f"classifier_{task}_score_onnx_fp32"] == pytest.approx(metrics[f"classifier_{task}_score_pytorch"],
+                                                                              abs=1e-4)
+        assert -1.0 <= metrics[f"classifier_{task}_score_onnx_int8"] <= 1.0
+    assert 0.5 <= metrics["classifier_rte_onnx_int8_label_agreement"] <= 1.0
+    assert "classifier_stsb_onnx_int8_label_agreement" not in metrics  # a regression has no label
+    assert metrics["classifier_glue_score_pytorch"] == pytest.approx(
+        (metrics["classifier_rte_score_pytorch"] + metrics["classifier_stsb_score_pytorch"]) / 2)
+    assert metrics["classifier_size_mb_onnx_int8"] < 0.5 * metrics["classifier_size_mb_onnx_fp32"]
+    assert all(metrics[f"classifier_latency_ms_b4_{key}"] > 0 for key in ("pytorch", "onnx_fp32", "onnx_int8"))
+    table = (params.paths.export / "export.md").read_text()
+    assert "## The student's GLUE classifiers" in table and "| ONNX int8 (dynamic) |" in table
+
+    lenient = params.model_copy(update={"export": params.export.model_copy(update={"max_int8_glue_drop": 0.0})})
+    if metrics["classifier_glue_score_pytorch"] > metrics["classifier_glue_score_onnx_int8"]:
+        with pytest.raises(DistilflowError, match="int8 classifiers lose .* GLUE points"):
+            export.run(lenient)

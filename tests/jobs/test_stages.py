@@ -46,8 +46,10 @@ def test_distill_headless_teacher_end_to_end(params, tmp_path):
     logged_model = mlflow.get_logged_model(model_id)  # the student, once, as this run's LoggedModel
     assert logged_model.source_run_id == result.run_id
     assert {m.key for m in logged_model.metrics} >= {"test_mlm_loss", "val_mlm_accuracy"}
-    fill_mask = mlflow.transformers.load_model(f"models:/{model_id}")
-    assert len(fill_mask("I completed writing my [MASK].")) == 5
+    served = mlflow.pyfunc.load_model(f"models:/{model_id}")  # what `mlflow models serve` runs
+    predictions = served.predict(["I completed writing my [MASK].", "the [MASK] of the house."])
+    assert [len(top) for top in predictions] == [5, 5]
+    assert [p.score for p in predictions[0]] == sorted((p.score for p in predictions[0]), reverse=True)
     assert str(tmp_path / "mlruns" / "artifacts") in run.info.artifact_uri
 
 
