@@ -21,11 +21,15 @@ from pathlib import Path
 import yaml
 
 INTERMEDIATE = ["distill.loss.alpha_hidden=1", "distill.loss.alpha_attention=1", "distill.loss.alpha_relation=1"]
+OWN_TEACHER = "paths.teacher=<variant>/teacher"  # the teacher stage runs for this variant, into its folder
 TASK_DISTILLATION = ["glue.distillation.weight=0.5", "glue.distillation.temperature=2"]
 VARIANTS = {
     "triple loss (teacher init, 5·KD + 2·MLM + 1·cos)": [],
     "+ hidden MSE, attention KL, Q/K/V relations (1 each)": INTERMEDIATE,
     "+ task-specific distillation in GLUE (soft-target weight 0.5, T 2)": TASK_DISTILLATION,
+    # The teacher as it is, no MLM head trained: only terms inside the encoder, and the student's own MLM loss.
+    "head-less teacher, no head trained (cos + hidden + attention + relations + MLM)": [
+        "distill.loss.alpha_ce=0", *INTERMEDIATE, OWN_TEACHER],
     "DistilBERT settings (KD on all tokens, spread layers, β₂ 0.98)": [
         "distill.loss.kd_positions=all", "student.layers=spread", "distill.train.adam_betas=[0.9,0.98]"],
     "MLM only (teacher init, hard labels)": ["distill.loss.alpha_ce=0", "distill.loss.alpha_cos=0",
@@ -60,11 +64,14 @@ def run_variant(name: str, overrides: list[str]) -> tuple[dict, dict]:
         return saved["student"], saved["glue"]
     distill_overrides = [override for override in overrides if not override.startswith("glue.")]
     folder = OUTPUT / _key(distill_overrides)
+    overrides = [override.replace("<variant>", str(folder)) for override in overrides]
     # One GLUE folder for all variants: its cache holds the teacher baseline, fine-tuned once.
     paths = [f"paths.student={folder / 'student'}", f"paths.checkpoints={folder / 'checkpoints'}",
              f"paths.glue={OUTPUT / 'glue'}"]
     sets = [arg for override in [*overrides, *paths] for arg in ("--set", override)]
     if not (folder / "student" / "distilflow.json").is_file():
+        if OWN_TEACHER in distill_overrides:
+            _run(["distilflow", "teacher", "--resume", "--discard-stale", *sets])
         _run(["distilflow", "distill", "--resume", "--discard-stale", *sets])
     # The baseline is the teacher as users have it (teacher.model), as in the pipeline's report.
     _run(["distilflow", "glue", "--model", str(folder / "student"), "--teacher", TEACHER, *sets])

@@ -147,6 +147,11 @@ class LossConfig(StrictModel):
         return self.alpha_hidden > 0 or self.alpha_attention > 0 or self.alpha_relation > 0
 
     @property
+    def needs_teacher_logits(self) -> bool:
+        """Terms on the teacher's MLM-head outputs; the others need only its encoder."""
+        return self.alpha_ce > 0 or self.alpha_mse > 0
+
+    @property
     def needs_teacher(self) -> bool:
         return self.alpha_ce > 0 or self.alpha_cos > 0 or self.alpha_mse > 0 or self.uses_intermediate
 

@@ -1,8 +1,10 @@
 """Stage `teacher`: the complete masked-LM teacher in paths.teacher.
 
 A teacher with an MLM head is copied as it is; one without (all-MiniLM-L6-v2, classifiers) gets a
-head trained on the prepared corpus. Writing the folder either way gives DVC and the distill stage
-one teacher to depend on and hash.
+head trained on the prepared corpus, unless no distillation term reads the teacher's logits
+(distill.loss.alpha_ce = alpha_mse = 0: hidden states, attention and relations need only the encoder),
+when it is copied with its head left untrained. Writing the folder either way gives DVC and the
+distill stage one teacher to depend on and hash.
 """
 
 from __future__ import annotations
@@ -52,16 +54,19 @@ def _complete_teacher(params: Params, policy: ResumePolicy) -> TeacherArtifact:
     teacher, missing = load_masked_lm(params.teacher.model, role="teacher")
     tokenizer = load_tokenizer(params.teacher.model)
     missing_head = missing_head_weights(teacher, missing)
-    if not missing_head:
-        teacher_fingerprint = model_fingerprint(teacher)
-        group = process_group()
-        if group.is_main:  # under torchrun one process writes the folder
-            save_model(teacher, tokenizer, output, {"fingerprint": teacher_fingerprint, "source": params.teacher.model,
-                                                    "head_trained": False, "metrics": {}})
-        group.barrier()
-        return TeacherArtifact(str(output), teacher_fingerprint, head_trained=False, metrics={})
-    require_head_or_training(params.teacher.model, missing_head, params.head.enabled)
-    return train_head(params, teacher, tokenizer, prepared, policy)
+    if missing_head and params.distill.loss.needs_teacher_logits:
+        require_head_or_training(params.teacher.model, missing_head, params.head.enabled)
+        return train_head(params, teacher, tokenizer, prepared, policy)
+    # Complete, or head-less with no term on its logits: the head stays as loaded (seeded above); the
+    # student copies it and its own MLM loss, if any, trains it.
+    teacher_fingerprint = model_fingerprint(teacher)
+    meta = {"fingerprint": teacher_fingerprint, "source": params.teacher.model, "head_trained": False,
+            "head_untrained": bool(missing_head), "metrics": {}}
+    group = process_group()
+    if group.is_main:  # under torchrun one process writes the folder
+        save_model(teacher, tokenizer, output, meta)
+    group.barrier()
+    return TeacherArtifact(str(output), teacher_fingerprint, head_trained=False, metrics={})
 
 
 def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, policy: ResumePolicy) -> TeacherArtifact:

@@ -83,6 +83,20 @@ def test_mlm_only_baseline_runs_without_teacher_forward(params):
     assert torch.isfinite(torch.tensor(result.metrics["test_mlm_loss"]))
 
 
+def test_a_headless_teacher_needs_no_head_when_no_term_reads_its_logits(params):
+    """Hidden-state, attention and relation terms need only the encoder (issue 12): no head training."""
+    raw = params.model_dump(mode="json")
+    raw["distill"]["loss"].update(alpha_ce=0.0, alpha_mse=0.0, alpha_cos=1.0, alpha_hidden=1.0, alpha_relation=1.0)
+    intermediate = validate_params(raw)
+    result = run_stages(intermediate)
+    meta = json.loads((intermediate.paths.teacher / "distilflow.json").read_text())
+    assert meta["head_untrained"] and not meta["head_trained"] and meta["metrics"] == {}
+    stages = {run.data.tags.get("stage") for run in mlflow.search_runs(output_format="list", search_all_experiments=True)}
+    assert "teacher_head" not in stages and "distill" in stages  # nothing trained a head
+    assert {"loss_hidden", "loss_relation", "loss_mlm"} <= set(mlflow.get_run(result.run_id).data.metrics)
+    assert "loss_ce" not in mlflow.get_run(result.run_id).data.metrics
+
+
 def test_head_training_is_reproducible(tmp_path, small_corpus, headless_teacher_dir):
     """The missing head is initialised on load: seeded, two runs give the same teacher."""
     fingerprints = []
