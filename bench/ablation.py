@@ -23,18 +23,18 @@ import yaml
 INTERMEDIATE = ["distill.loss.alpha_hidden=1", "distill.loss.alpha_attention=1", "distill.loss.alpha_relation=1"]
 OWN_TEACHER = "paths.teacher=<variant>/teacher"  # the teacher stage runs for this variant, into its folder
 TASK_DISTILLATION = ["glue.distillation.weight=0.5", "glue.distillation.temperature=2"]
-VARIANTS = {
+VARIANTS = {  # in order of what the comparison needs most (an interrupted run has the first ones)
     "triple loss (teacher init, 5·KD + 2·MLM + 1·cos)": [],
     "+ hidden MSE, attention KL, Q/K/V relations (1 each)": INTERMEDIATE,
     "+ task-specific distillation in GLUE (soft-target weight 0.5, T 2)": TASK_DISTILLATION,
-    # The teacher as it is, no MLM head trained: only terms inside the encoder, and the student's own MLM loss.
-    "head-less teacher, no head trained (cos + hidden + attention + relations + MLM)": [
-        "distill.loss.alpha_ce=0", *INTERMEDIATE, OWN_TEACHER],
-    "DistilBERT settings (KD on all tokens, spread layers, β₂ 0.98)": [
-        "distill.loss.kd_positions=all", "student.layers=spread", "distill.train.adam_betas=[0.9,0.98]"],
     "MLM only (teacher init, hard labels)": ["distill.loss.alpha_ce=0", "distill.loss.alpha_cos=0",
                                              "distill.loss.alpha_mlm=1"],
     "random init (triple loss)": ["student.init=random"],
+    "DistilBERT settings (KD on all tokens, spread layers, β₂ 0.98)": [
+        "distill.loss.kd_positions=all", "student.layers=spread", "distill.train.adam_betas=[0.9,0.98]"],
+    # The teacher as it is, no MLM head trained: only terms inside the encoder, and the student's own MLM loss.
+    "head-less teacher, no head trained (cos + hidden + attention + relations + MLM)": [
+        "distill.loss.alpha_ce=0", *INTERMEDIATE, OWN_TEACHER],
 }
 OUTPUT = Path("artifacts/ablation")
 TEACHER = yaml.safe_load(Path("params.yaml").read_text())["teacher"]["model"]
