@@ -214,6 +214,8 @@ class PathsConfig(StrictModel):
     glue: Path = Path("artifacts/glue")
     export: Path = Path("artifacts/export")
     metrics: Path = Path("metrics")
+    # Teacher baselines kept in the repository (`distilflow glue --record`), read when the cache lacks one
+    glue_baselines: Path = Path("bench/results/glue_baselines")
 
 
 class DataSourceConfig(StrictModel):

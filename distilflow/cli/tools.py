@@ -53,6 +53,8 @@ def glue(
     model: Annotated[str, typer.Option(help="model folder or Hub id to fine-tune and evaluate")],
     tasks: Annotated[Optional[str], typer.Option(help="comma-separated GLUE tasks or 'all' (default: glue.tasks)")] = None,
     teacher: Annotated[Optional[str], typer.Option(help="baseline for retention and speed-up (cached)")] = None,
+    record: Annotated[bool, typer.Option(help="also copy the teacher's baselines into paths.glue_baselines "
+                                              "(to commit: a new machine then reuses them)")] = False,
     params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None,
 ) -> None:
     """GLUE fine-tuning evaluation: official metrics, GLUE score, retention vs a teacher, size and speed."""
@@ -60,7 +62,7 @@ def glue(
     from distilflow.jobs import glue as job
 
     config_ = read_params(params, set_)
-    report = job.run(config_, model, teacher, tasks)
+    report = job.run(config_, model, teacher, tasks, record=record)
     folder = job.by_hand_folder(config_)
     typer.echo((folder / MARKDOWN_FILE).read_text())
     typer.echo(f"report: {folder / MARKDOWN_FILE}, chart: {folder / CHART_FILE}, metrics: {folder / 'glue.json'}; "

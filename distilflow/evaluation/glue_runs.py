@@ -16,6 +16,7 @@ import transformers
 from datasets import Dataset
 
 from distilflow.config import GlueConfig
+from distilflow.errors import DistilflowError
 from distilflow.data.sources import encoder_fingerprint
 from distilflow.evaluation.finetune import finetune_and_evaluate
 from distilflow.evaluation.glue_tasks import GlueTask, load_task, task_data_hash, task_score
@@ -29,12 +30,14 @@ CACHE_VERSION = "glue-v2"
 
 
 def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path | None = None,
-                  soft_targets: np.ndarray | None = None, keep_classifier: Path | None = None) -> TaskResult:
+                  soft_targets: np.ndarray | None = None, keep_classifier: Path | None = None,
+                  records_dir: Path | None = None) -> TaskResult:
     """Fine-tune over the lr grid x seeds; pick the lr with the best median dev score.
 
     With `cache_dir`, a result is reused only for the same weights, task data, settings, code and
     library versions: re-pinned data or changed fine-tuning code computes it again. The cached result
     comes with the soft targets of its selected lr's first seed (`baseline_soft_targets`).
+    `records_dir` holds baselines recorded in the repository, copied into the cache when it lacks them.
     `soft_targets` (the teacher's, on this training set) turn on task-specific distillation;
     `keep_classifier` keeps the first seed's classifier of the selected lr there."""
     splits = load_task(task, config.source)
@@ -42,6 +45,8 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
     cache_file = None
     if cache_dir is not None:
         cache_file = baseline_file(cache_dir, model_name, task, splits, config)
+        if not cache_file.is_file() and records_dir is not None:
+            _copy_baseline(records_dir / cache_file.name, cache_file)
         if cache_file.is_file():
             return TaskResult.model_validate_json(cache_file.read_text())
     runs, train_logits, kept = [], {}, {}
@@ -68,7 +73,30 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
     return result
 
 
-def baseline_soft_targets(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path) -> np.ndarray:
+def record_baseline(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path, records_dir: Path) -> Path:
+    """Copy a cached baseline (result and soft targets) into `records_dir`, to be committed."""
+    splits = load_task(task, config.source)
+    splits["train"] = training_split(splits["train"], config)
+    cached = baseline_file(cache_dir, model_name, task, splits, config)
+    if not cached.is_file():
+        raise DistilflowError(f"no cached {task.name} baseline of {model_name} with these settings to record: "
+                              "run `distilflow glue` with the same --teacher and settings first")
+    _copy_baseline(cached, records_dir / cached.name)
+    return records_dir / cached.name
+
+
+def _copy_baseline(source: Path, target: Path) -> None:
+    """The result file last: a baseline counts as present only when its soft targets are there too."""
+    if not source.is_file():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if soft_targets_file(source).is_file():
+        shutil.copyfile(soft_targets_file(source), soft_targets_file(target))
+    write_text(target, source.read_text())
+
+
+def baseline_soft_targets(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path,
+                          records_dir: Path | None = None) -> np.ndarray:
     """The fine-tuned baseline's logits on the (capped) training set, in its row order: from the cache,
     or from one fine-tuning run at its selected lr and first seed when an older cache lacks them."""
     splits = load_task(task, config.source)
@@ -76,7 +104,7 @@ def baseline_soft_targets(model_name: str, task: GlueTask, config: GlueConfig, c
     cache_file = baseline_file(cache_dir, model_name, task, splits, config)
     targets_file = soft_targets_file(cache_file)
     if not targets_file.is_file():
-        result = evaluate_task(model_name, task, config, cache_dir)
+        result = evaluate_task(model_name, task, config, cache_dir, records_dir=records_dir)
         if not targets_file.is_file():
             outcome = finetune_and_evaluate(model_name, task, splits, config, config.seeds[0], result.learning_rate,
                                             predict_train=True)

@@ -1,6 +1,7 @@
 """`distilflow glue` (by hand, not a stage): fine-tune any model (and a teacher, as the cached baseline)
 on GLUE tasks, then report, in one MLflow run with a nested run per (model, task). The report goes to
-paths.glue/by_hand/, never over the pipeline's own (which DVC tracks)."""
+paths.glue/by_hand/, never over the pipeline's own (which DVC tracks). With `record`, the teacher's
+baselines go into paths.glue_baselines too, to be committed (a full-data baseline takes an hour)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from pathlib import Path
 from distilflow.config import Params
 from distilflow.evaluation.report import BASELINE_ROLE, GlueReport
 from distilflow.jobs.glue_report import publish
-from distilflow.jobs.glue_task import selected_tasks, tracked_task_run
+from distilflow.evaluation.glue_runs import record_baseline
+from distilflow.jobs.glue_task import glue_cache, selected_tasks, tracked_task_run
 from distilflow.ops import tracking
 
 
 def run(params: Params, model_name: str, teacher_name: str | None = None,
-        tasks: str | list[str] | None = None) -> GlueReport:
+        tasks: str | list[str] | None = None, record: bool = False) -> GlueReport:
     selected = selected_tasks(params, tasks)
     sources = {"student": model_name, BASELINE_ROLE: teacher_name} if teacher_name else {"model": model_name}
     with tracking.mlflow_run(params.tracking, "glue", tags={"stage": "glue", "model": model_name,
@@ -29,7 +31,11 @@ def run(params: Params, model_name: str, teacher_name: str | None = None,
                              for task in selected}
         results = {role: results[role] for role in sources}
         folder = by_hand_folder(params)
-        return publish(params, sources, results, parent.info.run_id, folder, folder / "glue.json")
+        report = publish(params, sources, results, parent.info.run_id, folder, folder / "glue.json")
+    if record and teacher_name:
+        for task in selected:
+            record_baseline(teacher_name, task, params.glue, glue_cache(params), params.paths.glue_baselines)
+    return report
 
 
 def by_hand_folder(params: Params) -> Path:

@@ -60,7 +60,8 @@ def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask,
         tracking.log_params({"glue": params.glue.model_dump(mode="json", exclude={"tasks"})})
         tracking.log_params({"task_distillation": soft_targets is not None})
         result = evaluate_task(model_name, task, params.glue, cache_dir=cache, soft_targets=soft_targets,
-                               keep_classifier=keep_classifier)
+                               keep_classifier=keep_classifier,
+                               records_dir=params.paths.glue_baselines if cache is not None else None)
         tracking.log_params({"selected_learning_rate": result.learning_rate})
         tracking.log_metrics({"score": result.score, **result.flat_metrics()})
     return result
@@ -69,7 +70,7 @@ def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask,
 def task_soft_targets(params: Params, teacher: str | None, task: GlueTask) -> np.ndarray | None:
     if teacher is None or params.glue.distillation.weight == 0:
         return None
-    return baseline_soft_targets(teacher, task, params.glue, glue_cache(params))
+    return baseline_soft_targets(teacher, task, params.glue, glue_cache(params), params.paths.glue_baselines)
 
 
 def glue_cache(params: Params) -> Path:

@@ -114,3 +114,24 @@ def test_the_glue_stage_distils_the_student_from_the_cached_teacher(params, teac
     glue_task.run(params, "stsb")
     assert calls == [(teacher, False, True), (str(teacher_with_head_dir), True, False)]
     assert cached[0].is_file()
+
+
+def test_a_recorded_baseline_is_reused_on_a_new_machine(params, teacher_with_head_dir, tmp_path, monkeypatch):
+    """`glue --record` puts the teacher's baseline in the repository; another checkout (empty cache) reads it."""
+    from distilflow.jobs import glue as glue_job
+
+    records = tmp_path / "records"
+    params = params.model_copy(update={"paths": params.paths.model_copy(update={"glue_baselines": records})})
+    first = glue_job.run(params, str(teacher_with_head_dir), params.teacher.model, "stsb", record=True)
+    recorded = sorted(path.name for path in records.iterdir())
+    assert len(recorded) == 2 and recorded[0].endswith(".json") and recorded[1].endswith(".soft_targets.npy")
+
+    calls = []
+    monkeypatch.setattr(glue_runs, "finetune_and_evaluate", lambda model, *a, **k: calls.append(model) or pytest.fail())
+    elsewhere = params.model_copy(update={"paths": params.paths.model_copy(update={"glue": tmp_path / "new_machine"})})
+    teacher_result = glue_runs.evaluate_task(params.teacher.model, get_task("stsb"), elsewhere.glue,
+                                             cache_dir=elsewhere.paths.glue / "cache", records_dir=records)
+    assert calls == [] and teacher_result.score == first.models["teacher"].scores["stsb"]
+    targets = glue_runs.baseline_soft_targets(params.teacher.model, get_task("stsb"), elsewhere.glue,
+                                              elsewhere.paths.glue / "cache", records)
+    assert targets.shape == (24, 1) and calls == []  # the soft targets came with it
