@@ -16,8 +16,8 @@ import transformers
 from datasets import Dataset
 
 from distilflow.config import GlueConfig
-from distilflow.errors import DistilflowError
 from distilflow.data.sources import encoder_fingerprint
+from distilflow.errors import DistilflowError
 from distilflow.evaluation.finetune import finetune_and_evaluate
 from distilflow.evaluation.glue_tasks import GlueTask, load_task, task_data_hash, task_score
 from distilflow.evaluation.report import TaskResult
@@ -40,8 +40,7 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
     `records_dir` holds baselines recorded in the repository, copied into the cache when it lacks them.
     `soft_targets` (the teacher's, on this training set) turn on task-specific distillation;
     `keep_classifier` keeps the first seed's classifier of the selected lr there."""
-    splits = load_task(task, config.source)
-    splits["train"] = training_split(splits["train"], config)
+    splits = task_splits(task, config)
     cache_file = None
     if cache_dir is not None:
         cache_file = baseline_file(cache_dir, model_name, task, splits, config)
@@ -75,9 +74,7 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
 
 def record_baseline(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path, records_dir: Path) -> Path:
     """Copy a cached baseline (result and soft targets) into `records_dir`, to be committed."""
-    splits = load_task(task, config.source)
-    splits["train"] = training_split(splits["train"], config)
-    cached = baseline_file(cache_dir, model_name, task, splits, config)
+    cached = baseline_file(cache_dir, model_name, task, task_splits(task, config), config)
     if not cached.is_file():
         raise DistilflowError(f"no cached {task.name} baseline of {model_name} with these settings to record: "
                               "run `distilflow glue` with the same --teacher and settings first")
@@ -99,8 +96,7 @@ def baseline_soft_targets(model_name: str, task: GlueTask, config: GlueConfig, c
                           records_dir: Path | None = None) -> np.ndarray:
     """The fine-tuned baseline's logits on the (capped) training set, in its row order: from the cache,
     or from one fine-tuning run at its selected lr and first seed when an older cache lacks them."""
-    splits = load_task(task, config.source)
-    splits["train"] = training_split(splits["train"], config)
+    splits = task_splits(task, config)
     cache_file = baseline_file(cache_dir, model_name, task, splits, config)
     targets_file = soft_targets_file(cache_file)
     if not targets_file.is_file():
@@ -112,11 +108,14 @@ def baseline_soft_targets(model_name: str, task: GlueTask, config: GlueConfig, c
     return load_soft_targets(targets_file, len(splits["train"]))
 
 
-def training_split(train: Dataset, config: GlueConfig) -> Dataset:
-    """The training set, capped for quick runs: the same rows in the same order for teacher and student."""
+def task_splits(task: GlueTask, config: GlueConfig) -> dict[str, Dataset]:
+    """The task's splits, the training set capped for quick runs: the same rows in the same order for
+    teacher and student (the soft targets follow that order)."""
+    splits = load_task(task, config.source)
+    train = splits["train"]
     if config.max_train_examples and len(train) > config.max_train_examples:
-        return train.shuffle(seed=0).select(range(config.max_train_examples))
-    return train
+        splits["train"] = train.shuffle(seed=0).select(range(config.max_train_examples))
+    return splits
 
 
 def baseline_file(cache_dir: Path, model_name: str, task: GlueTask, splits, config: GlueConfig) -> Path:

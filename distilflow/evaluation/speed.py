@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from transformers import AutoModel
@@ -28,28 +28,29 @@ def size_on_disk_bytes(model_name: str) -> int | None:
 def median_ms(call: Callable[[], object], repeats: int, warmup: int = 2,
               synchronize: Callable[[], None] = lambda: None) -> float:
     """Median wall time of `call()` over `repeats` runs after `warmup` (synchronize: wait for a GPU)."""
-    timings = []
-    for repeat in range(warmup + repeats):
-        synchronize()
-        start = time.perf_counter()
-        call()
-        synchronize()
-        if repeat >= warmup:
-            timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
+    return interleaved_median_ms({"call": call}, repeats, warmup, synchronize)["call"]
 
 
-def interleaved_median_ms(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+def interleaved_median_ms(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 2,
+                          synchronize: Callable[[], None] = lambda: None) -> dict[str, float]:
     """Median wall time of each call, the calls taking turns within every repeat: a machine that slows
     down part-way (another job, thermal limits) slows all of them alike."""
     timings: dict[str, list[float]] = {name: [] for name in calls}
     for repeat in range(warmup + repeats):
         for name, call in calls.items():
+            synchronize()
             start = time.perf_counter()
             call()
+            synchronize()
             if repeat >= warmup:
                 timings[name].append((time.perf_counter() - start) * 1000)
     return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def random_inputs(vocab_size: int, batch_size: int, seq_length: int) -> dict[str, torch.Tensor]:
+    """A full-length batch of ordinary (non-special) token ids, the same every call: what latency is timed on."""
+    input_ids = torch.randint(1000, vocab_size, (batch_size, seq_length), generator=torch.Generator().manual_seed(0))
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
 
 @torch.inference_mode()
@@ -60,9 +61,8 @@ def latency_ms(model: torch.nn.Module, batch_size: int, seq_length: int, repeats
     """
     model = model.to(device).eval()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
-    vocab = model.config.vocab_size
-    input_ids = torch.randint(1000, vocab, (batch_size, seq_length), generator=torch.Generator().manual_seed(0))
-    inputs = {"input_ids": input_ids.to(device), "attention_mask": torch.ones_like(input_ids).to(device)}
+    inputs = {name: tensor.to(device) for name, tensor in
+              random_inputs(model.config.vocab_size, batch_size, seq_length).items()}
     with autocast:
         return median_ms(lambda: model(**inputs), repeats,
                          synchronize=torch.cuda.synchronize if device == "cuda" else lambda: None)

@@ -18,7 +18,7 @@ from distilflow.data.sources import load_masked_lm, load_tokenizer
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_tasks import load_task, parse_task_list
 from distilflow.evaluation.report import classifier_folder
-from distilflow.evaluation.speed import interleaved_median_ms, latency_ms, size_on_disk_bytes
+from distilflow.evaluation.speed import interleaved_median_ms, latency_ms, random_inputs, size_on_disk_bytes
 from distilflow.export import classifiers
 from distilflow.export.onnx_export import compare, export_onnx, onnx_latency_ms, quantize_int8, session
 from distilflow.ops import tracking
@@ -169,9 +169,7 @@ def _measure_classifier(params: Params, model, source: Path, exported: Path) -> 
                    for name, file in (("onnx_fp32", classifiers.FP32), ("onnx_int8", classifiers.INT8))}}
     model = model.eval()
     for batch in latency.batch_sizes:
-        ids = torch.randint(1000, model.config.vocab_size, (batch, latency.seq_length),
-                            generator=torch.Generator().manual_seed(0))
-        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        inputs = random_inputs(model.config.vocab_size, batch, latency.seq_length)
         feed = {name: tensor.numpy() for name, tensor in inputs.items()}
 
         def pytorch(inputs=inputs):

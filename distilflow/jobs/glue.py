@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from distilflow.config import Params
+from distilflow.evaluation.glue_runs import record_baseline
 from distilflow.evaluation.report import BASELINE_ROLE, GlueReport
 from distilflow.jobs.glue_report import publish
-from distilflow.evaluation.glue_runs import record_baseline
 from distilflow.jobs.glue_task import glue_cache, selected_tasks, tracked_task_run
 from distilflow.ops import tracking
 
@@ -23,13 +23,15 @@ def run(params: Params, model_name: str, teacher_name: str | None = None,
                                                              "teacher": teacher_name or ""}) as parent:
         tracking.log_params({"glue": params.glue.model_dump(mode="json"), "model": model_name,
                              "teacher": teacher_name or "", "tasks": ",".join(task.name for task in selected)})
-        results = {}
-        # the teacher first: its fine-tuned baselines give the student's soft targets (glue.distillation)
-        for role in sorted(sources, key=lambda role: role != BASELINE_ROLE):
-            teacher = teacher_name if role != BASELINE_ROLE else None
-            results[role] = {task.name: tracked_task_run(params, role, sources[role], task, nested=True, teacher=teacher)
-                             for task in selected}
-        results = {role: results[role] for role in sources}
+        def fine_tune(role: str, teacher: str | None = None) -> dict:
+            return {task.name: tracked_task_run(params, role, sources[role], task, nested=True, teacher=teacher)
+                    for task in selected}
+
+        if teacher_name:  # the teacher first: its fine-tuned baselines give the soft targets (glue.distillation)
+            baseline = fine_tune(BASELINE_ROLE)
+            results = {"student": fine_tune("student", teacher_name), BASELINE_ROLE: baseline}
+        else:
+            results = {"model": fine_tune("model")}
         folder = by_hand_folder(params)
         report = publish(params, sources, results, parent.info.run_id, folder, folder / "glue.json")
     if record and teacher_name:

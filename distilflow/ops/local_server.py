@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,30 +27,37 @@ def free_port() -> int:
 def local_server(command: list[str], ready_path: str, port: int, env: dict[str, str] | None = None,
                  timeout_s: float = 180) -> Iterator[str]:
     """Run `command` (which serves on `port`) until `ready_path` answers; yield the base URL; stop it.
-    The environment's bin folder goes first on PATH: `mlflow models serve` starts uvicorn from PATH."""
+    The environment's bin folder goes first on PATH: `mlflow models serve` starts uvicorn from PATH.
+    Its output goes to a temporary file (a pipe nobody reads would block a chatty server), shown if it fails."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    process = subprocess.Popen(command, env={**os.environ, **(env or {}), "PATH": path},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                urllib.request.urlopen(url + ready_path, timeout=2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    output = process.stdout.read()[-3000:]
-                    raise DistilflowError(f"{' '.join(command[:4])} did not start on {url}: {output}") from None
-                time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile(mode="w+") as log:
+        process = subprocess.Popen(command, env={**os.environ, **(env or {}), "PATH": path},
+                                   stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            _wait_until_ready(process, url + ready_path, timeout_s, log)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_until_ready(process: subprocess.Popen, ready_url: str, timeout_s: float, log) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(ready_url, timeout=2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                log.seek(0)
+                raise DistilflowError(f"{' '.join(process.args[:4])} did not answer {ready_url}: "
+                                      f"{log.read()[-3000:]}") from None
+            time.sleep(0.5)
 
 
 def scoring_server_command(model_uri: str, port: int) -> list[str]:

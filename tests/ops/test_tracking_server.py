@@ -2,10 +2,7 @@
 artifacts), which is how a team shares one store: `MLFLOW_TRACKING_URI=http://host:5000`."""
 
 import json
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 
 import mlflow
@@ -15,37 +12,19 @@ from transformers import BertForMaskedLM
 
 from distilflow.config import PromotionConfig, RegistryConfig, TrackingConfig
 from distilflow.ops import registry, tracking
+from distilflow.ops.local_server import free_port, local_server
 from tests.conftest import tiny_bert_config
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-server")
-    url = f"http://127.0.0.1:{_free_port()}"
-    log = (root / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1],
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-    yield url, root
-    process.terminate()
-    process.wait(timeout=30)
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+               "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1"]
+    with local_server(command, "/health", port, timeout_s=90) as url:
+        yield url, root
 
 
 def _student(folder, tokenizer, seed: int):
