@@ -3,6 +3,11 @@ variant, differing only in the objective, the initialisation or the DistilBERT s
 then fine-tuned on GLUE against the teacher (cached), with the same settings.
 
     python bench/ablation.py [--set key=value ...] [--only NAME ...]
+    python bench/ablation.py --full 1000 --only "triple" --only "+ task"    # the retention figure
+
+`--full STEPS` is the retention run of docs/results.md: each variant distilled for STEPS optimizer steps
+(1,000 x 32 sequences is one pass over the offline corpus) and fine-tuned on the full training sets of
+RTE, MRPC, STS-B and CoLA; the teacher baselines for it are recorded in paths.glue_baselines.
 
 Resumable: a variant whose student and GLUE report exist for the same settings is not redone, so an
 interrupted ablation continues where it stopped; variants that differ only in `glue.*` settings (task
@@ -36,6 +41,7 @@ VARIANTS = {  # in order of what the comparison needs most (an interrupted run h
     "head-less teacher, no head trained (cos + hidden + attention + relations + MLM)": [
         "distill.loss.alpha_ce=0", *INTERMEDIATE, OWN_TEACHER],
 }
+FULL_GLUE = ["glue.max_train_examples=null", "glue.tasks=[rte,mrpc,stsb,cola]"]
 OUTPUT = Path("artifacts/ablation")
 TEACHER = yaml.safe_load(Path("params.yaml").read_text())["teacher"]["model"]
 
@@ -44,13 +50,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", dest="extra", action="append", default=[], help="override for every variant")
     parser.add_argument("--only", action="append", help="run only the variants whose name starts with this")
+    parser.add_argument("--full", type=int, metavar="STEPS",
+                        help="distil for STEPS steps and fine-tune on the full GLUE training sets (the retention run)")
     args = parser.parse_args()
+    # --set after --full: an explicit override wins
+    extra = [f"distill.train.max_steps={args.full}", *FULL_GLUE, *args.extra] if args.full else args.extra
     rows = []
     for name, overrides in VARIANTS.items():
         if args.only and not any(name.startswith(prefix) for prefix in args.only):
             continue
-        rows.append((name, *run_variant(name, [*overrides, *args.extra])))
-    table = render(rows, args.extra)
+        rows.append((name, *run_variant(name, [*overrides, *extra])))
+    table = render(rows, extra)
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT / "table.md").write_text(table)
     print(table)
