@@ -76,8 +76,9 @@ def run_variant(name: str, overrides: list[str]) -> tuple[dict, dict]:
     folder = OUTPUT / _key(distill_overrides)
     overrides = [override.replace("<variant>", str(folder)) for override in overrides]
     # One GLUE folder for all variants: its cache holds the teacher baseline, fine-tuned once.
+    # metrics too: a variant's distill.json must not replace the pipeline's (metrics/, tracked by DVC)
     paths = [f"paths.student={folder / 'student'}", f"paths.checkpoints={folder / 'checkpoints'}",
-             f"paths.glue={OUTPUT / 'glue'}"]
+             f"paths.glue={OUTPUT / 'glue'}", f"paths.metrics={folder / 'metrics'}"]
     sets = [arg for override in [*overrides, *paths] for arg in ("--set", override)]
     if not (folder / "student" / "distilflow.json").is_file():
         if OWN_TEACHER in distill_overrides:
