@@ -57,9 +57,8 @@ def teacher(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None, 
     config_ = read_params(params, set_)
     _data_parallel_if_asked()
     artifact = job.run(config_, ResumePolicy(resume, restart, discard_stale))
-    state = "trained head" if artifact.head_trained else "has its own MLM head"
     if _is_main_process():
-        typer.echo(f"teacher {state}: {artifact.path} {json.dumps(artifact.metrics)}")
+        typer.echo(f"teacher, {artifact.describe()}: {artifact.path} {json.dumps(artifact.metrics)}")
 
 
 @app.command(rich_help_panel=PANEL)

@@ -39,6 +39,12 @@ class TeacherArtifact:
     fingerprint: str
     head_trained: bool
     metrics: dict[str, float]
+    head_untrained: bool = False  # head-less teacher copied as it is: no term reads its logits
+
+    def describe(self) -> str:
+        if self.head_trained:
+            return "MLM head trained"
+        return "MLM head left untrained (no distillation term reads it)" if self.head_untrained else "has its own MLM head"
 
 
 def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> TeacherArtifact:
@@ -66,7 +72,8 @@ def _complete_teacher(params: Params, policy: ResumePolicy) -> TeacherArtifact:
     if group.is_main:  # under torchrun one process writes the folder
         save_model(teacher, tokenizer, output, meta)
     group.barrier()
-    return TeacherArtifact(str(output), teacher_fingerprint, head_trained=False, metrics={})
+    return TeacherArtifact(str(output), teacher_fingerprint, head_trained=False, metrics={},
+                           head_untrained=bool(missing_head))
 
 
 def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, policy: ResumePolicy) -> TeacherArtifact:
