@@ -4,6 +4,7 @@ then fine-tuned on GLUE against the teacher (cached), with the same settings.
 
     python bench/ablation.py [--set key=value ...] [--only NAME ...]
     python bench/ablation.py --full 1000 --only "triple" --only "+ task"    # the retention figure
+    python bench/ablation.py --full 1000 --only "encoder"                   # docs/results.md §10
 
 `--full STEPS` is the retention run of docs/results.md: each variant distilled for STEPS optimizer steps
 (1,000 x 32 sequences is one pass over the offline corpus) and fine-tuned on the full training sets of
@@ -40,6 +41,12 @@ VARIANTS = {  # in order of what the comparison needs most (an interrupted run h
     # The teacher as it is, no MLM head trained: only terms inside the encoder, and the student's own MLM loss.
     "head-less teacher, no head trained (cos + hidden + attention + relations + MLM)": [
         "distill.loss.alpha_ce=0", *INTERMEDIATE, OWN_TEACHER],
+    # The same, with the student's MLM loss turned down or off: the student copies the sentence encoder
+    # itself, not the corpus (docs/results.md §10: worse on GLUE, STS-B above all).
+    "encoder terms, 0.1·MLM, teacher as it is (+ task distillation)": [
+        "distill.loss.alpha_ce=0", "distill.loss.alpha_mlm=0.1", *INTERMEDIATE, OWN_TEACHER, *TASK_DISTILLATION],
+    "encoder terms only, teacher as it is (+ task distillation)": [
+        "distill.loss.alpha_ce=0", "distill.loss.alpha_mlm=0", *INTERMEDIATE, OWN_TEACHER, *TASK_DISTILLATION],
 }
 FULL_GLUE = ["glue.max_train_examples=null", "glue.tasks=[rte,mrpc,stsb,cola]"]
 OUTPUT = Path("artifacts/ablation")
