@@ -37,14 +37,15 @@ MLM_ONLY = LossConfig(alpha_ce=0.0, alpha_mlm=1.0, alpha_cos=0.0, alpha_mse=0.0)
 class TeacherArtifact:
     path: str
     fingerprint: str
-    head_trained: bool
+    head: str  # a key of HEAD_STATES
     metrics: dict[str, float]
-    head_untrained: bool = False  # head-less teacher copied as it is: no term reads its logits
 
     def describe(self) -> str:
-        if self.head_trained:
-            return "MLM head trained"
-        return "MLM head left untrained (no distillation term reads it)" if self.head_untrained else "has its own MLM head"
+        return HEAD_STATES[self.head]
+
+
+HEAD_STATES = {"own": "has its own MLM head", "trained": "MLM head trained",
+               "untrained": "MLM head left untrained (no distillation term reads it)"}
 
 
 def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> TeacherArtifact:
@@ -72,8 +73,7 @@ def _complete_teacher(params: Params, policy: ResumePolicy) -> TeacherArtifact:
     if group.is_main:  # under torchrun one process writes the folder
         save_model(teacher, tokenizer, output, meta)
     group.barrier()
-    return TeacherArtifact(str(output), teacher_fingerprint, head_trained=False, metrics={},
-                           head_untrained=bool(missing_head))
+    return TeacherArtifact(str(output), teacher_fingerprint, "untrained" if missing_head else "own", metrics={})
 
 
 def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, policy: ResumePolicy) -> TeacherArtifact:
@@ -124,4 +124,4 @@ def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, polic
                        publish=lambda staging: tracking.log_artifacts(staging, artifact_path="teacher_with_head"))
             clear_checkpoints(checkpoints)  # the saved teacher supersedes them; a later run starts clean
     group.barrier()
-    return TeacherArtifact(str(params.paths.teacher), teacher_fingerprint, head_trained=True, metrics=metrics)
+    return TeacherArtifact(str(params.paths.teacher), teacher_fingerprint, "trained", metrics=metrics)
