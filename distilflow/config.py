@@ -184,6 +184,9 @@ class TaskDistillationConfig(StrictModel):
 
     weight: float = Field(0.0, ge=0.0, le=1.0)  # share of the loss from the teacher's targets; 0 = off
     temperature: float = Field(1.0, gt=0)  # classification tasks; STS-B matches the teacher's score (MSE)
+    # The student's epochs while it learns from the teacher's targets (TinyBERT trains its task-distillation
+    # stage longer than the teacher's fine-tuning); None = glue.epochs, the teacher's recipe.
+    epochs: float | None = Field(None, gt=0)
 
 
 class GlueConfig(StrictModel):

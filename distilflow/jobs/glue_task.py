@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilflow.config import Params
+from distilflow.config import GlueConfig, Params
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_runs import baseline_soft_targets, evaluate_task
 from distilflow.evaluation.glue_tasks import GlueTask, select_tasks
@@ -53,13 +53,14 @@ def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask,
     `keep_classifier`: where the first seed's classifier (of the selected lr) goes, for the export."""
     cache = glue_cache(params) if role == BASELINE_ROLE else None
     soft_targets = task_soft_targets(params, teacher, task)
+    recipe = params.glue if soft_targets is None else distillation_recipe(params.glue)
     with tracking.mlflow_run(params.tracking, f"{role} {task.name}", nested=nested,
                              tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name}):
         tracking.log_params({"task": task.name, "model": model_name, "role": role})
         tracking.log_source_datasets(params.versioning, ["glue"])
-        tracking.log_params({"glue": params.glue.model_dump(mode="json", exclude={"tasks"})})
+        tracking.log_params({"glue": recipe.model_dump(mode="json", exclude={"tasks"})})
         tracking.log_params({"task_distillation": soft_targets is not None})
-        result = evaluate_task(model_name, task, params.glue, cache_dir=cache, soft_targets=soft_targets,
+        result = evaluate_task(model_name, task, recipe, cache_dir=cache, soft_targets=soft_targets,
                                keep_classifier=keep_classifier,
                                records_dir=params.paths.glue_baselines if cache is not None else None)
         tracking.log_params({"selected_learning_rate": result.learning_rate})
@@ -71,6 +72,14 @@ def task_soft_targets(params: Params, teacher: str | None, task: GlueTask) -> np
     if teacher is None or params.glue.distillation.weight == 0:
         return None
     return baseline_soft_targets(teacher, task, params.glue, glue_cache(params), params.paths.glue_baselines)
+
+
+def distillation_recipe(config: GlueConfig) -> GlueConfig:
+    """The student's fine-tuning while it learns from the teacher's targets: glue.distillation.epochs
+    replaces the teacher's epochs when set (the rest of the recipe is the teacher's)."""
+    if config.distillation.epochs is None:
+        return config
+    return config.model_copy(update={"epochs": config.distillation.epochs})
 
 
 def glue_cache(params: Params) -> Path:

@@ -116,6 +116,28 @@ def test_the_glue_stage_distils_the_student_from_the_cached_teacher(params, teac
     assert cached[0].is_file()
 
 
+def test_the_student_fine_tunes_for_its_own_epochs_while_distilling(params, teacher_with_head_dir, monkeypatch):
+    """glue.distillation.epochs lengthens the student's run only; the teacher's baseline (and its cache key)
+    keep glue.epochs."""
+    runs = []
+    real = finetune.finetune_and_evaluate
+
+    def recording(model, task, splits, config, seed, lr, **options):
+        runs.append((options.get("soft_targets") is not None, config.epochs))
+        return real(model, task, splits, config, seed, lr, **options)
+
+    monkeypatch.setattr(glue_runs, "finetune_and_evaluate", recording)
+    monkeypatch.setattr(glue_task, "pipeline_models", lambda p: {"student": str(teacher_with_head_dir),
+                                                                 "teacher": p.teacher.model})
+    longer = params.model_copy(update={"glue": params.glue.model_copy(
+        update={"distillation": params.glue.distillation.model_copy(update={"epochs": 2.0})})})
+    glue_task.run(longer, "stsb")
+    assert runs == [(False, 1.0), (True, 2.0)]  # the teacher at glue.epochs, the student at its own
+    runs.clear()
+    glue_task.run(params, "stsb")
+    assert runs == [(True, 1.0)]  # the same teacher baseline, from the cache
+
+
 def test_a_recorded_baseline_is_reused_on_a_new_machine(params, teacher_with_head_dir, tmp_path, monkeypatch):
     """`glue --record` puts the teacher's baseline in the repository; another checkout (empty cache) reads it."""
     from distilflow.jobs import glue as glue_job
