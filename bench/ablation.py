@@ -50,7 +50,8 @@ VARIANTS = {  # in order of what the comparison needs most (an interrupted run h
 }
 FULL_GLUE = ["glue.max_train_examples=null", "glue.tasks=[rte,mrpc,stsb,cola]"]
 OUTPUT = Path("artifacts/ablation")
-TEACHER = yaml.safe_load(Path("params.yaml").read_text())["teacher"]["model"]
+PARAMS = yaml.safe_load(Path("params.yaml").read_text())
+TEACHER = PARAMS["teacher"]["model"]
 
 
 def main() -> None:
@@ -94,10 +95,17 @@ def run_variant(name: str, overrides: list[str]) -> tuple[dict, dict]:
     # The baseline is the teacher as users have it (teacher.model), as in the pipeline's report.
     _run(["distilflow", "glue", "--model", str(folder / "student"), "--teacher", TEACHER, *sets])
     student = json.loads((folder / "student" / "distilflow.json").read_text())
+    student["teacher_head_untrained"] = _teacher_head_untrained(folder if OWN_TEACHER in distill_overrides else None)
     glue = json.loads((OUTPUT / "glue" / "by_hand" / "glue.json").read_text())
     done.parent.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps({"name": name, "overrides": overrides, "student": student, "glue": glue}, indent=2))
     return student, glue
+
+
+def _teacher_head_untrained(variant_folder: Path | None) -> bool:
+    """Agreement with an untrained head (two random heads agreeing) means nothing: the table shows "–"."""
+    teacher = variant_folder / "teacher" if variant_folder else Path(PARAMS["paths"]["teacher"])
+    return json.loads((teacher / "distilflow.json").read_text()).get("head_untrained", False)
 
 
 def _key(overrides: list[str]) -> str:
@@ -119,11 +127,12 @@ def render(rows: list[tuple[str, dict, dict]], extra: list[str]) -> str:
         scores = glue["models"]["student"]["scores"]
         metrics = student["metrics"]
         retention = glue.get("glue_retention")
+        agreement = "–" if student.get("teacher_head_untrained") else f"{metrics['test_teacher_agreement']:.3f}"
         lines.append(f"| {name} | {100 * glue['models']['student']['glue_score']:.1f} | "
                      f"{'–' if retention is None else f'{100 * retention:.1f}%'} | "
                      + " | ".join(f"{100 * scores[task]:.1f}" for task in tasks)
                      + f" | {metrics['test_mlm_loss']:.3f} | {metrics['test_mlm_accuracy']:.3f} | "
-                       f"{metrics['test_teacher_agreement']:.3f} | `{student['mlflow_run_id']}` |")
+                       f"{agreement} | `{student['mlflow_run_id']}` |")
     if rows:
         teacher = rows[0][2]["models"].get("teacher")
         if teacher:
