@@ -110,9 +110,10 @@ class HeadConfig(StrictModel):
 
 class StudentConfig(StrictModel):
     n_layers: int | None = Field(None, ge=1, description="default: half the teacher's layers")
-    # every_other: 0,2,4,...; spread: evenly spaced from first to last (12->6 gives DistilBERT's
-    # 0,2,4,7,9,11); or an explicit list of teacher layer indices.
-    layers: Literal["every_other", "spread"] | list[int] = "every_other"
+    # every_other: 0,2,4,...; every_other_top: every other counting down from the top layer (6->3: 1,3,5;
+    # keeps the layer the teacher's output comes from); spread: evenly spaced from first to last (12->6
+    # gives DistilBERT's 0,2,4,7,9,11); or an explicit list of teacher layer indices.
+    layers: Literal["every_other", "every_other_top", "spread"] | list[int] = "every_other"
     init: Literal["teacher", "random"] = "teacher"
 
 

@@ -29,9 +29,11 @@ def select_teacher_layers(n_teacher: int, n_student: int, rule: str | list[int])
                 f"student.layers={rule} must list {n_student} increasing teacher layers in 0..{n_teacher - 1}"
             )
         return list(rule)
+    stride = n_teacher // n_student
     if rule == "every_other":
-        stride = n_teacher // n_student
         return [i * stride for i in range(n_student)]
+    if rule == "every_other_top":
+        return [n_teacher - 1 - (n_student - 1 - i) * stride for i in range(n_student)]
     if n_student == 1:
         return [n_teacher - 1]
     # "spread": evenly from first to last; for 12 -> 6 this is DistilBERT's 0, 2, 4, 7, 9, 11.

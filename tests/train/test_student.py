@@ -12,6 +12,9 @@ def test_layer_rules():
     assert select_teacher_layers(6, 3, "every_other") == [0, 2, 4]
     assert select_teacher_layers(12, 6, "every_other") == [0, 2, 4, 6, 8, 10]
     assert select_teacher_layers(12, 6, "spread") == [0, 2, 4, 7, 9, 11]  # DistilBERT's choice
+    assert select_teacher_layers(6, 3, "every_other_top") == [1, 3, 5]  # keeps the top layer
+    assert select_teacher_layers(12, 6, "every_other_top") == [1, 3, 5, 7, 9, 11]
+    assert select_teacher_layers(6, 2, "every_other_top") == [2, 5]
     assert select_teacher_layers(12, 6, [0, 2, 4, 7, 9, 11]) == [0, 2, 4, 7, 9, 11]
     with pytest.raises(DistilflowError, match="increasing"):
         select_teacher_layers(6, 3, [0, 0, 5])
