@@ -85,57 +85,61 @@ def params(tmp_path, small_corpus, teacher_with_head_dir, monkeypatch):
     return validate_params(raw)
 
 
-def test_the_glue_stage_distils_the_student_from_the_cached_teacher(params, teacher_with_head_dir, monkeypatch):
-    calls = []
+@pytest.fixture
+def fine_tunings(teacher_with_head_dir, monkeypatch) -> list[tuple]:
+    """Every real fine-tuning the GLUE stage runs, as (model, its GLUE config, options); the pipeline's
+    student is the tiny teacher."""
+    fine_tuned = []
     real = finetune.finetune_and_evaluate
 
     def recording(model, task, splits, config, seed, lr, **options):
-        calls.append((model, options.get("soft_targets") is not None, options.get("predict_train", False)))
+        fine_tuned.append((model, config, options))
         return real(model, task, splits, config, seed, lr, **options)
 
     monkeypatch.setattr(glue_runs, "finetune_and_evaluate", recording)
     monkeypatch.setattr(glue_task, "pipeline_models", lambda p: {"student": str(teacher_with_head_dir),
                                                                  "teacher": p.teacher.model})
+    return fine_tuned
+
+
+def test_the_glue_stage_distils_the_student_from_the_cached_teacher(params, teacher_with_head_dir, fine_tunings):
+    def calls():  # (model, with soft targets, predicting the training set) of each fine-tuning
+        return [(model, options.get("soft_targets") is not None, options.get("predict_train", False))
+                for model, _, options in fine_tunings]
+
     distilled = glue_task.run(params, "stsb")["student"]
     teacher = params.teacher.model
     # the teacher once (keeping its training-set predictions), then the student with them
-    assert calls == [(teacher, False, True), (str(teacher_with_head_dir), True, False)]
+    assert calls() == [(teacher, False, True), (str(teacher_with_head_dir), True, False)]
     cached = sorted((params.paths.glue / "cache").glob("stsb-*.soft_targets.npy"))
     assert len(cached) == 1 and np.load(cached[0]).shape == (24, 1)
 
-    calls.clear()
+    fine_tunings.clear()
     plain = glue_task.run(params.model_copy(update={"glue": params.glue.model_copy(
         update={"distillation": params.glue.distillation.model_copy(update={"weight": 0.0})})}), "stsb")["student"]
-    assert calls == [(str(teacher_with_head_dir), False, False)]  # the teacher from the cache, no soft targets
+    assert calls() == [(str(teacher_with_head_dir), False, False)]  # the teacher from the cache, no soft targets
     assert distilled.metrics != plain.metrics  # the soft targets changed what the student learnt
 
     cached[0].unlink()  # an older cache: the result without its soft targets
-    calls.clear()
+    fine_tunings.clear()
     glue_task.run(params, "stsb")
-    assert calls == [(teacher, False, True), (str(teacher_with_head_dir), True, False)]
+    assert calls() == [(teacher, False, True), (str(teacher_with_head_dir), True, False)]
     assert cached[0].is_file()
 
 
-def test_the_student_fine_tunes_for_its_own_epochs_while_distilling(params, teacher_with_head_dir, monkeypatch):
+def test_the_student_fine_tunes_for_its_own_epochs_while_distilling(params, fine_tunings):
     """glue.distillation.epochs lengthens the student's run only; the teacher's baseline (and its cache key)
     keep glue.epochs."""
-    runs = []
-    real = finetune.finetune_and_evaluate
+    def runs():  # (with soft targets, epochs) of each fine-tuning
+        return [(options.get("soft_targets") is not None, config.epochs) for _, config, options in fine_tunings]
 
-    def recording(model, task, splits, config, seed, lr, **options):
-        runs.append((options.get("soft_targets") is not None, config.epochs))
-        return real(model, task, splits, config, seed, lr, **options)
-
-    monkeypatch.setattr(glue_runs, "finetune_and_evaluate", recording)
-    monkeypatch.setattr(glue_task, "pipeline_models", lambda p: {"student": str(teacher_with_head_dir),
-                                                                 "teacher": p.teacher.model})
     longer = params.model_copy(update={"glue": params.glue.model_copy(
         update={"distillation": params.glue.distillation.model_copy(update={"epochs": 2.0})})})
     glue_task.run(longer, "stsb")
-    assert runs == [(False, 1.0), (True, 2.0)]  # the teacher at glue.epochs, the student at its own
-    runs.clear()
+    assert runs() == [(False, 1.0), (True, 2.0)]  # the teacher at glue.epochs, the student at its own
+    fine_tunings.clear()
     glue_task.run(params, "stsb")
-    assert runs == [(True, 1.0)]  # the same teacher baseline, from the cache
+    assert runs() == [(True, 1.0)]  # the same teacher baseline, from the cache
 
 
 def test_a_recorded_baseline_is_reused_on_a_new_machine(params, teacher_with_head_dir, tmp_path, monkeypatch):
