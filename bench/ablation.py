@@ -5,6 +5,7 @@ then fine-tuned on GLUE against the teacher (cached), with the same settings.
     python bench/ablation.py [--set key=value ...] [--only NAME ...]
     python bench/ablation.py --full 1000 --only "triple" --only "+ task"    # the retention figure
     python bench/ablation.py --full 1000 --only "encoder"                   # docs/results.md §10
+    python bench/ablation.py --full 1000 --only "0 steps"                   # docs/results.md §11
 
 `--full STEPS` is the retention run of docs/results.md: each variant distilled for STEPS optimizer steps
 (1,000 x 32 sequences is one pass over the offline corpus) and fine-tuned on the full training sets of
@@ -36,6 +37,8 @@ VARIANTS = {  # in order of what the comparison needs most (an interrupted run h
     "MLM only (teacher init, hard labels)": ["distill.loss.alpha_ce=0", "distill.loss.alpha_cos=0",
                                              "distill.loss.alpha_mlm=1"],
     "random init (triple loss)": ["student.init=random"],
+    # What distilling adds at all: the chosen teacher layers as they are (docs/results.md §11).
+    "0 steps (teacher layers copied, nothing distilled)": ["distill.train.max_steps=0"],
     "DistilBERT settings (KD on all tokens, spread layers, β₂ 0.98)": [
         "distill.loss.kd_positions=all", "student.layers=spread", "distill.train.adam_betas=[0.9,0.98]"],
     # The teacher as it is, no MLM head trained: only terms inside the encoder, and the student's own MLM loss.
@@ -61,13 +64,14 @@ def main() -> None:
     parser.add_argument("--full", type=int, metavar="STEPS",
                         help="distil for STEPS steps and fine-tune on the full GLUE training sets (the retention run)")
     args = parser.parse_args()
-    # --set after --full: an explicit override wins
-    extra = [f"distill.train.max_steps={args.full}", *FULL_GLUE, *args.extra] if args.full else args.extra
+    # Later wins: a variant's own settings over --full's (the 0-step variant keeps 0 steps), --set over both.
+    full = [f"distill.train.max_steps={args.full}", *FULL_GLUE] if args.full else []
+    extra = [*full, *args.extra]
     rows = []
     for name, overrides in VARIANTS.items():
         if args.only and not any(name.startswith(prefix) for prefix in args.only):
             continue
-        rows.append((name, *run_variant(name, [*overrides, *extra])))
+        rows.append((name, *run_variant(name, [*full, *overrides, *args.extra])))
     table = render(rows, extra)
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT / "table.md").write_text(table)

@@ -66,7 +66,9 @@ Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 class TrainConfig(StrictModel):
     """Optimisation and bookkeeping shared by head training and distillation."""
 
-    max_steps: int = Field(200, ge=1)
+    # 0 (distillation only): the student is the copied teacher layers, trained not at all -- the
+    # baseline that shows what distilling adds (bench/ablation.py's "0 steps" row).
+    max_steps: int = Field(200, ge=0)
     micro_batch_size: int = Field(16, ge=1)
     gradient_accumulation_steps: int = Field(2, ge=1)
     learning_rate: float = Field(5e-4, gt=0.0)
@@ -106,6 +108,12 @@ class HeadConfig(StrictModel):
     unfreeze_top_layers: int = Field(0, ge=0)
     train: TrainConfig = TrainConfig(max_steps=150, micro_batch_size=32, gradient_accumulation_steps=1,
                                      learning_rate=3e-3, warmup_fraction=0.05)
+
+    @model_validator(mode="after")
+    def _head_gets_trained(self) -> HeadConfig:
+        if self.enabled and self.train.max_steps == 0:  # it would be recorded as trained
+            raise ValueError("head.train.max_steps must be at least 1: a head trained for 0 steps is a random one")
+        return self
 
 
 class StudentConfig(StrictModel):

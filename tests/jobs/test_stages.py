@@ -121,3 +121,23 @@ def test_a_paths_key_pointed_at_a_users_folder_deletes_nothing(params, tmp_path)
         with pytest.raises(DistilflowError, match="not written by distilflow"):
             run_stages(changed)
         assert (users / "bert" / "model.safetensors").read_text() == "the user's model"
+
+
+def test_zero_steps_saves_the_copied_teacher_layers_untrained(params):
+    """max_steps 0: the baseline that shows what distilling adds -- the chosen teacher layers, as they are."""
+    raw = params.model_dump(mode="json")
+    raw["distill"]["train"]["max_steps"] = 0
+    result = run_stages(validate_params(raw))
+    student = AutoModelForMaskedLM.from_pretrained(result.student_path).state_dict()
+    teacher_weights = AutoModelForMaskedLM.from_pretrained(params.paths.teacher).state_dict()
+    prefix = "bert.encoder.layer.{}."
+    compared = 0
+    for student_layer, teacher_layer in enumerate(result.teacher_layers):
+        for name, value in student.items():
+            if name.startswith(prefix.format(student_layer)):
+                copied = teacher_weights[name.replace(prefix.format(student_layer), prefix.format(teacher_layer), 1)]
+                assert torch.equal(value, copied), name
+                compared += 1
+    assert result.teacher_layers == [0, 2] and compared > 0
+    assert {"test_mlm_loss", "val_mlm_loss"} <= set(result.metrics)  # measured on the copy as it is
+    assert "loss" not in mlflow.get_run(result.run_id).data.metrics  # no training step was taken

@@ -96,3 +96,11 @@ def test_overrides_written_into_the_params_file_keep_its_comments(tmp_path):
     with pytest.raises(DistilflowError, match="unknown key"):
         write_overrides(path, ["distill.loss.temprature=4"])
     assert path.read_text() == before  # a bad override changes nothing
+
+
+def test_distillation_may_take_zero_steps_a_head_may_not():
+    """0 distillation steps is the copied-layers baseline; an MLM head trained 0 steps would be a random one."""
+    assert load_params(ROOT / "params.yaml", ["distill.train.max_steps=0"]).distill.train.max_steps == 0
+    with pytest.raises(DistilflowError, match="head.train.max_steps must be at least 1"):
+        load_params(ROOT / "params.yaml", ["head.train.max_steps=0"])
+    assert not load_params(ROOT / "params.yaml", ["head.train.max_steps=0", "head.enabled=false"]).head.enabled
