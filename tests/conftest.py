@@ -115,3 +115,12 @@ def run_stages(params, policy=None):
     prepare.run(params)
     teacher.run(params, policy)
     return distill.run(params, policy)
+
+
+def assert_layers_copied(student, teacher, teacher_layers: list[int]) -> None:
+    """Student layer i holds exactly the weights of teacher layer teacher_layers[i]."""
+    assert student.config.num_hidden_layers == len(teacher_layers)
+    for student_index, teacher_index in enumerate(teacher_layers):
+        s_layer, t_layer = student.bert.encoder.layer[student_index], teacher.bert.encoder.layer[teacher_index]
+        for (name, s_param), t_param in zip(s_layer.named_parameters(), t_layer.parameters(), strict=True):
+            assert torch.equal(s_param, t_param), f"layer {student_index}: {name}"

@@ -6,6 +6,7 @@ from distilflow.config import StudentConfig
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.speed import count_parameters
 from distilflow.train.student import build_student, select_teacher_layers
+from tests.conftest import assert_layers_copied
 
 
 def test_layer_rules():
@@ -26,10 +27,7 @@ def test_student_is_initialised_from_the_chosen_teacher_layers(tiny_teacher):
     student, layers = build_student(tiny_teacher, StudentConfig(n_layers=2, layers="spread"))
     assert layers == [0, 3] and student.config.num_hidden_layers == 2
     assert student.config.hidden_size == tiny_teacher.config.hidden_size
-    for student_index, teacher_index in enumerate(layers):
-        s_layer, t_layer = student.bert.encoder.layer[student_index], tiny_teacher.bert.encoder.layer[teacher_index]
-        for (name, s_param), t_param in zip(s_layer.named_parameters(), t_layer.parameters()):
-            assert torch.equal(s_param, t_param), name
+    assert_layers_copied(student, tiny_teacher, layers)
     assert torch.equal(student.bert.embeddings.word_embeddings.weight, tiny_teacher.bert.embeddings.word_embeddings.weight)
     assert torch.equal(student.cls.predictions.transform.dense.weight, tiny_teacher.cls.predictions.transform.dense.weight)
     assert torch.equal(student.cls.predictions.bias, tiny_teacher.cls.predictions.bias)
