@@ -11,13 +11,15 @@ when nothing it depends on changed. Run it from the project root:
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
 from distilflow.config import OrchestrationConfig
-from distilflow.errors import DistilflowError
+from distilflow.errors import DistilflowError, first_line
 from tasks.data import pin_data, push_data
 from tasks.registry import promote_by_rule, register_student
 from tasks.stages import list_stages, reproduce_stage
@@ -32,30 +34,88 @@ from tasks.tracking import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = "flows/pipeline.py:pipeline_flow"
+# Without PREFECT_API_URL a flow starts Prefect's temporary server, which creates and migrates its
+# database on first use: 22-25 s on a fresh 2-core machine, past Prefect's default of 20 s.
+TEMPORARY_SERVER_STARTUP_SECONDS = 180
+
+
+class Stopwatch:
+    """Wall time of each named step, in the order they ran."""
+
+    def __init__(self):
+        self.started, self.seconds = time.perf_counter(), {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = time.perf_counter() - start
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
 
 
 @flow(name="distilflow", log_prints=True)
 def pipeline_flow(overrides: list[str] | None = None) -> dict:
     """overrides: `section.key=value` settings (e.g. `distill.loss.temperature=3`), written into
     params.yaml before the stages run, exactly like `dvc exp run -S`; empty runs params.yaml as it is."""
+    clock = Stopwatch()
     params = load_project_params(overrides or [])
     run_id = open_pipeline_run(params)
     succeeded = False
     try:
-        pin_data(params, run_id)
-        record_inputs(params, run_id)
+        with clock("pin data"):
+            pin_data(params, run_id)
+            record_inputs(params, run_id)
         stage = reproduce_stage.with_options(retries=params.orchestration.stage_retries, retry_delay_seconds=10)
-        stages_ran = {name: stage(params, name, run_id) for name in list_stages()}
-        log_headline_metrics(params, run_id)
-        version, created = register_student(params, run_id)
-        decision = promote_by_rule(params, version)
-        report = publish_report(params, run_id, stages_ran, version, created, decision)
-        push_data(params)
+        stages_ran = {}
+        for name in list_stages():
+            with clock(name):
+                stages_ran[name] = stage(params, name, run_id)
+        with clock("register + promote"):
+            log_headline_metrics(params, run_id)
+            version, created = register_student(params, run_id)
+            decision = promote_by_rule(params, version)
+        with clock("push to DVC remote"):
+            push_data(params)
+        report = publish_report(params, run_id, stages_ran, version, created, decision, clock.seconds, clock.total())
         succeeded = True
     finally:
         close_pipeline_run(params, run_id, succeeded)
     return {"mlflow_run_id": run_id, "version": version, "registered_new": created,
-            "promoted": decision.promote, "reason": decision.reason, "stages_ran": stages_ran, "report": report}
+            "promoted": decision.promote, "reason": decision.reason, "stages_ran": stages_ran, "report": report,
+            "seconds": clock.seconds, "total_seconds": clock.total()}
+
+
+def run_pipeline(overrides: list[str] | None = None) -> dict:
+    """The flow once, as `distilflow pipeline` and `make run` start it (temporary_server_settings)."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as startup
+
+    with temporary_server_settings():
+        try:
+            return pipeline_flow(overrides=overrides or [])
+        except RuntimeError as error:
+            if "ephemeral Prefect API server" not in str(error):
+                raise
+            raise DistilflowError(
+                f"{first_line(error)} (waited {startup.value()} s, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS): "
+                "raise or unset that setting, or run a standing server (`prefect server start`, then PREFECT_API_URL)"
+            ) from None
+
+
+def temporary_server_settings():
+    """Prefect's temporary server (a run without PREFECT_API_URL), as a run of its own needs it: time to
+    start (TEMPORARY_SERVER_STARTUP_SECONDS), and no telemetry, whose first heartbeat on a new machine races
+    the database being created ("database is locked", a 70-line traceback). A value the user set wins."""
+    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED as analytics
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as startup
+    from prefect.settings import temporary_settings
+
+    wanted = {startup: TEMPORARY_SERVER_STARTUP_SECONDS, analytics: False}
+    # At its default: nobody set it (environment, profile or prefect.toml)
+    return temporary_settings({setting: value for setting, value in wanted.items() if setting.value() == setting.default()})
 
 
 def pipeline_deployment(orchestration: OrchestrationConfig, cron: str | None = None, work_pool: str | None = None,
@@ -67,11 +127,19 @@ def pipeline_deployment(orchestration: OrchestrationConfig, cron: str | None = N
     limit = ConcurrencyLimitConfig(limit=orchestration.concurrency_limit,
                                    collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
     source = pipeline_flow if work_pool is None else pipeline_flow.from_source(str(PROJECT_ROOT), ENTRYPOINT)
+    return source.to_deployment(name=orchestration.deployment, cron=checked_cron(cron or orchestration.schedule),
+                                concurrency_limit=limit, work_pool_name=work_pool,
+                                parameters={"overrides": overrides or []},
+                                description="pin data -> dvc.yaml stages -> register -> promote (params.yaml)")
+
+
+def checked_cron(expression: str) -> str:
+    """A cron schedule Prefect accepts, checked without a server."""
+    from prefect.client.schemas.schedules import CronSchedule
+
     try:
-        return source.to_deployment(name=orchestration.deployment, cron=cron or orchestration.schedule,
-                                    concurrency_limit=limit, work_pool_name=work_pool,
-                                    parameters={"overrides": overrides or []},
-                                    description="pin data -> dvc.yaml stages -> register -> promote (params.yaml)")
-    except ValueError as error:  # pydantic's ValidationError: an invalid cron expression
-        raise DistilflowError(f"invalid cron schedule {cron or orchestration.schedule!r}: give five fields, "
-                              "e.g. \"0 3 * * 0\" (Sundays 03:00)") from error
+        CronSchedule(cron=expression)
+    except ValueError:  # pydantic's ValidationError
+        raise DistilflowError(f"invalid cron schedule {expression!r}: give five fields, e.g. \"0 3 * * 0\" "
+                              "(Sundays 03:00)") from None
+    return expression

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the checkout; a bare GPU machine gets a slice of it (bench/gpu_bundle.sh).
@@ -17,11 +18,20 @@ CORPUS = SHARED / "data" / "corpus"
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM = HUB / MINILM_ID
 
+if not MINILM.is_dir():  # one line instead of a failing test per use of the tokenizer or corpus
+    pytest.exit(f"the tests read real text and a tokenizer from ../shared, not found at {SHARED} (looked for {MINILM}): "
+                "put the shared data beside the checkout or set DISTILFLOW_SHARED", returncode=2)
+# Before transformers and huggingface_hub are imported: they read these once, at import (set later, a
+# Hub id that is not found would be retried over the network with back-off, 23 s per test).
 os.environ.setdefault("DISTILFLOW_HUB_MIRROR", str(HUB))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests are hermetic: everything comes from ../shared
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
+
+import torch  # noqa: E402
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel  # noqa: E402
+
 torch.set_num_threads(2)
 
 
@@ -124,3 +134,56 @@ def assert_layers_copied(student, teacher, teacher_layers: list[int]) -> None:
         s_layer, t_layer = student.bert.encoder.layer[student_index], teacher.bert.encoder.layer[teacher_index]
         for (name, s_param), t_param in zip(s_layer.named_parameters(), t_layer.parameters(), strict=True):
             assert torch.equal(s_param, t_param), f"layer {student_index}: {name}"
+
+
+def build_pipeline_project(folder: Path, corpus: Path, teacher: Path, glue: Path) -> Path:
+    """A new project as a user's clone has it: dvc.yaml and the code it names, git and DVC initialised,
+    tiny params whose pinned sources are tiny local data (RTE and MRPC, a few dozen rows each)."""
+    import yaml
+
+    from distilflow.ops.params_file import validate_params
+
+    folder.mkdir(parents=True)
+    shutil.copy(ROOT / "dvc.yaml", folder)
+    shutil.copytree(ROOT / "distilflow", folder / "distilflow", ignore=shutil.ignore_patterns("__pycache__"))
+    raw = tiny_params(folder, corpus, "data/teacher")
+    raw["data"]["train"]["files"] = ["data/corpus/*.txt"]
+    raw["data"]["test"]["files"] = ["data/corpus/heldout/*.raw"]
+    raw.pop("paths")
+    raw["tracking"] = {"system_metrics": False}
+    raw["glue"] = {"source": "data/glue", "tasks": ["rte", "mrpc"], "epochs": 1, "batch_size": 8,
+                   "max_seq_length": 32, "progress": False, "latency": {"batch_sizes": [1], "repeats": 1}}
+    raw["export"] = {"latency": {"batch_sizes": [1], "repeats": 1}}
+    raw["versioning"] = {"sources": {"corpus": {"path": "data/corpus", "url": str(corpus)},
+                                     "glue": {"path": "data/glue", "url": str(glue)},
+                                     "teacher": {"path": "data/teacher", "url": str(teacher)}}}
+    raw["registry"] = {"model_name": "tiny-student", "promotion": {"min_retention": 0.0}}
+    # DVC reads params.yaml itself, so every section dvc.yaml names must be written out, defaults included.
+    (folder / "params.yaml").write_text(yaml.safe_dump(validate_params(raw).model_dump(mode="json")))
+    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
+                    [sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(folder.parent / "remote")]):
+        subprocess.run(command, cwd=folder, check=True)
+    return folder
+
+
+def fresh_user_environment(home: Path) -> dict[str, str]:
+    """What a new user's shell has: the environment's bin on PATH, and an empty HOME, Prefect home and
+    cache; none of this process's settings (no Prefect harness, no tracking URI, no Hub mirror)."""
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "HOME": str(home), "PREFECT_HOME": str(home / ".prefect"), "XDG_CACHE_HOME": str(home / ".cache")}
+    home.mkdir(parents=True)
+    return env
+
+
+@pytest.fixture(scope="session")
+def first_contact(tmp_path_factory, small_corpus, headless_teacher_dir):
+    """`distilflow pipeline`, the console script, run once in a new tiny project as a new user's machine
+    runs it: a subprocess with an empty HOME, PREFECT_HOME, cache and tracking store, Prefect's own
+    temporary server (no test harness). Returns (project, the finished process). Tests that run the
+    pipeline further share this project: building it is the expensive part."""
+    root = tmp_path_factory.mktemp("first_contact")
+    project = build_pipeline_project(root / "project", small_corpus, headless_teacher_dir,
+                                     tiny_glue_release(root / "glue"))
+    done = subprocess.run([str(Path(sys.executable).parent / "distilflow"), "pipeline"], cwd=project,
+                          env=fresh_user_environment(root / "home"), capture_output=True, text=True, timeout=900)
+    return project, done

@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from distilflow.cli import main
-from tests.conftest import tiny_params
+from tests.conftest import HUB, tiny_params
 
 
 def _run(monkeypatch, capsys, *args):
@@ -152,3 +152,38 @@ def test_a_student_deeper_than_the_teacher_is_refused_before_any_work(tmp_path, 
                         "--set", "student.n_layers=12")
     _assert_one_line_error(code, err, "student.n_layers=12 exceeds the teacher's")
     assert not (tmp_path / "prepared").exists()  # checked from the teacher's config, before prepare and teacher
+
+
+def test_pipeline_without_the_shared_data_names_what_is_missing_and_where(tmp_path, monkeypatch, capsys, small_corpus,
+                                                                         headless_teacher_dir):
+    """A clone without ../shared beside it: one line before Prefect or DVC start, naming the folder looked for."""
+    raw = tiny_params(tmp_path, small_corpus, headless_teacher_dir)
+    raw["versioning"] = {"sources": {"corpus": {"path": "data/corpus", "url": "../shared/data/corpus"}}}
+    project = tmp_path / "clone"
+    project.mkdir()
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(project)
+    code, _, err = _run(monkeypatch, capsys, "pipeline")
+    _assert_one_line_error(code, err, "data source corpus not found", f"looked for {tmp_path}/shared/data/corpus")
+    assert code == 2 and not (project / "data").exists()
+
+
+def test_a_hub_mirror_that_is_not_there_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DISTILFLOW_HUB_MIRROR", str(tmp_path / "nowhere"))
+    code, _, err = _run(monkeypatch, capsys, "glue", "--model", "sentence-transformers/all-MiniLM-L6-v2", "--tasks", "rte",
+                        "--set", f"glue.source={HUB}/nyu-mll/glue")
+    _assert_one_line_error(code, err, "'sentence-transformers/all-MiniLM-L6-v2' not found",
+                           f"$DISTILFLOW_HUB_MIRROR={tmp_path}/nowhere is no folder")
+
+
+def test_a_prefect_server_that_does_not_answer_is_one_line(tmp_path, monkeypatch, capsys, small_corpus,
+                                                          headless_teacher_dir):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(tmp_path, small_corpus, headless_teacher_dir)))
+    for command in (["pipeline"], ["serve", "--cron", "0 3 * * 0"]):
+        with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # as `export PREFECT_API_URL=...`
+            code, _, err = _run(monkeypatch, capsys, *command)
+        _assert_one_line_error(code, err, "no Prefect server answers at PREFECT_API_URL=http://127.0.0.1:9/api",
+                               "prefect server start")

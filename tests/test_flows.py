@@ -14,8 +14,7 @@ import pytest
 import yaml
 from prefect.testing.utilities import prefect_test_harness
 
-from distilflow.ops.params_file import validate_params
-from tests.conftest import ROOT, tiny_glue_release, tiny_params
+from tests.conftest import ROOT
 
 BROWSER = bool(shutil.which("chromium")) and importlib.util.find_spec("playwright") is not None
 
@@ -27,29 +26,10 @@ def prefect_server():
 
 
 @pytest.fixture
-def project(tmp_path, small_corpus, headless_teacher_dir, monkeypatch):
-    """A new project: dvc.yaml and the code it names, tiny params whose sources are tiny local data."""
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(ROOT / "dvc.yaml", project)
-    shutil.copytree(ROOT / "distilflow", project / "distilflow", ignore=shutil.ignore_patterns("__pycache__"))
-    raw = tiny_params(project, small_corpus, "data/teacher")
-    raw["data"]["train"]["files"] = ["data/corpus/*.txt"]
-    raw["data"]["test"]["files"] = ["data/corpus/heldout/*.raw"]
-    raw.pop("paths")
-    raw["tracking"] = {"system_metrics": False}
-    raw["glue"] = {"source": "data/glue", "tasks": ["rte", "mrpc"], "epochs": 1, "batch_size": 8,
-                   "max_seq_length": 32, "progress": False, "latency": {"batch_sizes": [1], "repeats": 1}}
-    raw["versioning"] = {"sources": {
-        "corpus": {"path": "data/corpus", "url": str(small_corpus)},
-        "glue": {"path": "data/glue", "url": str(tiny_glue_release(tmp_path / "glue"))},
-        "teacher": {"path": "data/teacher", "url": str(headless_teacher_dir)}}}
-    raw["registry"] = {"model_name": "tiny-student", "promotion": {"min_retention": 0.0}}
-    # DVC reads params.yaml itself, so every section dvc.yaml names must be written out, defaults included.
-    (project / "params.yaml").write_text(yaml.safe_dump(validate_params(raw).model_dump(mode="json")))
-    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
-                    [sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")]):
-        subprocess.run(command, cwd=project, check=True)
+def project(first_contact, monkeypatch):
+    """The tiny project after its first `distilflow pipeline` (conftest.first_contact), as this process's cwd."""
+    project, done = first_contact
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     monkeypatch.chdir(project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return project
@@ -59,26 +39,43 @@ def _dvc(*args: str) -> str:
     return subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True, check=True).stdout
 
 
-def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project):
+STAGES = ["prepare", "teacher", "distill", "glue@rte", "glue@mrpc", "export", "glue_report"]  # export reads the
+# classifiers the GLUE stages keep
+
+
+def test_first_contact_the_console_script_on_a_new_machine_ends_with_a_champion(first_contact):
+    """A new user's first `distilflow pipeline`: no Prefect home, no caches, no tracking store, Prefect's
+    temporary server starting from nothing (23-25 s on 2 cores, past Prefect's own 20 s limit)."""
+    project, done = first_contact
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "Traceback" not in output
+    client = mlflow.MlflowClient(f"sqlite:///{project}/mlruns/mlflow.db")
+    assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == "1"
+    lines = done.stdout.splitlines()
+    start = lines.index("| step | stage | wall time |")  # each step's wall time, then the total
+    rows = [line.split(" | ") for line in lines[start + 2:start + 2 + len(STAGES) + 4]]
+    assert [row[0].removeprefix("| ") for row in rows] == [
+        "pin data", *STAGES, "register + promote", "push to DVC remote", "**total** (flow)"]
+    assert all(row[1] == "ran" for row in rows[1:1 + len(STAGES)])
+    assert "| **total** (flow) |" in (project / "artifacts" / "glue" / "pipeline_report.md").read_text()
+
+
+def test_pipeline_flow_rerun_and_changed_param(prefect_server, project):
     from distilflow.ops import registry
     from flows.pipeline import pipeline_flow
 
-    first = pipeline_flow()
-    assert all(first["stages_ran"].values())
-    assert list(first["stages_ran"]) == ["prepare", "teacher", "distill", "glue@rte", "glue@mrpc", "export",
-                                         "glue_report"]  # export after GLUE: it exports the kept classifiers
-    assert first["registered_new"] and first["promoted"]
+    mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")  # the project's store, as the flow sets it
     client = mlflow.MlflowClient()
-    assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == first["version"]
-
-    parent = client.get_run(first["mlflow_run_id"])
+    first_version = str(client.get_model_version_by_alias("tiny-student", "champion").version)
+    parent = client.search_runs([client.get_experiment_by_name("distilflow").experiment_id],
+                                "tags.stage = 'pipeline'")[0]
     assert parent.info.status == "FINISHED"
     _assert_comparable_in_the_runs_table(client, parent, project)
     assert {"dvc_corpus", "dvc_glue", "dvc_teacher", "dvc_student_artifact", "git_commit",
             "prefect_flow_run_id"} <= set(parent.data.tags)
     assert parent.data.params["distill.loss.temperature"] == "2.0"  # every hyperparameter on the parent run
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{first['mlflow_run_id']}'")
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert {run.data.tags["stage"] for run in children} == {"prepare", "teacher_head", "distill", "export", "glue_task",
                                                                "glue_report"}
     assert len([run for run in children if run.data.tags["stage"] == "glue_task"]) == 4  # (student, teacher) x 2
@@ -90,8 +87,8 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
     assert "glue" in _dvc("metrics", "show")
 
     again = pipeline_flow()
-    assert not any(again["stages_ran"].values())
-    assert not again["registered_new"] and again["version"] == first["version"]
+    assert list(again["stages_ran"]) == STAGES and not any(again["stages_ran"].values())
+    assert not again["registered_new"] and again["version"] == first_version
     assert len(client.search_model_versions("name='tiny-student'")) == 1
 
     changed = pipeline_flow(overrides=["distill.loss.temperature=3"])  # as from the Prefect UI's parameters
@@ -100,12 +97,12 @@ def test_pipeline_flow_first_run_rerun_and_changed_param(prefect_server, project
     assert client.get_run(changed["mlflow_run_id"]).info.run_name == "pipeline T=3 α=5/2/1 2L"
     redone = {stage for stage, ran in changed["stages_ran"].items() if ran}
     assert redone == {"distill", "export", "glue@rte", "glue@mrpc", "glue_report"}
-    assert changed["registered_new"] and changed["version"] != first["version"]
+    assert changed["registered_new"] and changed["version"] != first_version
     assert str(client.get_model_version_by_alias("tiny-student", "challenger").version) == changed["version"]
 
     registry.promote("tiny-student", changed["version"])
-    assert registry.rollback("tiny-student") == first["version"]
-    assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == first["version"]
+    assert registry.rollback("tiny-student") == first_version
+    assert str(client.get_model_version_by_alias("tiny-student", "champion").version) == first_version
 
     if BROWSER:  # .ci/run installs Chromium from Debian's packages; elsewhere bench/mlflow_ui.py by hand
         shown = subprocess.run([sys.executable, str(ROOT / "bench" / "mlflow_ui.py"), "--model", "tiny-student",

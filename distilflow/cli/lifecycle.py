@@ -3,6 +3,7 @@ work pool), and the registry: register, list, promote, roll back."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Optional
 
 import typer
@@ -24,10 +25,18 @@ def run_pipeline(set_: Annotated[Optional[list[str]], typer.Option(
         "--set", "-s", help="override written into params.yaml for this run and after, as `dvc exp run -S` does")] = None,
                  ) -> None:
     """Run the whole pipeline once as a Prefect flow (pin -> dvc.yaml stages -> register -> promote)."""
-    from flows.pipeline import pipeline_flow
+    from distilflow.ops import dvc
+    from flows.pipeline import run_pipeline as run_flow
+    from tasks.tracking import wall_time_table
 
-    read_params(DEFAULT_PARAMS_PATH, set_)  # bad params: one line now, not a failed flow run with its traceback
-    result = pipeline_flow(overrides=set_ or [])
+    started = time.perf_counter()
+    # Bad params, a missing data source or a Prefect server that is not there: one line now, not a failed flow
+    params = read_params(DEFAULT_PARAMS_PATH, set_)
+    dvc.require_sources(params.versioning)
+    _require_reachable_prefect_server()
+    result = run_flow(overrides=set_ or [])
+    typer.echo("\n".join(wall_time_table(result["stages_ran"], result["seconds"], result["total_seconds"])))
+    typer.echo(f"command total (Prefect's start-up included): {time.perf_counter() - started:.0f} s")
     typer.echo(f"registered version {result['version']} ({'new' if result['registered_new'] else 'unchanged'}); "
                f"champion {'moved' if result['promoted'] else 'unchanged'}: {result['reason']}; "
                f"report {result['report']}")
@@ -41,21 +50,24 @@ def serve(cron: CronOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH, s
     """Serve the pipeline's deployment from this process on its schedule; one run at a time, later ones wait."""
     import prefect
 
-    from flows.pipeline import pipeline_deployment
+    from flows.pipeline import checked_cron, pipeline_deployment
 
-    deployment = pipeline_deployment(read_params(params, set_).orchestration, cron, overrides=set_)
+    orchestration = read_params(params, set_).orchestration
+    checked_cron(cron or orchestration.schedule)
     _require_prefect_server()
-    prefect.serve(deployment)
+    prefect.serve(pipeline_deployment(orchestration, cron, overrides=set_))
 
 
 @app.command(rich_help_panel=PANEL)
 def deploy(pool: Annotated[str, typer.Option(help="Prefect work pool whose workers run it (type process)")],
            cron: CronOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
     """Create the pipeline's deployment on a work pool: `prefect worker start --pool POOL` runs it here."""
-    from flows.pipeline import pipeline_deployment
+    from flows.pipeline import checked_cron, pipeline_deployment
 
-    deployment = pipeline_deployment(read_params(params, set_).orchestration, cron, work_pool=pool, overrides=set_)
+    orchestration = read_params(params, set_).orchestration
+    checked_cron(cron or orchestration.schedule)
     _require_prefect_server()
+    deployment = pipeline_deployment(orchestration, cron, work_pool=pool, overrides=set_)
     deployment_id = deployment.apply()
     typer.echo(f"deployment {deployment.name} ({deployment_id}) on work pool {pool}: "
                f"start a worker with `prefect worker start --pool {pool}` in this folder")
@@ -68,6 +80,28 @@ def _require_prefect_server() -> None:
         # The throwaway server a plain run uses has no scheduler: schedules need a standing one.
         raise DistilflowError("schedules need a Prefect server: run `prefect server start` in another terminal, "
                               "then `prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api` and try again")
+    _require_reachable_prefect_server()
+
+
+def _require_reachable_prefect_server() -> None:
+    """A PREFECT_API_URL that answers nothing: one line now, not Prefect's retries and a long traceback."""
+    import urllib.error
+    import urllib.request
+
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return  # a run of its own starts Prefect's temporary server
+    try:
+        urllib.request.urlopen(url.rstrip("/") + "/health", timeout=10).close()
+    except urllib.error.HTTPError:
+        return  # something answers: Prefect's own client says what is wrong with it
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise DistilflowError(
+            f"no Prefect server answers at PREFECT_API_URL={url} ({reason}): start it (`prefect server start`), or "
+            "unset PREFECT_API_URL (`prefect config unset PREFECT_API_URL`) to let a run start its own") from None
 
 
 @app.command(rich_help_panel=PANEL)

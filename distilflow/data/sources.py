@@ -34,9 +34,13 @@ def resolve(name: str) -> str:
 
 def _where_we_looked(name: str) -> str:
     mirror = os.environ.get(MIRROR_ENV)
-    places = ["not a local path"]
-    places.append(f"not in ${MIRROR_ENV} ({mirror})" if mirror else f"${MIRROR_ENV} unset")
-    return ", ".join(places)
+    if not mirror:
+        mirror_says = f"${MIRROR_ENV} unset"
+    elif not Path(mirror).is_dir():
+        mirror_says = f"${MIRROR_ENV}={mirror} is no folder (for `make`: ../shared/hub beside the checkout)"
+    else:
+        mirror_says = f"not in ${MIRROR_ENV} ({mirror})"
+    return f"not a local path, {mirror_says}"
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:

@@ -44,6 +44,7 @@ def pin_sources(config: VersioningConfig) -> dict[str, str]:
 
     Returns {source name: md5 of its content}, the versions this run uses.
     """
+    require_sources(config)
     for name, source in config.sources.items():
         dvc_file = Path(f"{source.path}.dvc")
         if source.hub:
@@ -60,12 +61,20 @@ def pin_sources(config: VersioningConfig) -> dict[str, str]:
     return source_hashes(config)
 
 
+def require_sources(config: VersioningConfig) -> None:
+    """Every local source is there, before a run starts: one line naming what is missing and where."""
+    for name, source in config.sources.items():
+        if source.hub or "://" in source.url or Path(source.url).exists():
+            continue
+        raise DistilflowError(
+            f"data source {name} not found: versioning.sources.{name}.url is '{source.url}', looked for "
+            f"{os.path.abspath(source.url)}: put the data there (a clone expects ../shared beside it) or set that url")
+
+
 def _url_from_dvc_file(source: DataSourceConfig) -> str:
     """DVC reads a relative import URL from the .dvc file's folder; params give it from the project root."""
     if "://" in source.url or Path(source.url).is_absolute():
         return source.url
-    if not Path(source.url).exists():
-        raise DistilflowError(f"data source '{source.url}' does not exist: fix versioning.sources in params.yaml")
     # abspath, not resolve(): a symlinked ../shared keeps the path the committed .dvc files record.
     return os.path.relpath(os.path.abspath(source.url), os.path.abspath(source.path.parent))
 

@@ -59,13 +59,14 @@ def test_pin_follows_a_changed_source_url(dvc_project, tmp_path_factory):
     for source in (first, second):
         versioning.pin_sources(VersioningConfig(sources={"c": DataSourceConfig(path="data/c", url=str(source))}))
     assert (dvc_project / "data" / "c" / "a.txt").read_text() == "second"
-    with pytest.raises(DistilflowError, match="does not exist"):
-        versioning.pin_sources(VersioningConfig(sources={"c": DataSourceConfig(path="data/c", url="gone")}))
+    gone = VersioningConfig(sources={"c": DataSourceConfig(path="data/c", url="gone")})
+    with pytest.raises(DistilflowError, match="data source c not found"):
+        versioning.pin_sources(gone)
 
 
 def test_pin_a_missing_source_is_a_clear_error(dvc_project):
     config = VersioningConfig(sources={"corpus": DataSourceConfig(path="data/corpus", url="no/such/folder")})
-    with pytest.raises(DistilflowError, match="does not exist"):
+    with pytest.raises(DistilflowError, match=f"data source corpus not found.* looked for {dvc_project}/no/such/folder"):
         versioning.pin_sources(config)
 
 
