@@ -2,9 +2,10 @@
 
     python bench/speed.py                                  # CPU or the GPU, both shapes, 3 rounds
     python bench/speed.py --shapes bert-base --rounds 5 --micro-batch 64 --out bench/results/speed-gpu.json
+    python bench/speed.py --shapes tiny --rounds 1 --steps 1 --device cpu   # a smoke run (tests/test_bench.py)
 
 Shapes: `minilm` (all-MiniLM-L6-v2 -> 3 layers) and `bert-base` (BERT-base's 12 x 768 with random
-weights -> 6 layers; speed does not depend on the weights). Sequences come from the pipeline's
+weights -> 6 layers; speed does not depend on the weights); `tiny` (2 x 32, random) checks the bench itself. Sequences come from the pipeline's
 prepared corpus (artifacts/prepared) or, failing that, are packed here from `--corpus` text, and
 are grouped into batches of similar length (the reference's default, group_by_size) for both sides.
 
@@ -12,7 +13,10 @@ Each round runs `--steps` optimizer steps of distilflow (its DataLoader, collato
 optimizer: the real Trainer) and then the same steps' batches through the reference step
 (bench/reference_step.py), each side training its own copy of the student. distilflow uses its
 defaults (triple loss, KD at the masked positions); the reference its own (KD at every real token).
-The reference gets its batches already padded and masked, so data preparation costs it nothing.
+distilflow's DataLoader is made once and serves every round (its worker processes start before the
+first timed step); the reference's batches are all padded and masked before any timing, so data
+preparation costs it nothing. On a GPU each round times 30 steps per side by default, enough for
+the GPU's work, not the launch of a round, to decide the figure.
 
 Reported per shape and side: tokens/s (real tokens; median over rounds), the ratio, MFU, peak GPU
 memory (each side measured alone), the share of time distilflow waited for data, and inference
@@ -63,7 +67,9 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SHAPES = {  # name: (teacher, student layers, micro-batch on cpu, on cuda)
     "minilm": (MINILM, 3, 32, 64),
     "bert-base": (None, 6, 16, 64),
+    "tiny": (None, 1, 4, 4),
 }
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 H100_BF16_DENSE_TFLOPS = 989.0
 
 
@@ -85,7 +91,7 @@ def build_models(shape: str, tokenizer) -> tuple[torch.nn.Module, torch.nn.Modul
     if teacher_name:
         teacher = load_masked_lm(teacher_name, role="teacher")[0]
     else:
-        teacher = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer)))
+        teacher = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), **(TINY if shape == "tiny" else {})))
     student, _ = build_student(teacher, StudentConfig(n_layers=student_layers), seed=0)
     return teacher, student
 
@@ -106,7 +112,8 @@ class DistilflowSide:
 
     name = "distilflow"
 
-    def __init__(self, teacher, student, tokenizer, data: Dataset, args, device: str, micro_batch: int):
+    def __init__(self, teacher, student, tokenizer, data: Dataset, args, device: str, micro_batch: int,
+                 total_steps: int):
         config = TrainConfig(max_steps=10**6, micro_batch_size=micro_batch, gradient_accumulation_steps=1,
                              device=device, precision=args.precision, data_workers=args.workers,
                              compile=args.compile, group_by_length=not args.no_grouping,
@@ -114,29 +121,34 @@ class DistilflowSide:
         self.trainer = Trainer(copy.deepcopy(student), DistillationLoss(LossConfig()),
                                build_masker(MaskingConfig(smoothing=0.0), tokenizer), data, data, tokenizer, config,
                                Path("unused"), run_key="bench", teacher=copy.deepcopy(teacher), sequence_length=128)
+        # One loader for every round, as in training: its workers start once, before the first timed step.
+        self.loader, self.next_step = self.trainer.batches(0, total_steps), 0
 
     def run(self, first_step: int, steps: int) -> tuple[int, float]:
-        """(tokens, seconds waiting for data)."""
+        """(tokens, seconds waiting for data) of the next `steps` steps of the one loader."""
+        assert first_step == self.next_step, "distilflow's loader serves the steps in order"
         tokens, waited = 0, 0.0
-        for batch, seconds in self.trainer.batches(first_step, first_step + steps):
+        for _ in range(steps):
+            batch, seconds = next(self.loader)
             waited += seconds
             self.trainer._optimizer_step(batch)
             tokens += batch.global_tokens
+        self.next_step += steps
         return tokens, waited
 
 
 class ReferenceSide:
     name = "reference"
 
-    def __init__(self, teacher, student, device: torch.device, autocast_dtype, batches_of):
+    def __init__(self, teacher, student, device: torch.device, autocast_dtype, batches: dict[int, list]):
         self.distiller = ReferenceDistiller(copy.deepcopy(student).to(device), copy.deepcopy(teacher).to(device),
                                             autocast_dtype=autocast_dtype)
-        self.device, self.batches_of = device, batches_of
+        self.device, self.batches = device, batches
 
     def run(self, first_step: int, steps: int) -> tuple[int, float]:
         tokens = 0
         for step in range(first_step, first_step + steps):
-            for input_ids, attention_mask, labels in self.batches_of(step):
+            for input_ids, attention_mask, labels in self.batches[step]:
                 self.distiller.step(input_ids.to(self.device), attention_mask.to(self.device), labels.to(self.device))
                 tokens += int(attention_mask.sum())
         return tokens, 0.0
@@ -153,13 +165,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def losses_agree(teacher, student, micro: MicroBatch, device: torch.device) -> dict[str, float]:
+def losses_agree(teacher, student, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                 device: torch.device) -> dict[str, float]:
     """Same mask and KD positions, fp32, dropout off: distilflow's loss vs the reference's."""
     teacher, student = copy.deepcopy(teacher).to(device).eval(), copy.deepcopy(student).to(device).eval()
     reference = ReferenceDistiller(student, teacher)
     student.eval()
-    input_ids, attention_mask, labels = (t.to(device) for t in reference_batch(micro))
-    micro = micro.to(device)
+    input_ids, attention_mask, labels = (t.to(device) for t in batch)
+    micro = MicroBatch.from_masked(*batch).to(device)
     result = {}
     with torch.no_grad():
         for kd, restrict in (("all", False), ("masked", True)):
@@ -192,34 +205,30 @@ def bench_shape(shape: str, sequences: list[list[int]], tokenizer, args, device:
     micro_batch = args.micro_batch or SHAPES[shape][2 if device.type == "cpu" else 3]
     data = Dataset.from_dict({"input_ids": sequences})
     autocast_dtype = torch.bfloat16 if device.type == "cuda" and args.precision != "fp32" else None
+    total_steps = 1 + args.rounds * args.steps  # the warm-up step, then the timed rounds
 
-    def make_distilflow():
-        return DistilflowSide(teacher, student, tokenizer, data, args, device.type, micro_batch)
+    def make_distilflow(steps: int = total_steps):
+        return DistilflowSide(teacher, student, tokenizer, data, args, device.type, micro_batch, steps)
 
     ours = make_distilflow()
     collator, order = ours.trainer.collator, ours.trainer.order
-    cached: dict[int, list] = {}
-
-    def batches_of(step: int) -> list:
-        if step not in cached:
-            step_batch = collator((step, data[order.indices(step)]["input_ids"]))
-            cached[step] = [reference_batch(m) for m in step_batch.micro_batches]
-        return cached[step]
+    # The reference's batches: the same steps, padded and masked here, before anything is timed.
+    batches = {step: [reference_batch(m) for m in collator((step, data[order.indices(step)]["input_ids"])).micro_batches]
+               for step in range(total_steps)}
 
     def make_reference():
-        return ReferenceSide(teacher, student, device, autocast_dtype, batches_of)
+        return ReferenceSide(teacher, student, device, autocast_dtype, batches)
 
-    first = collator((0, data[order.indices(0)]["input_ids"])).micro_batches[0]
-    agreement = losses_agree(teacher, student, first, device)
+    agreement = losses_agree(teacher, student, batches[0][0], device)
     memory = {"distilflow": None, "reference": None}
     if device.type == "cuda":
         del ours
-        memory = {"distilflow": peak_memory_gb(make_distilflow, device, 2),
+        memory = {"distilflow": peak_memory_gb(lambda: make_distilflow(2), device, 2),
                   "reference": peak_memory_gb(make_reference, device, 2)}
         ours = make_distilflow()
     theirs = make_reference()
     sides = [ours, theirs]
-    for side in sides:  # warm-up: lazy initialisation, kernel selection, compilation
+    for side in sides:  # warm-up: worker start, lazy initialisation, kernel selection, compilation
         side.run(0, 1)
     synchronize(device)
 
@@ -245,6 +254,7 @@ def bench_shape(shape: str, sequences: list[list[int]], tokenizer, args, device:
     flops = flops_per_token(teacher, student, mean_length, MaskingConfig().probability)
     peak = args.peak_tflops if device.type == "cuda" else None
     result = {"micro_batch": micro_batch, "steps_per_round": args.steps, "rounds": args.rounds,
+              "timed_steps_per_side": args.steps * args.rounds, "data_workers": args.workers,
               "mean_sequence_length": mean_length, "flops_per_token": flops, "loss_agreement": agreement, "sides": {}}
     for name, values in rates.items():
         median = statistics.median(values)
@@ -303,7 +313,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--shapes", default="minilm,bert-base")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3, help="optimizer steps per side per round")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per side per round (30 on a GPU, 3 on a CPU)")
     parser.add_argument("--micro-batch", type=int, default=None, help="default: per shape and device")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default 0 on CPU, 4 on GPU)")
     parser.add_argument("--compile", action="store_true", help="torch.compile distilflow's encoders")
@@ -327,6 +337,8 @@ def main() -> None:
                           args.device if args.device != "auto" else "cpu")
     if args.workers is None:
         args.workers = 4 if device.type == "cuda" else 0
+    if args.steps is None:
+        args.steps = 30 if device.type == "cuda" else 3
     tokenizer = AutoTokenizer.from_pretrained(resolve(args.tokenizer))
     sequences = load_sequences(args, tokenizer)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores, {platform.machine()})"

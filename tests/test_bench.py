@@ -1,0 +1,22 @@
+"""The benchmarks a lent GPU runs once (bench/gpu_check.sh): a refactor must not break them unseen."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import MINILM, ROOT
+
+
+def test_the_speed_bench_runs_one_step_per_side_on_the_cpu(tmp_path, small_corpus):
+    out = tmp_path / "speed.json"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "speed.py"), "--shapes", "tiny", "--device", "cpu",
+                           "--rounds", "1", "--steps", "2", "--latency-repeats", "1", "--prepared", str(tmp_path / "none"),
+                           "--corpus", str(small_corpus / "emma.txt"), "--max-sequences", "64", "--tokenizer", str(MINILM),
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())["shapes"]["tiny"]
+    assert result["timed_steps_per_side"] == 2
+    assert all(side["median_tokens_per_second"] > 0 for side in result["sides"].values())
+    # the two steps compute the same loss when given the same mask and KD positions
+    assert result["loss_agreement"]["kd_all_relative_difference"] < 1e-5
+    assert result["loss_agreement"]["kd_masked_relative_difference"] < 1e-5
