@@ -53,8 +53,8 @@ def glue(
     model: Annotated[str, typer.Option(help="model folder or Hub id to fine-tune and evaluate")],
     tasks: Annotated[Optional[str], typer.Option(help="comma-separated GLUE tasks or 'all' (default: glue.tasks)")] = None,
     teacher: Annotated[Optional[str], typer.Option(help="baseline for retention and speed-up (cached)")] = None,
-    record: Annotated[bool, typer.Option(help="also copy the teacher's baselines into paths.glue_baselines "
-                                              "(to commit: a new machine then reuses them)")] = False,
+    record: Annotated[bool, typer.Option(help="also copy the teacher's baselines (without --teacher: the model's) "
+                                              "into paths.glue_baselines (to commit: a new machine reuses them)")] = False,
     params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None,
 ) -> None:
     """GLUE fine-tuning evaluation: official metrics, GLUE score, retention vs a teacher, size and speed."""

@@ -17,26 +17,28 @@ from distilflow.ops import tracking
 
 def run(params: Params, model_name: str, teacher_name: str | None = None,
         tasks: str | list[str] | None = None, record: bool = False) -> GlueReport:
+    """`record`: the baseline (the teacher, or without one the model itself) goes into paths.glue_baselines."""
     selected = selected_tasks(params, tasks)
     sources = {"student": model_name, BASELINE_ROLE: teacher_name} if teacher_name else {"model": model_name}
     with tracking.mlflow_run(params.tracking, "glue", tags={"stage": "glue", "model": model_name,
                                                              "teacher": teacher_name or ""}) as parent:
         tracking.log_params({"glue": params.glue.model_dump(mode="json"), "model": model_name,
                              "teacher": teacher_name or "", "tasks": ",".join(task.name for task in selected)})
-        def fine_tune(role: str, teacher: str | None = None) -> dict:
-            return {task.name: tracked_task_run(params, role, sources[role], task, nested=True, teacher=teacher)
+        def fine_tune(role: str, model: str, teacher: str | None = None) -> dict:
+            return {task.name: tracked_task_run(params, role, model, task, nested=True, teacher=teacher)
                     for task in selected}
 
         if teacher_name:  # the teacher first: its fine-tuned baselines give the soft targets (glue.distillation)
-            baseline = fine_tune(BASELINE_ROLE)
-            results = {"student": fine_tune("student", teacher_name), BASELINE_ROLE: baseline}
-        else:
-            results = {"model": fine_tune("model")}
+            baseline = fine_tune(BASELINE_ROLE, teacher_name)
+            results = {"student": fine_tune("student", model_name, teacher_name), BASELINE_ROLE: baseline}
+        else:  # a model being recorded is fine-tuned as a baseline is (cached)
+            results = {"model": fine_tune(BASELINE_ROLE if record else "model", model_name)}
         folder = by_hand_folder(params)
         report = publish(params, sources, results, parent.info.run_id, folder, folder / "glue.json")
-    if record and teacher_name:
+    if record:
         for task in selected:
-            record_baseline(teacher_name, task, params.glue, glue_cache(params), params.paths.glue_baselines)
+            record_baseline(teacher_name or model_name, task, params.glue, glue_cache(params),
+                            params.paths.glue_baselines)
     return report
 
 

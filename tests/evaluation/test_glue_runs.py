@@ -155,3 +155,21 @@ def test_fine_tuning_is_seeded_whatever_the_process_rng_held(params, student_dir
         torch.manual_seed(disturbance)  # e.g. a library that drew random numbers before
         results.append(finetune.finetune_and_evaluate(student_dir, task, splits, params.glue, seed=1, learning_rate=1e-3))
     assert results[0] == results[1]
+
+
+def test_the_quick_runs_teacher_baselines_are_recorded_for_this_code():
+    """`make run`'s stated time counts on reading the teacher's GLUE baselines from paths.glue_baselines instead
+    of fine-tuning the teacher again (≈ 6 of its minutes on 2 cores). A change to the fine-tuning code changes
+    their key: record them again (README, "Recorded baselines") and commit them."""
+    from distilflow.ops.params_file import load_params
+    from tests.conftest import ROOT
+
+    params = load_params(ROOT / "params.yaml", [])
+    sources = params.versioning.sources  # the pipeline fine-tunes the pinned copies of these
+    pinned = params.glue.model_copy(update={"source": str(ROOT / sources["glue"].url)})
+    for name in params.glue.tasks:
+        task = get_task(name)
+        key = glue_runs.cache_key(str(ROOT / sources["teacher"].url), task, glue_runs.task_splits(task, pinned),
+                                  params.glue)
+        record = ROOT / params.paths.glue_baselines / f"{task.name}-{key}.json"
+        assert record.is_file(), f"{record.name} not recorded: `distilflow glue --model data/teacher --record`"

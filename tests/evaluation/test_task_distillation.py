@@ -161,3 +161,17 @@ def test_a_recorded_baseline_is_reused_on_a_new_machine(params, teacher_with_hea
     targets = glue_runs.baseline_soft_targets(params.teacher.model, get_task("stsb"), elsewhere.glue,
                                               elsewhere.paths.glue / "cache", records)
     assert targets.shape == (24, 1) and calls == []  # the soft targets came with it
+
+
+def test_a_model_alone_can_be_recorded_as_a_baseline(params, tmp_path, monkeypatch):
+    """`glue --model T --record` (no --teacher): T's own baseline, as the pipeline's GLUE stages look it up."""
+    from distilflow.jobs import glue as glue_job
+
+    records = tmp_path / "records"
+    params = params.model_copy(update={"paths": params.paths.model_copy(update={"glue_baselines": records})})
+    report = glue_job.run(params, params.teacher.model, None, "stsb", record=True)
+    monkeypatch.setattr(glue_runs, "finetune_and_evaluate", lambda *a, **k: pytest.fail("not from the record"))
+    elsewhere = tmp_path / "new_machine" / "cache"
+    result = glue_runs.evaluate_task(params.teacher.model, get_task("stsb"), params.glue, cache_dir=elsewhere,
+                                     records_dir=records)
+    assert result.score == report.models["model"].scores["stsb"]
