@@ -198,6 +198,14 @@ class TaskDistillationConfig(StrictModel):
     epochs: float | None = Field(None, gt=0)
 
 
+class SelectionConfig(StrictModel):
+    """Choosing between recipes off the dev sets: a seeded slice of each training set, stratified by label,
+    is held out, not trained on, and scored in place of the dev set(s)."""
+
+    holdout: float = Field(0.0, ge=0.0, lt=0.5)  # its share of the training set; 0 = off (score on dev)
+    seed: int = 0
+
+
 class GlueConfig(StrictModel):
     """GLUE fine-tuning evaluation; defaults are the standard BERT/DistilBERT recipe."""
 
@@ -216,6 +224,7 @@ class GlueConfig(StrictModel):
     progress: bool = True
     latency: LatencyConfig = LatencyConfig()
     distillation: TaskDistillationConfig = TaskDistillationConfig()
+    selection: SelectionConfig = SelectionConfig()
 
 
 class PathsConfig(StrictModel):

@@ -19,11 +19,12 @@ from distilflow.config import GlueConfig
 from distilflow.data.sources import encoder_fingerprint
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.finetune import finetune_and_evaluate
-from distilflow.evaluation.glue_tasks import GlueTask, load_task, task_data_hash, task_score
+from distilflow.evaluation.glue_tasks import GlueTask, held_out_splits, load_task, task_data_hash, task_score
 from distilflow.evaluation.report import TaskResult
 from distilflow.evaluation.task_distillation import load_soft_targets, save_soft_targets, soft_targets_file
 from distilflow.ops.files import replace_folder, write_text
 from distilflow.ops.hashing import code_version, fingerprint
+from distilflow.train.devices import pick_device
 from distilflow.train.model_folder import MODEL_META
 
 CACHE_VERSION = "glue-v2"
@@ -113,8 +114,11 @@ def baseline_soft_targets(model_name: str, task: GlueTask, config: GlueConfig, c
 
 def task_splits(task: GlueTask, config: GlueConfig) -> dict[str, Dataset]:
     """The task's splits, the training set capped for quick runs: the same rows in the same order for
-    teacher and student (the soft targets follow that order)."""
+    teacher and student (the soft targets follow that order). With glue.selection.holdout, a held-out
+    slice of the training set takes the dev sets' place."""
     splits = load_task(task, config.source)
+    if config.selection.holdout:
+        splits = held_out_splits(task, splits["train"], config.selection.holdout, config.selection.seed)
     train = splits["train"]
     if config.max_train_examples and len(train) > config.max_train_examples:
         splits["train"] = train.shuffle(seed=0).select(range(config.max_train_examples))
@@ -136,8 +140,11 @@ def _keep_selected(kept: dict[float, Path], selected_lr: float, destination: Pat
 def cache_key(model_name: str, task: GlueTask, splits, config: GlueConfig) -> str:
     # the student's task distillation does not change the baseline's fine-tuning
     settings = config.model_dump(mode="json", exclude={"tasks", "progress", "latency", "distillation"})
+    # The device it runs on (a GPU fine-tunes in bf16) and torch's release, not its build: PyPI's CUDA build of
+    # torch 2.13.0 on a machine without a GPU computes what the CPU build computes.
+    runtime = (pick_device(config.device).type, torch.__version__.split("+")[0], transformers.__version__)
     return fingerprint(CACHE_VERSION, encoder_fingerprint(model_name), task.name, task_data_hash(splits), settings,
-                       code_version(__name__, ignore=SCORE_NEUTRAL_MODULES), transformers.__version__, torch.__version__)
+                       code_version(__name__, ignore=SCORE_NEUTRAL_MODULES), *runtime)
 
 
 def summarize(task: GlueTask, runs: list[dict]) -> TaskResult:

@@ -142,6 +142,18 @@ def load_task(task: GlueTask, source: str) -> dict[str, Dataset]:
     return splits
 
 
+def held_out_splits(task: GlueTask, train: Dataset, fraction: float, seed: int) -> dict[str, Dataset]:
+    """`train` as the rows trained on and a held-out slice scored in place of each dev evaluation: drawn
+    with `seed`, stratified by label (STS-B: by quintile of the score), both in their original row order."""
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(train["label"])
+    strata = np.digitize(labels, np.quantile(labels, [0.2, 0.4, 0.6, 0.8])) if task.is_regression else labels
+    kept, held = train_test_split(np.arange(len(train)), test_size=fraction, random_state=seed, stratify=strata)
+    held_out = train.select(np.sort(held))
+    return {"train": train.select(np.sort(kept)), **{name: held_out for name in task.evaluations}}
+
+
 def task_data_hash(splits: dict[str, Dataset]) -> str:
     """A hash of the task's rows (every split, every column): changes when the data is re-pinned."""
     digest = hashlib.sha256()

@@ -135,3 +135,23 @@ def test_a_damaged_release_file_is_one_line_naming_the_file_and_line(tmp_path):
     dev.write_text("index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n1\tC.\tD.\tmaybe\n")
     with pytest.raises(DistilflowError, match=r"dev.tsv' line 3: unknown label 'maybe' \(expected entailment"):
         read_release_tsv(get_task("rte"), dev)
+
+
+@pytest.mark.parametrize("name", ["rte", "stsb"])
+def test_the_held_out_slice_is_seeded_stratified_and_never_trained_on(name):
+    from distilflow.evaluation.glue_tasks import held_out_splits
+
+    task = get_task(name)
+    train = load_task(task, str(HUB / "nyu-mll" / "glue"))["train"]
+    splits = held_out_splits(task, train, 0.1, seed=0)
+    kept, held = splits["train"], splits[""]
+    assert len(held) == round(0.1 * len(train)) and len(kept) + len(held) == len(train)
+    assert not set(kept["idx"]) & set(held["idx"])  # disjoint rows
+    assert held["idx"] == sorted(held["idx"])  # original order kept
+    labels, held_labels = np.asarray(train["label"]), np.asarray(held["label"])
+    if task.is_regression:  # every quintile of the score is in the slice
+        assert abs(np.median(held_labels) - np.median(labels)) < 0.2
+    else:  # the label mix of the whole set, to within a row
+        assert abs(held_labels.mean() - labels.mean()) < 1 / len(held)
+    assert held_out_splits(task, train, 0.1, seed=0)[""]["idx"] == held["idx"]
+    assert held_out_splits(task, train, 0.1, seed=1)[""]["idx"] != held["idx"]
