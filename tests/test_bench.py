@@ -20,3 +20,12 @@ def test_the_speed_bench_runs_one_step_per_side_on_the_cpu(tmp_path, small_corpu
     # the two steps compute the same loss when given the same mask and KD positions
     assert result["loss_agreement"]["kd_all_relative_difference"] < 1e-5
     assert result["loss_agreement"]["kd_masked_relative_difference"] < 1e-5
+
+
+def test_the_headline_tables_in_the_docs_are_the_committed_results():
+    """docs/results.md §12 is generated from bench/results/headline/*.json (bench/headline.py --report --write):
+    a number edited by hand, or a result committed without regenerating the tables, fails here."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from headline_report import DOCS, render
+
+    assert render(ROOT / "bench" / "results" / "headline") in DOCS.read_text()
