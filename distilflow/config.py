@@ -45,6 +45,13 @@ class DataConfig(StrictModel):
     max_test_sequences: int | None = Field(None, ge=1)
     seed: int = 42
 
+    @model_validator(mode="after")
+    def _lengths_fit(self) -> DataConfig:
+        if self.min_seq_length > self.max_seq_length:
+            raise ValueError(f"min_seq_length {self.min_seq_length} is above max_seq_length {self.max_seq_length}: "
+                             "every sequence would be dropped")
+        return self
+
 
 class MaskingConfig(StrictModel):
     probability: float = Field(0.15, gt=0.0, lt=1.0)
@@ -170,9 +177,13 @@ class DistillConfig(StrictModel):
     train: TrainConfig = TrainConfig()
 
 
+PositiveInt = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+
+
 class LatencyConfig(StrictModel):
-    batch_sizes: list[int] = [1, 32]
-    seq_length: int = Field(128, ge=1)
+    batch_sizes: list[PositiveInt] = Field([1, 32], min_length=1)
+    seq_length: int = Field(128, ge=2, le=8192)  # at most the model's positions (checked where a model is known)
     repeats: int = Field(10, ge=1)
 
 
@@ -210,11 +221,11 @@ class GlueConfig(StrictModel):
     """GLUE fine-tuning evaluation; defaults are the standard BERT/DistilBERT recipe."""
 
     source: str = "nyu-mll/glue"  # Hub id, or a folder in the original GLUE release format
-    tasks: list[str] = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
-    max_seq_length: int = Field(128, ge=8)
+    tasks: list[str] = Field(["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"], min_length=1)
+    max_seq_length: int = Field(128, ge=8, le=8192)  # at most the model's positions (checked before fine-tuning)
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(128, ge=1)
-    learning_rates: list[float] = Field([5e-5], min_length=1)  # several: a grid, selected on dev
+    learning_rates: list[PositiveFloat] = Field([5e-5], min_length=1)  # several: a grid, selected on dev
     epochs: float = Field(3.0, gt=0)
     warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.01, ge=0.0)
@@ -263,17 +274,28 @@ class VersioningConfig(StrictModel):
     push: bool = True
 
 
+# A registered model's name: MLflow's registry is searched with name='...' filters, which a quote breaks.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\- ]*$"
+ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=MODEL_NAME_PATTERN)]
+LATENCY_PATTERN = r"^(cpu|cuda)_b[1-9][0-9]*$"
+PATTERN_HINTS = {  # what a value that does not match may be, in words (ops/params_file.py's messages)
+    MODEL_NAME_PATTERN: "use letters, digits, '.', '_', '-' and spaces, starting with a letter or digit",
+    LATENCY_PATTERN: "give cpu_b<batch size> or cuda_b<batch size>, e.g. cpu_b1",
+}
+
+
 class PromotionConfig(StrictModel):
     """When a challenger becomes champion. Scores are GLUE scores in [0, 1]."""
 
-    min_glue_gain: float = 0.0  # challenger's GLUE score >= champion's + this
+    min_glue_gain: float = Field(0.0, ge=-1.0, le=1.0)  # challenger's GLUE score >= champion's + this
     min_retention: float = Field(0.0, ge=0.0)  # challenger's GLUE retention (student / teacher) >= this
     max_latency_ms: float | None = Field(None, gt=0.0)  # budget for the latency below; None = no budget
-    latency: str = "cpu_b1"  # which measured latency the budget applies to: cpu_b1, cpu_b32, cuda_b1, ...
+    # which measured latency the budget applies to: cpu_b1, cpu_b32, cuda_b1, ...
+    latency: str = Field("cpu_b1", pattern=LATENCY_PATTERN)
 
 
 class RegistryConfig(StrictModel):
-    model_name: str = Field("distilflow-student", min_length=1)
+    model_name: ModelName = "distilflow-student"  # letters, digits, '.', '_', '-', spaces
     promotion: PromotionConfig = PromotionConfig()
     input_example: str = "I completed writing my [MASK]."
     top_k: int = Field(5, ge=1)  # predictions per masked sentence from the served model (a request may ask more)

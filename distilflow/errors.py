@@ -11,3 +11,14 @@ def first_line(error: BaseException) -> str:
     """The first line of an exception's message (library errors can run to pages)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """ENOSPC anywhere in the error's chain, or the words writers put in its place (safetensors' Rust
+    writer raises SafetensorError "No space left on device (os error 28)", not an OSError)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if getattr(cause, "errno", None) == 28 or "No space left on device" in str(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False

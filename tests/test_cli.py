@@ -142,7 +142,7 @@ def test_too_long_sequences_for_the_teacher_are_refused_before_any_work(tmp_path
                                                                          headless_teacher_dir):
     params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
     code, _, err = _run(monkeypatch, capsys, "prepare", "--params", params, "--set", "data.max_seq_length=4096")
-    _assert_one_line_error(code, err, "data.max_seq_length=4096 exceeds the teacher's 128 positions")
+    _assert_one_line_error(code, err, "data.max_seq_length=4096 exceeds the 128 positions of teacher")
 
 
 def test_a_student_deeper_than_the_teacher_is_refused_before_any_work(tmp_path, monkeypatch, capsys, small_corpus,
@@ -187,3 +187,61 @@ def test_a_prefect_server_that_does_not_answer_is_one_line(tmp_path, monkeypatch
             code, _, err = _run(monkeypatch, capsys, *command)
         _assert_one_line_error(code, err, "no Prefect server answers at PREFECT_API_URL=http://127.0.0.1:9/api",
                                "prefect server start")
+
+
+def test_a_full_disk_while_saving_the_student_or_its_export_is_one_line_and_keeps_the_last_one(tmp_path, monkeypatch, capsys,
+                                                                                 small_corpus, headless_teacher_dir):
+    """safetensors' writer reports a full disk as SafetensorError, not OSError (issue 23: a 47-line traceback)."""
+    from safetensors import SafetensorError
+
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir, tracking={"enabled": False}))
+    assert _run(monkeypatch, capsys, "distill", "--with-inputs", "--params", params)[0] == 0
+    student = tmp_path / "student" / "model.safetensors"
+    before = student.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", disk_full)
+    code, _, err = _run(monkeypatch, capsys, "distill", "--params", params, "--restart", "--set", "distill.train.seed=7")
+    _assert_one_line_error(code, err, "error: no space left on device (SafetensorError", "free some space, then "
+                           f"continue with `distilflow distill --params {params} --set distill.train.seed=7 --resume`")
+    assert code == 2 and student.read_bytes() == before  # the last good student is kept
+
+    monkeypatch.undo()
+    assert _run(monkeypatch, capsys, "export", "--params", params)[0] == 0
+    exported = tmp_path / "export" / "student.onnx"
+    before = exported.read_bytes()
+
+    def onnx_disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("torch.onnx.export", onnx_disk_full)
+    code, _, err = _run(monkeypatch, capsys, "export", "--params", params)
+    _assert_one_line_error(code, err, "error: no space left on device (OSError", f"run `distilflow export --params {params}`")
+    assert exported.read_bytes() == before  # the last good export is kept
+
+
+def test_ctrl_c_says_on_its_own_line_what_was_kept_and_how_to_go_on(tmp_path, monkeypatch, capsys, small_corpus,
+                                                                    headless_teacher_dir):
+    from distilflow.train.trainer import Trainer
+
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir, tracking={"enabled": False}))
+    steps = []
+
+    def ctrl_c_at_step_3(self, batch):
+        steps.append(batch)
+        if len(steps) == 3:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    original = Trainer._optimizer_step
+    monkeypatch.setattr(Trainer, "_optimizer_step", ctrl_c_at_step_3)
+    code, _, err = _run(monkeypatch, capsys, "distill", "--with-inputs", "--params", params, "--restart")
+    assert code == 130
+    assert err.endswith(f"\ninterrupted: the checkpoints written so far are kept; continue with `distilflow distill "
+                        f"--with-inputs --params {params} --resume`\n")
+    monkeypatch.setattr("distilflow.jobs.prepare.prepare_corpus", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    code, _, err = _run(monkeypatch, capsys, "prepare", "--params", params)
+    assert code == 130 and err.endswith(f"\ninterrupted: nothing it was writing replaced what was there; run "
+                                        f"`distilflow prepare --params {params}` again\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from distilflow.config import Params
-from distilflow.errors import DistilflowError, first_line
+from distilflow.errors import DistilflowError, first_line, is_disk_full
 from distilflow.ops import runtime
 from distilflow.ops.params_file import load_params
 
@@ -37,14 +38,22 @@ def main() -> None:
     except DistilflowError as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         sys.exit(runtime.EXIT_BAD_INPUT)
-    except typer.TyperException as error:  # usage errors: typer 0.29 vendors its own click
-        error.show()
-        sys.exit(error.exit_code)
+    except typer.TyperException as error:  # usage errors (typer 0.29 vendors its own click): one line too
+        context = getattr(error, "ctx", None)
+        command = context.command_path if context is not None else "distilflow"
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        typer.secho(f"error: {message.rstrip('.')}: see `{command} --help`", err=True, fg=typer.colors.RED)
+        sys.exit(getattr(error, "exit_code", runtime.EXIT_BAD_INPUT))
     except (KeyboardInterrupt, typer.Abort):
-        typer.secho("interrupted: run the same command with --resume to continue from the last checkpoint",
-                    err=True, fg=typer.colors.YELLOW)
-        sys.exit(130)
+        # On a line of its own: a progress bar may hold the cursor mid-line
+        typer.secho("\n" + interrupted_hint(sys.argv[1:]), err=True, fg=typer.colors.YELLOW)
+        sys.exit(INTERRUPTED)
     except Exception as error:
+        if is_disk_full(error):  # saving a model, an export, a dataset: what was there before is kept
+            typer.secho(f"error: no space left on device ({type(error).__name__}: {first_line(error)[:160]}): free "
+                        f"some space, then {resume_command(sys.argv[1:])}; nothing it was writing replaced what "
+                        "was there", err=True, fg=typer.colors.RED)
+            sys.exit(runtime.EXIT_BAD_INPUT)
         if _is_mlflow_error(error):  # the store failed mid-run (a server went away, a disk filled up)
             typer.secho(f"error: MLflow failed ({type(error).__name__}: {first_line(error)[:200]}): check the "
                         "tracking store (tracking.tracking_uri or $MLFLOW_TRACKING_URI), then run the same command "
@@ -56,7 +65,27 @@ def main() -> None:
         typer.secho(f"{runtime.OUT_OF_MEMORY_MARKER}: lower the micro_batch_size (and raise "
                     "gradient_accumulation_steps), then run again with --resume", err=True, fg=typer.colors.RED)
         sys.exit(runtime.EXIT_OUT_OF_MEMORY)
+    if result == INTERRUPTED:  # typer turns Ctrl-C into this exit code, returned when not standalone
+        typer.secho("\n" + interrupted_hint(sys.argv[1:]), err=True, fg=typer.colors.YELLOW)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+RESUMABLE = ("teacher", "distill")  # the commands that checkpoint and take --resume
+
+
+def resume_command(argv: list[str]) -> str:
+    """How to continue: the same command, with --resume where it checkpoints."""
+    if argv and argv[0] in RESUMABLE:
+        kept = [arg for arg in argv if arg not in ("--resume", "--restart")]
+        return f"continue with `distilflow {shlex.join(kept)} --resume`"
+    return f"run `distilflow {shlex.join(argv)}` again"
+
+
+def interrupted_hint(argv: list[str]) -> str:
+    if argv and argv[0] in RESUMABLE:
+        return f"interrupted: the checkpoints written so far are kept; {resume_command(argv)}"
+    return f"interrupted: nothing it was writing replaced what was there; {resume_command(argv)}"
 
 
 def _is_cuda_out_of_memory(error: Exception) -> bool:

@@ -141,8 +141,11 @@ def rollback(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None)
     from distilflow.jobs import promote as job
 
     config_ = read_params(params, set_)
-    version = job.rollback(config_)
-    typer.echo(f"{config_.registry.model_name}@champion -> version {version} (rolled back)")
+    version, moved = job.rollback(config_)
+    if moved:
+        typer.echo(f"{config_.registry.model_name}@champion -> version {version} (rolled back)")
+    else:
+        typer.echo(f"{config_.registry.model_name}@champion was already version {version}: nothing changed")
 
 
 @app.command(rich_help_panel=PANEL)

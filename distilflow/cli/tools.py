@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
@@ -18,6 +19,11 @@ from distilflow.ops.params_file import DEFAULT_PARAMS_PATH
 PANEL = "By hand"
 
 
+class Split(str, Enum):
+    test = "test"
+    validation = "validation"
+
+
 @app.command(rich_help_panel=PANEL)
 def config(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
     """Print the resolved configuration (params.yaml + overrides + defaults)."""
@@ -28,14 +34,14 @@ def config(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -
 def evaluate(
     model: Annotated[str, typer.Option(help="student/teacher folder or Hub id with an MLM head")],
     teacher: Annotated[Optional[str], typer.Option(help="also report top-1 agreement with this model")] = None,
-    split: Annotated[str, typer.Option(help="prepared split: test or validation")] = "test",
-    max_sequences: Annotated[Optional[int], typer.Option(help="evaluate at most this many sequences")] = None,
+    split: Annotated[Split, typer.Option(help="prepared split")] = Split.test,
+    max_sequences: Annotated[Optional[int], typer.Option(min=1, help="evaluate at most this many sequences")] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None,
 ) -> None:
     """Held-out masked-LM loss, accuracy and teacher agreement of any MLM, with fixed masks."""
     from distilflow.jobs import evaluate as job
 
-    typer.echo(json.dumps(job.run(read_params(params, set_), model, teacher, split, max_sequences), indent=2))
+    typer.echo(json.dumps(job.run(read_params(params, set_), model, teacher, split.value, max_sequences), indent=2))
 
 
 @app.command(rich_help_panel=PANEL)

@@ -27,14 +27,59 @@ MAX_CONTROL_BYTE_SHARE = 0.01
 
 
 def expand_files(patterns: list[str]) -> list[Path]:
-    """The files the patterns name, sorted and de-duplicated; a pattern matching nothing is an error."""
+    """The files the patterns name, sorted and de-duplicated; a pattern matching no regular file is an error
+    that says what it matched instead (a folder, a FIFO, ...)."""
     files: list[Path] = []
     for pattern in patterns:
-        matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        entries = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+        matches = [path for path in entries if path.is_file()]
         if not matches:
-            raise DistilflowError(f"corpus pattern '{pattern}' matches no file: fix data.*.files in params.yaml")
+            raise DistilflowError(f"corpus pattern '{pattern}' {_no_file_reason(pattern, entries)}")
         files.extend(matches)
     return list(dict.fromkeys(files))
+
+
+def _no_file_reason(pattern: str, entries: list[Path]) -> str:
+    if not entries:
+        return "matches no file: fix data.*.files in params.yaml"
+    if len(entries) == 1 and entries[0].is_dir():
+        return (f"is a folder, not a file: give its files, e.g. '{entries[0] / '*.txt'}' (or '**/*.txt' "
+                "for its subfolders too)")
+    if len(entries) == 1:
+        return f"is a {_kind(entries[0])}, not a regular file: give text files (.txt, .jsonl, .parquet)"
+    kinds = sorted({_kind(path) for path in entries})
+    return (f"matches {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} but no regular file ({', '.join(kinds)}):"
+            " give text files (.txt, .jsonl, .parquet)")
+
+
+def _kind(path: Path) -> str:
+    if path.is_dir():
+        return "folder"
+    if path.is_fifo():
+        return "FIFO"
+    if path.is_socket():
+        return "socket"
+    if path.is_char_device() or path.is_block_device():
+        return "device"
+    return "special file"
+
+
+def require_text(source: CorpusSource) -> None:
+    """Before any work: every pattern names files, and each plain-text file starts as text (its first MiB;
+    the whole file is checked again as it is read)."""
+    if not source.files:
+        return
+    for path in expand_files(source.files):
+        if path.suffix.lower() not in ROW_FORMATS:
+            with open(path, "rb") as handle:
+                _refuse_binary(path, handle.read(1 << 20))
+
+
+def _refuse_binary(path: Path, raw: bytes) -> None:
+    control = control_byte_share(raw)
+    if control > MAX_CONTROL_BYTE_SHARE:
+        raise DistilflowError(f"'{path}' looks binary, not text ({100 * control:.0f}% NUL/control bytes): "
+                              "remove it from data.*.files")
 
 
 def source_fingerprint(source: CorpusSource) -> list[str]:
@@ -88,10 +133,7 @@ def _file_paragraphs(path: Path, text_column: str) -> list[str]:
             raise DistilflowError(f"'{path}' has no column '{text_column}': set data.*.text_column")
         return [str(text) for text in rows[text_column] if text]
     raw = path.read_bytes()
-    control = control_byte_share(raw)
-    if control > MAX_CONTROL_BYTE_SHARE:
-        raise DistilflowError(f"'{path}' looks binary, not text ({100 * control:.0f}% NUL/control bytes): "
-                              "remove it from data.*.files")
+    _refuse_binary(path, raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:  # older corpora (some Gutenberg files) are Latin-1; it decodes any byte

@@ -60,13 +60,20 @@ def load_pretrained(auto_class, name: str, role: str, **kwargs):
         raise _load_error(name, role, error, f"set {role}.model in params.yaml to an existing folder or Hub id") from None
 
 
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
 def _load_error(name: str, role: str, error: Exception, fix: str) -> DistilflowError:
-    if Path(resolve(name)).is_dir():
-        return DistilflowError(
-            f"{role} '{name}' is there but unreadable ({type(error).__name__}: {first_line(error)[:160]}): rebuild it "
-            "(rerun the stage that wrote it, e.g. `dvc repro`, or copy it again)"
-        )
-    return DistilflowError(f"{role} '{name}' not found ({_where_we_looked(name)}; Hub: {first_line(error)[:200]}): {fix}")
+    folder = Path(resolve(name))
+    if not folder.is_dir():
+        return DistilflowError(f"{role} '{name}' not found ({_where_we_looked(name)}; Hub: {first_line(error)[:200]}): {fix}")
+    what = f"{role} '{name}' is there but unreadable ({type(error).__name__}: {first_line(error)[:160]})"
+    if (folder / "distilflow.json").is_file():  # a stage wrote it (model_folder.MODEL_META)
+        return DistilflowError(f"{what}: rebuild it (rerun the stage that wrote it, e.g. `dvc repro`)")
+    if not role.startswith("tokenizer") and not any((folder / weights).is_file() for weights in WEIGHT_FILES):
+        return DistilflowError(f"{role} folder '{name}' has no weights (none of {', '.join(WEIGHT_FILES[::2])}): "
+                               "give a complete model folder (save_pretrained writes config, weights and tokenizer)")
+    return DistilflowError(f"{what}: copy it again, or write it again with save_pretrained")
 
 
 @contextmanager
@@ -117,3 +124,15 @@ def encoder_fingerprint(name: str) -> str:
 
     model, info = load_pretrained(AutoModel, name, "model", output_loading_info=True)
     return model_fingerprint(model, exclude=set(info["missing_keys"]))
+
+
+def require_length_fits(name: str, role: str, lengths: dict[str, int]) -> None:
+    """Each {setting: length} within the model's position embeddings, checked from its config before any
+    work (past them, training or timing would crash part-way)."""
+    from transformers import AutoConfig
+
+    positions = getattr(load_pretrained(AutoConfig, name, role), "max_position_embeddings", None)
+    for setting, length in lengths.items():
+        if positions is not None and length > positions:
+            raise DistilflowError(f"{setting}={length} exceeds the {positions} positions of {role} '{name}': "
+                                  f"set {setting} to at most {positions}")

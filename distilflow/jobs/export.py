@@ -14,7 +14,7 @@ import torch
 from distilflow.config import Params
 from distilflow.data.batching import pad_batch
 from distilflow.data.prepare import load_prepared
-from distilflow.data.sources import load_masked_lm, load_tokenizer
+from distilflow.data.sources import load_masked_lm, load_tokenizer, require_length_fits
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_tasks import load_task, parse_task_list
 from distilflow.evaluation.report import classifier_folder
@@ -36,6 +36,7 @@ class ExportResult:
 
 
 def run(params: Params) -> ExportResult:
+    require_length_fits(str(params.paths.student), "student", {"export.latency.seq_length": params.export.latency.seq_length})
     with exclusive(params.paths.export, params.orchestration.lock_wait_seconds), \
             tracking.mlflow_run(params.tracking, "export", tags={"stage": "export"}):
         student, _ = load_masked_lm(str(params.paths.student), role="student")

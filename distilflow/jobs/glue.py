@@ -11,7 +11,7 @@ from distilflow.config import Params
 from distilflow.evaluation.glue_runs import record_baseline
 from distilflow.evaluation.report import BASELINE_ROLE, GlueReport
 from distilflow.jobs.glue_report import publish
-from distilflow.jobs.glue_task import glue_cache, selected_tasks, tracked_task_run
+from distilflow.jobs.glue_task import glue_cache, require_lengths_fit, selected_tasks, tracked_task_run
 from distilflow.ops import tracking
 
 
@@ -20,6 +20,7 @@ def run(params: Params, model_name: str, teacher_name: str | None = None,
     """`record`: the baseline (the teacher, or without one the model itself) goes into paths.glue_baselines."""
     selected = selected_tasks(params, tasks)
     sources = {"student": model_name, BASELINE_ROLE: teacher_name} if teacher_name else {"model": model_name}
+    require_lengths_fit(params, sources)
     with tracking.mlflow_run(params.tracking, "glue", tags={"stage": "glue", "model": model_name,
                                                              "teacher": teacher_name or ""}) as parent:
         tracking.log_params({"glue": params.glue.model_dump(mode="json"), "model": model_name,

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from distilflow.config import GlueConfig, Params
+from distilflow.data.sources import require_length_fits
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_runs import baseline_soft_targets, evaluate_task
 from distilflow.evaluation.glue_tasks import GlueTask, select_tasks
@@ -29,14 +30,22 @@ from distilflow.ops.files import exclusive
 def run(params: Params, task_name: str) -> dict[str, TaskResult]:
     task = selected_tasks(params, [task_name])[0]
     output = task_results_file(params.paths.glue, task.name)
+    models = pipeline_models(params)
+    require_lengths_fit(params, models)
     with exclusive(output, params.orchestration.lock_wait_seconds):
-        models = pipeline_models(params)
         results = {BASELINE_ROLE: tracked_task_run(params, BASELINE_ROLE, models[BASELINE_ROLE], task)}
         results["student"] = tracked_task_run(params, "student", models["student"], task,
                                               teacher=models[BASELINE_ROLE],
                                               keep_classifier=classifier_folder(params.paths.glue, task.name))
         write_task_results(output, results)
     return results
+
+
+def require_lengths_fit(params: Params, models: dict[str, str]) -> None:
+    """glue.max_seq_length and the timed length within each model's positions, before any fine-tuning."""
+    for role, name in models.items():
+        require_length_fits(name, role, {"glue.max_seq_length": params.glue.max_seq_length,
+                                         "glue.latency.seq_length": params.glue.latency.seq_length})
 
 
 def selected_tasks(params: Params, tasks: str | list[str] | None) -> list[GlueTask]:

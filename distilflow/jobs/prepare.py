@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from transformers import AutoConfig
-
 from distilflow.config import Params
+from distilflow.data.corpus import require_text
 from distilflow.data.prepare import META_FILE, PreparedData, prepare_corpus
-from distilflow.data.sources import load_pretrained, load_tokenizer
-from distilflow.errors import DistilflowError
+from distilflow.data.sources import load_tokenizer, require_length_fits
 from distilflow.ops import tracking
 from distilflow.ops.files import exclusive, refuse_foreign_folder
 
@@ -16,6 +14,8 @@ def run(params: Params) -> PreparedData:
     refuse_foreign_folder(params.paths.prepared, META_FILE)
     tokenizer = load_tokenizer(params.teacher.model)
     require_positions(params)
+    for source in filter(None, (params.data.train, params.data.test)):  # a bad file: one line before the run opens
+        require_text(source)
     with exclusive(params.paths.prepared, params.orchestration.lock_wait_seconds), \
             tracking.mlflow_run(params.tracking, "prepare", tags={"stage": "prepare"}):
         tracking.log_source_datasets(params.versioning, ["corpus", "teacher"])
@@ -29,7 +29,4 @@ def run(params: Params) -> PreparedData:
 
 def require_positions(params: Params) -> None:
     """Sequences longer than the teacher's position embeddings would crash training much later."""
-    positions = getattr(load_pretrained(AutoConfig, params.teacher.model, "teacher"), "max_position_embeddings", None)
-    if positions is not None and params.data.max_seq_length > positions:
-        raise DistilflowError(f"data.max_seq_length={params.data.max_seq_length} exceeds the teacher's "
-                              f"{positions} positions: set data.max_seq_length to at most {positions}")
+    require_length_fits(params.teacher.model, "teacher", {"data.max_seq_length": params.data.max_seq_length})

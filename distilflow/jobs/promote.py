@@ -16,7 +16,8 @@ def to_version(params: Params, version: str) -> None:
     registry.promote(params.registry.model_name, version)
 
 
-def rollback(params: Params) -> str:
+def rollback(params: Params) -> tuple[str, bool]:
+    """The previous champion, and whether the alias moved to it."""
     tracking.configure(params.tracking)
     return registry.rollback(params.registry.model_name)
 

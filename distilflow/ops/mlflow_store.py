@@ -30,8 +30,12 @@ def configure(config: TrackingConfig, for_writing: bool = True) -> str:
     Any store that cannot be used (a server that does not answer, an unknown scheme, a read-only or
     damaged database, a file where its folder should be) is one line naming the fix. A read-only
     SQLite store is refused up front when it will be written to, not after the work it was to record."""
+    import logging
+
     import mlflow
 
+    for chatty in ("mlflow", "alembic"):  # its INFO lines (system metrics started, tables created) bury ours
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     uri = tracking_uri(config)
     _require_reachable(uri)
     try:
@@ -51,6 +55,8 @@ def configure(config: TrackingConfig, for_writing: bool = True) -> str:
             if for_writing and experiment.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
                 mlflow.MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         mlflow.set_experiment(experiment_id=experiment_id)  # nested runs land in the same experiment
+        if for_writing:
+            _require_writable_artifacts(mlflow.get_experiment(experiment_id).artifact_location)
     except DistilflowError:
         raise
     except Exception as error:  # MlflowException, sqlalchemy's errors, OSError: all "this store is unusable"
@@ -93,6 +99,27 @@ def _require_writable_sqlite(path: Path, uri: str) -> None:
                               f"or {STORE_FIX}") from None
     finally:
         connection.close()
+
+
+def _require_writable_artifacts(location: str) -> None:
+    """A local artifact root that cannot be written to is refused before any work, not after training
+    (MLflow would fail only when the first artifact is logged)."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return  # a server or object store: the server's business
+    folder = Path(unquote(parsed.path))
+    existing = next((parent for parent in (folder, *folder.parents) if parent.exists()), Path("/"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".distilflow-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise DistilflowError(f"MLflow artifact root {folder} cannot be written to ({error.strerror or error}; "
+                              f"{existing} exists): make it writable, or set tracking.artifact_root (a new "
+                              "tracking.experiment takes it), or set tracking.enabled=false") from None
 
 
 STORE_FIX = "fix tracking.tracking_uri in params.yaml (or $MLFLOW_TRACKING_URI), or set tracking.enabled=false"

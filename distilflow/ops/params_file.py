@@ -8,11 +8,30 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from distilflow.config import Params
+from distilflow.config import PATTERN_HINTS, Params
 from distilflow.errors import DistilflowError, first_line
 from distilflow.ops.files import write_text
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML as PyYAML reads it, but a key given twice in one mapping (a section pasted twice) is an error
+    naming both lines, where PyYAML would keep the last silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKeyError(f"'{key}' is given twice, on lines {seen[key]} and "
+                                        f"{key_node.start_mark.line + 1}")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    pass
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS_PATH, overrides: list[str] | None = None) -> Params:
@@ -21,7 +40,9 @@ def load_params(path: Path | str = DEFAULT_PARAMS_PATH, overrides: list[str] | N
     if not path.is_file():
         raise DistilflowError(f"params file '{path}' not found: run from the project root or pass --params PATH")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except DuplicateKeyError as error:
+        raise DistilflowError(f"params file '{path}': {error}: keep one (the second would replace the first)") from None
     except UnicodeDecodeError:
         raise DistilflowError(f"params file '{path}' is not UTF-8 text: pass the YAML params file") from None
     except yaml.YAMLError as error:
@@ -84,6 +105,9 @@ def describe_validation_error(error: ValidationError, source: str) -> str:
             problems.append(f"unknown key '{key}' (check its spelling and section)")
         elif item["type"] == "missing":
             problems.append(f"missing key '{key}'")
+        elif item["type"] == "string_pattern_mismatch":
+            hint = PATTERN_HINTS.get(item.get("ctx", {}).get("pattern"), item["msg"])
+            problems.append(f"'{key}' = {item['input']!r}: {hint}")
         else:
             problems.append(f"'{key}': {item['msg']}")
     return f"invalid {source}: " + "; ".join(problems) + " — see the documented keys in params.yaml"

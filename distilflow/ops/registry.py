@@ -8,12 +8,18 @@ tasks, data hashes), so decisions never depend on files that may have moved sinc
 from __future__ import annotations
 
 import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from distilflow.config import PromotionConfig, RegistryConfig
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.report import GlueReport
+from distilflow.ops.files import exclusive
 from distilflow.train.model_folder import MODEL_META
 
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -66,6 +72,10 @@ def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tag
 
     student_dir = student_dir.resolve()  # a relative path would look like a Hub id to MLflow, which then asks the Hub
     meta = json.loads((student_dir / MODEL_META).read_text())
+    diverged = {name: value for name, value in meta.get("metrics", {}).items() if not math.isfinite(value)}
+    if diverged:  # distill refuses to save such a student; one written by an older distilflow is not registered
+        raise DistilflowError(f"the student in {student_dir} diverged ({', '.join(f'{k} {v}' for k, v in diverged.items())}):"
+                              " distil it again (`distilflow distill --restart`); nothing was registered")
     existing = find_version(config.model_name, meta["fingerprint"])
     if existing is not None:
         if description and not existing.description:  # registered by a run that died before the card
@@ -156,30 +166,69 @@ def promote_by_policy(config: RegistryConfig, version: str) -> Decision:
 
 def promote(name: str, version: str) -> None:
     """Point `champion` at `version` and remember the previous champion for rollback."""
-    client = _client()
     try:
-        client.get_model_version(name, str(version))
+        _client().get_model_version(name, str(version))
     except Exception as error:
         if not _is_not_found(error):
             raise
         raise DistilflowError(f"model '{name}' has no version {version}: see `distilflow models`") from None
-    history = _history(name)
-    if not history or history[-1] != str(version):
-        history.append(str(version))
-    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
-    client.set_registered_model_alias(name, CHAMPION, str(version))
+    _move_champion(name, lambda history, _: history if history[-1:] == [str(version)] else [*history, str(version)])
 
 
-def rollback(name: str) -> str:
-    """Give `champion` back to the previous champion; returns that version."""
-    history = _history(name)
-    if len(history) < 2:
-        raise DistilflowError(f"model '{name}' has no earlier champion to roll back to (history: {history or 'empty'})")
-    history.pop()
+def rollback(name: str) -> tuple[str, bool]:
+    """Give `champion` back to the previous champion; returns that version and whether the alias moved."""
+
+    def previous(history: list[str], champion: str | None) -> list[str]:
+        if champion in history and history[-1] != champion:  # history ahead of the alias (a registry from
+            history = history[:len(history) - history[::-1].index(champion)]  # before this was atomic)
+        if len(history) < 2:
+            raise DistilflowError(f"model '{name}' has no earlier champion to roll back to (history: {history or 'empty'})")
+        return history[:-1]
+
+    before, history = _move_champion(name, previous)
+    return history[-1], history[-1] != before
+
+
+def _move_champion(name: str, change) -> tuple[str | None, list[str]]:
+    """Alias and history change together: `change(history, champion)` gives the new history, whose last
+    entry becomes the champion. A local store: one writer at a time under a file lock. A tracking server,
+    where no lock can be taken: write both, read both back, and write again from what is there until they
+    agree (compare-and-set): a concurrent writer then wins or loses whole, never half. Returns the champion
+    before and the history after."""
     client = _client()
-    client.set_registered_model_alias(name, CHAMPION, history[-1])
-    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
-    return history[-1]
+    with _champion_lock(name):
+        before = _alias(name)
+        for attempt in range(CAS_ATTEMPTS):
+            wanted = change(_history(name), _alias(name))
+            client.set_registered_model_tag(name, HISTORY_TAG, ",".join(wanted))
+            client.set_registered_model_alias(name, CHAMPION, wanted[-1])
+            if _history(name) == wanted and _alias(name) == wanted[-1]:
+                return before, wanted
+            time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))  # another writer: let it finish
+    raise DistilflowError(f"model '{name}': champion kept changing under other promotions ({CAS_ATTEMPTS} tries): "
+                          "run the command again")
+
+
+CAS_ATTEMPTS = 10
+
+
+@contextmanager
+def _champion_lock(name: str) -> Iterator[None]:
+    """A file lock for a store on this machine (SQLite or files); none for a tracking server."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://", "databricks")):
+        yield
+        return
+    store = Path(uri.removeprefix("sqlite:///").removeprefix("file://"))
+    with exclusive(store.parent / f"{store.name}.registry.{name}", wait_seconds=120):
+        yield
+
+
+def _alias(name: str) -> str | None:
+    version = champion_version(name)
+    return str(version.version) if version is not None else None
 
 
 def _history(name: str) -> list[str]:

@@ -7,7 +7,6 @@ partial checkpoint under a real name; a truncated or foreign file is reported, n
 
 from __future__ import annotations
 
-import errno
 import random
 import re
 import shutil
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distilflow.errors import DistilflowError
+from distilflow.errors import DistilflowError, is_disk_full
 from distilflow.ops.files import write_atomically
 
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
@@ -117,9 +116,4 @@ def _is_disk_full(error: BaseException, directory: Path) -> bool:
     a full disk only as "iostream error" / "unexpected pos"."""
     if isinstance(error, (KeyboardInterrupt, SystemExit)):
         return False
-    cause: BaseException | None = error
-    while cause is not None:
-        if getattr(cause, "errno", None) == errno.ENOSPC or "No space left on device" in str(cause):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return shutil.disk_usage(directory).free < NEARLY_FULL_BYTES
+    return is_disk_full(error) or shutil.disk_usage(directory).free < NEARLY_FULL_BYTES

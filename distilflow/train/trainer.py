@@ -12,6 +12,7 @@ are copied without blocking. Under torchrun it is data parallel (distributed.py)
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -177,6 +178,8 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 values = self._read(terms)  # the one wait for the GPU per log interval
                 self._refuse_too_many_nonfinite_steps()
+                if self.step == cfg.max_steps:  # the model to be saved: its own loss must be a number
+                    self._refuse_nonfinite("training loss", values["loss"])
                 tokens_per_second = window_tokens / max(time.perf_counter() - window_start, 1e-9)
                 progress.set_postfix(loss=f"{values['loss']:.3f}", tok_s=f"{tokens_per_second:,.0f}")
                 self.log_metrics({**values, "learning_rate": self.scheduler.get_last_lr()[0],
@@ -189,6 +192,8 @@ class Trainer:
         progress.close()
         validation = self.validate(prefix="val_")
         self.log_metrics(validation, self.step)
+        if self.group.is_main:
+            self._refuse_nonfinite("validation masked-LM loss", validation["val_mlm_loss"])
         return TrainResult(steps=self.step, validation=validation, resumed_from=resumed_from,
                            data_wait_seconds=data_wait)
 
@@ -206,8 +211,13 @@ class Trainer:
     def _optimizer_step(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
         summed = self.accumulate_gradients(step_batch)
         summed["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
-        # The norm is taken after DDP's all-reduce, so every process skips the same steps.
-        nonfinite = ~torch.isfinite(summed["grad_norm"])
+        # A NaN or infinite gradient, or loss: a diverged model can give a NaN loss with a finite gradient
+        # (docs/reliability.md). The norm is taken after DDP's all-reduce; the loss is each process's share.
+        nonfinite = ~(torch.isfinite(summed["grad_norm"]) & torch.isfinite(summed["loss"]))
+        if self.group.is_distributed:  # every process skips the same steps
+            nonfinite = nonfinite.to(torch.int32)
+            torch.distributed.all_reduce(nonfinite, op=torch.distributed.ReduceOp.MAX)
+            nonfinite = nonfinite.bool()
         self.nonfinite_steps += nonfinite
         self._update_unless(nonfinite)
         self.scheduler.step()
@@ -257,10 +267,16 @@ class Trainer:
         skipped, limit = int(self.nonfinite_steps), self.config.max_nonfinite_steps
         if skipped > limit:
             raise DistilflowError(
-                f"training diverged: {skipped} steps had a NaN or infinite gradient (more than "
+                f"training diverged: {skipped} steps had a NaN or infinite loss or gradient (more than "
                 f"max_nonfinite_steps={limit}) by step {self.step}; lower the learning rate (or max_grad_norm) and run "
                 "again with --restart (earlier checkpoints and the saved model are kept)"
             )
+
+    def _refuse_nonfinite(self, what: str, value: float) -> None:
+        if not math.isfinite(value):
+            raise DistilflowError(
+                f"training diverged: the {what} is {value} at step {self.step}; lower the learning rate (or "
+                "max_grad_norm) and run again with --restart (earlier checkpoints and the saved model are kept)")
 
     def _refuse_diverged_weights(self) -> None:
         """Never checkpoint (or, after the last step, ship) weights that are NaN or infinite."""

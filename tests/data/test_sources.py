@@ -43,5 +43,18 @@ def test_a_truncated_model_file_is_one_line_naming_the_folder(tmp_path, teacher_
     shutil.copytree(teacher_with_head_dir, damaged)
     weights = damaged / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(DistilflowError, match=r"teacher '.*teacher' is there but unreadable \(.*\): rebuild it"):
+    with pytest.raises(DistilflowError, match=r"teacher '.*teacher' is there but unreadable \(.*\): copy it again"):
         load_masked_lm(str(damaged), role="teacher")
+    (damaged / "distilflow.json").write_text("{}")  # a folder a stage wrote: the stage can make it again
+    with pytest.raises(DistilflowError, match=r"unreadable \(.*\): rebuild it \(rerun the stage that wrote it"):
+        load_masked_lm(str(damaged), role="teacher")
+
+
+def test_a_users_folder_with_a_tokenizer_but_no_weights_says_so(tmp_path, teacher_with_head_dir):
+    import shutil
+
+    folder = tmp_path / "teacher"
+    shutil.copytree(teacher_with_head_dir, folder)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(DistilflowError, match=r"teacher folder '.*' has no weights \(none of model.safetensors, "):
+        load_masked_lm(str(folder), role="teacher")

@@ -133,3 +133,25 @@ def test_zero_steps_saves_the_copied_teacher_layers_untrained(params):
                          AutoModelForMaskedLM.from_pretrained(params.paths.teacher), result.teacher_layers)
     assert {"test_mlm_loss", "val_mlm_loss"} <= set(result.metrics)  # measured on the copy as it is
     assert "loss" not in mlflow.get_run(result.run_id).data.metrics  # no training step was taken
+
+
+def test_a_diverged_run_never_replaces_the_last_good_student(params):
+    """Issue 23 (`--set distill.train.learning_rate=1e6`). The first steps move the weights to ~1e5; a layer's
+    LayerNorm then gets inputs of ~1e20, whose variance overflows fp32: every loss term is NaN from then on,
+    while the weights stay finite. At this size 4 of the 6 steps are NaN, under max_nonfinite_steps (5), and the
+    weights check passed: the diverged student replaced the good one. A NaN training or validation loss is
+    now refused before anything is saved."""
+    from distilflow.train.resume import ResumePolicy
+
+    run_stages(params)
+    student = params.paths.student / "model.safetensors"
+    good_weights, good_metrics = student.read_bytes(), (params.paths.metrics / "distill.json").read_text()
+    diverging = params.model_copy(update={"distill": params.distill.model_copy(update={
+        "train": params.distill.train.model_copy(update={"learning_rate": 1e6})})})
+    with pytest.raises(DistilflowError, match=r"training diverged: .*(nan|NaN)"):
+        distill.run(diverging, ResumePolicy(restart=True))
+    assert student.read_bytes() == good_weights
+    assert (params.paths.metrics / "distill.json").read_text() == good_metrics
+    last = mlflow.search_runs(search_all_experiments=True, filter_string="tags.stage = 'distill'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    assert last["status"].iloc[0] == "FAILED"

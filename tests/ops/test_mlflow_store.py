@@ -93,3 +93,19 @@ def test_an_empty_experiment_name_is_refused_by_the_config():
 
     with pytest.raises(ValidationError):
         TrackingConfig(experiment="")
+
+
+def test_a_read_only_artifact_root_is_refused_before_any_work(store, tmp_path):
+    """Issue 23: an 82-line OSError [Errno 30], and only after training."""
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", str(read_only)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("a read-only file system needs `mount` (root)")
+    try:
+        config = store.model_copy(update={"artifact_root": read_only / "artifacts"})
+        with pytest.raises(DistilflowError, match=rf"MLflow artifact root {read_only}/artifacts cannot be written to "
+                                                  r"\(Read-only file system; .*\): make it writable"):
+            mlflow_store.configure(config)
+    finally:
+        subprocess.run(["umount", str(read_only)], capture_output=True)

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from distilflow.ops.params_file import apply_override, load_params, write_overri
 from distilflow.ops.tracking import flatten
 
 ROOT = Path(__file__).resolve().parents[2]
+PARAMS_FILE = ROOT / "params.yaml"
 
 
 def test_project_params_file_parses_with_documented_defaults():
@@ -104,3 +106,29 @@ def test_distillation_may_take_zero_steps_a_head_may_not():
     with pytest.raises(DistilflowError, match="head.train.max_steps must be at least 1"):
         load_params(ROOT / "params.yaml", ["head.train.max_steps=0"])
     assert not load_params(ROOT / "params.yaml", ["head.train.max_steps=0", "head.enabled=false"]).head.enabled
+
+
+def test_a_section_given_twice_is_refused_naming_both_lines(tmp_path):
+    """Issue 23: a second `distill:` block appended silently replaced the first (max_steps 6 -> 200)."""
+    path = tmp_path / "params.yaml"
+    path.write_text(PARAMS_FILE.read_text() + "\ndistill:\n  train:\n    max_steps: 6\n")
+    first = 1 + PARAMS_FILE.read_text().splitlines().index("distill:")
+    last = len(path.read_text().splitlines()) - 2
+    with pytest.raises(DistilflowError, match=rf"'distill' is given twice, on lines {first} and {last}: keep one"):
+        load_params(path)
+    path.write_text("data:\n  train: {files: [a.txt]}\n  max_seq_length: 64\n  max_seq_length: 128\n")  # at any depth
+    with pytest.raises(DistilflowError, match="'max_seq_length' is given twice, on lines 3 and 4"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("registry.model_name=it's", "'registry.model_name' = \"it's\": use letters, digits"),
+    ("registry.promotion.latency=gpu", "give cpu_b<batch size> or cuda_b<batch size>"),
+    ("glue.learning_rates=[-1e-4]", "'glue.learning_rates.0': Input should be greater than 0"),
+    ("data.min_seq_length=200", "min_seq_length 200 is above max_seq_length 128"),
+    ("export.latency.batch_sizes=[0]", "'export.latency.batch_sizes.0': Input should be greater than or equal to 1"),
+    ("glue.tasks=[]", "'glue.tasks': List should have at least 1 item"),
+])
+def test_values_out_of_range_are_refused_before_any_work(override, words):
+    with pytest.raises(DistilflowError, match=re.escape(words)):
+        load_params(PARAMS_FILE, [override])

@@ -1,6 +1,8 @@
 """Registry: the promotion rule on tags, one version per distinct student, promote and rollback."""
 
 import json
+import multiprocessing
+import time
 
 import mlflow
 import pytest
@@ -113,7 +115,7 @@ def test_register_once_promote_and_roll_back(store, tmp_path, tokenizer):
     assert [(row["version"], row["aliases"], row["GLUE"]) for row in rows] == [("2", "challenger, champion", "75.0"),
                                                                               ("1", "", "70.0")]
 
-    assert registry.rollback("students") == "1"
+    assert registry.rollback("students") == ("1", True)
     assert client.get_model_version_by_alias("students", "champion").version == first.version
     with pytest.raises(DistilflowError, match="no earlier champion"):
         registry.rollback("students")
@@ -142,3 +144,65 @@ def test_export_files_are_attached_to_the_versions_model_once(store, tmp_path, t
     assert tags["onnx_int8_top1_agreement"] == "0.812346" and tags[registry.ATTACHED_TAG] == "true"
     model_id = mlflow.MlflowClient().get_model_version("edge", str(version.version)).source.removeprefix("models:/")
     assert "student.int8.onnx" in {f.path for f in mlflow.MlflowClient().list_logged_model_artifacts(model_id)}
+
+
+def _race(uri: str, name: str, version: str, start: float) -> None:
+    """One of two processes promoting at the same instant."""
+    mlflow.set_tracking_uri(uri)
+    time.sleep(max(0.0, start - time.time()))
+    registry.promote(name, version)
+
+
+def race_promotions(uri: str, name: str, rounds: int, source: str) -> list[tuple[str, str]]:
+    """Two processes promote two versions at the same instant, `rounds` times; (alias, history's last) each time."""
+    client = mlflow.MlflowClient(uri)
+    client.create_registered_model(name)
+    for _ in range(3):
+        client.create_model_version(name, source)
+    registry.promote(name, "1")
+    context = multiprocessing.get_context("fork")  # no new interpreter: the race is the promote calls
+    outcomes = []
+    for _ in range(rounds):
+        start = time.time() + 0.3
+        racers = [context.Process(target=_race, args=(uri, name, version, start)) for version in ("2", "3")]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(60)
+            assert racer.exitcode == 0
+        history = client.get_registered_model(name).tags[registry.HISTORY_TAG].split(",")
+        outcomes.append((str(client.get_model_version_by_alias(name, "champion").version), history[-1]))
+    return outcomes
+
+
+def test_two_processes_promoting_at_once_leave_alias_and_history_agreeing(store, tmp_path):
+    uri = mlflow.get_tracking_uri()
+    outcomes = race_promotions(uri, "raced", rounds=10, source=tmp_path.as_uri())
+    assert all(alias == last for alias, last in outcomes), outcomes
+    version, moved = registry.rollback("raced")  # the champion's predecessor, and it says it moved
+    assert moved and str(mlflow.MlflowClient().get_model_version_by_alias("raced", "champion").version) == version
+
+
+def test_a_rollback_from_a_history_that_ran_ahead_of_the_alias(store, tmp_path):
+    """A registry written before promotions were atomic: the history ends with 3, which lost the alias race
+    to 2. The old rollback popped 3 and 'rolled back' to 2, the champion already; the alias is the truth."""
+    client = mlflow.MlflowClient()
+    client.create_registered_model("old")
+    for _ in range(3):
+        client.create_model_version("old", tmp_path.as_uri())
+    client.set_registered_model_tag("old", registry.HISTORY_TAG, "1,2,3")
+    client.set_registered_model_alias("old", "champion", "2")
+    assert registry.rollback("old") == ("1", True)
+    client.set_registered_model_tag("old", registry.HISTORY_TAG, "2,1,1")  # a repeated entry: nothing to move
+    client.set_registered_model_alias("old", "champion", "1")
+    assert registry.rollback("old") == ("1", False)
+
+
+def test_a_student_whose_losses_are_not_numbers_is_never_registered(store, tmp_path, tokenizer):
+    folder = _student(tmp_path / "diverged", tokenizer, 3)
+    (folder / "distilflow.json").write_text(json.dumps({"fingerprint": "student-3",
+                                                         "metrics": {"val_mlm_loss": float("nan"), "test_mlm_loss": 7.0}}))
+    run = mlflow.MlflowClient().create_run(store).info.run_id
+    with pytest.raises(DistilflowError, match=r"diverged \(val_mlm_loss nan\): distil it again .*nothing was registered"):
+        registry.register_student(RegistryConfig(model_name="students"), folder, run, CHAMPION)
+    assert not mlflow.MlflowClient().search_registered_models("name='students'")

@@ -59,7 +59,7 @@ def test_distill_register_promote_and_load_the_champion_through_a_server(server,
     client = mlflow.MlflowClient()
     assert client.get_model_version_by_alias("team-student", "champion").version == versions[1]
     assert client.get_model_version("team-student", versions[1]).description == "# card\n\nseed 2"
-    assert registry.rollback("team-student") == versions[0]
+    assert registry.rollback("team-student") == (versions[0], True)
     served = mlflow.pyfunc.load_model("models:/team-student@champion")  # artifacts through the server
     assert len(served.predict(["I completed writing my [MASK]."])[0]) == 5
     assert list((root / "artifacts").rglob("model.safetensors")), "artifacts were not proxied to the server's store"
@@ -92,3 +92,15 @@ def client_kind(url: str, experiment_id: str) -> str:
     answer = urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}", timeout=30)
     tags = {tag["key"]: tag["value"] for tag in json.loads(answer.read())["experiment"].get("tags", [])}
     return tags["mlflow.experimentKind"]
+
+
+def test_promotions_racing_through_a_server_leave_alias_and_history_agreeing(server, tmp_path, monkeypatch):
+    """No lock can be taken on a server's store: each promotion writes, reads back and writes again until alias
+    and history agree (registry._move_champion)."""
+    from tests.ops.test_registry import race_promotions
+
+    url, _ = server
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(url)
+    outcomes = race_promotions(url, "raced-on-a-server", rounds=10, source="s3://nowhere/model")  # never read
+    assert all(alias == last for alias, last in outcomes), outcomes

@@ -197,7 +197,7 @@ def test_more_nan_steps_than_allowed_stop_the_run_and_keep_the_good_checkpoints(
                                                                                tmp_path, monkeypatch):
     trainer, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, max_steps=8, max_nonfinite_steps=1)
     _poison_gradients_at(monkeypatch, {5, 6})
-    with pytest.raises(DistilflowError, match=r"2 steps had a NaN or infinite gradient \(more than max_nonfinite_"):
+    with pytest.raises(DistilflowError, match=r"2 steps had a NaN or infinite loss or gradient \(more than max_nonfinite_"):
         trainer.run()
     assert trainer.step == 6
     assert [path.name for path in sorted(tmp_path.glob("step_*.pt"))][-1] == "step_0000004.pt"
