@@ -58,7 +58,7 @@ from distilflow.data.batching import MicroBatch  # noqa: E402
 from distilflow.data.masking import IGNORE_INDEX, build_masker  # noqa: E402
 from distilflow.data.prepare import tokenize_and_pack  # noqa: E402
 from distilflow.data.sources import load_masked_lm, resolve  # noqa: E402
-from distilflow.evaluation.speed import latency_ms  # noqa: E402
+from distilflow.evaluation.speed import PROTOCOL, forward_call, random_inputs, synchronizer, timed  # noqa: E402
 from distilflow.train.losses import DistillationLoss  # noqa: E402
 from distilflow.train.student import build_student  # noqa: E402
 from distilflow.train.trainer import Trainer  # noqa: E402
@@ -275,13 +275,18 @@ def bench_shape(shape: str, sequences: list[list[int]], tokenizer, args, device:
 
 
 def inference_latency(teacher, student, device: torch.device, args) -> dict:
-    """Bare encoders, random tokens, sequence 128: median ms (bf16 autocast on a GPU, fp32 on a CPU)."""
+    """Bare encoders, random tokens, sequence 128, timed by distilflow's one protocol (interleaved, median and
+    IQR; bf16 autocast on a GPU, fp32 on a CPU)."""
     repeats = args.latency_repeats or (30 if device.type == "cuda" else 5)
-    result = {}
+    result = {"protocol": PROTOCOL, "model": "encoder"}
+    encoders = {"teacher": copy.deepcopy(teacher.base_model), "student": copy.deepcopy(student.base_model)}
     for batch_size in (1, 32):
-        t = latency_ms(copy.deepcopy(teacher.base_model), batch_size, 128, repeats, device.type)
-        s = latency_ms(copy.deepcopy(student.base_model), batch_size, 128, repeats, device.type)
-        result[f"b{batch_size}"] = {"teacher_ms": t, "student_ms": s, "speedup": t / s}
+        inputs = random_inputs(teacher.config.vocab_size, batch_size, 128)
+        timings = timed({role: forward_call(model, inputs, device.type) for role, model in encoders.items()}, repeats,
+                        synchronize=synchronizer(device.type))
+        t, s = timings["teacher"], timings["student"]
+        result[f"b{batch_size}"] = {"teacher_ms": t.median_ms, "teacher_iqr_ms": t.iqr_ms, "student_ms": s.median_ms,
+                                    "student_iqr_ms": s.iqr_ms, "speedup": t.median_ms / s.median_ms}
     return result
 
 

@@ -86,14 +86,17 @@ def small_corpus(tmp_path_factory) -> Path:
 def tiny_params(tmp_path: Path, corpus: Path, teacher: str | Path, **sections) -> dict:
     """A raw params dict for a run that takes seconds: tiny model, short sequences, few steps."""
     train = {"max_steps": 6, "micro_batch_size": 4, "gradient_accumulation_steps": 2, "learning_rate": 1e-3,
-             "log_every": 2, "eval_every": 4, "eval_sequences": 8, "checkpoint_every": 2, "warmup_fraction": 0.2}
+             "log_every": 2, "eval_every": 4, "eval_sequences": 8, "checkpoint_every": 2, "warmup_fraction": 0.2,
+             "group_by_length": False}
     raw = {
         "teacher": {"model": str(teacher)},
         "data": {"train": {"files": [str(corpus / "*.txt")]}, "test": {"files": [str(corpus / "heldout" / "*.raw")]},
                  "max_seq_length": 32, "min_seq_length": 8, "validation_fraction": 0.1,
                  "max_train_sequences": 200, "max_test_sequences": 16},
-        "head": {"enabled": True, "train": {**train, "max_steps": 8, "learning_rate": 3e-2, "eval_sequences": 64}},
-        "student": {"n_layers": 2},
+        # the tiny teacher has 4 layers (params.yaml unfreezes all 6 of all-MiniLM-L6-v2's)
+        "head": {"enabled": True, "unfreeze_top_layers": 0,
+                 "train": {**train, "max_steps": 8, "learning_rate": 3e-2, "eval_sequences": 64}},
+        "student": {"n_layers": 2, "layers": "every_other"},
         "distill": {"train": train},
         "paths": {name: str(tmp_path / name) for name in ("prepared", "teacher", "student", "checkpoints", "glue", "export",
                                                                "metrics")},

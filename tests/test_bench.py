@@ -29,3 +29,11 @@ def test_the_headline_tables_in_the_docs_are_the_committed_results():
     from headline_report import DOCS, render
 
     assert render(ROOT / "bench" / "results" / "headline") in DOCS.read_text()
+
+
+def test_the_int8_latency_block_in_the_docs_is_the_committed_results():
+    """docs/results.md §13 is generated from bench/results/latency/*.json (bench/int8_latency.py --report --write)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from int8_latency import DOCS, render
+
+    assert render() in DOCS.read_text()

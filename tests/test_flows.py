@@ -59,6 +59,21 @@ def test_first_contact_the_console_script_on_a_new_machine_ends_with_a_champion(
         "pin data", *STAGES, "register + promote", "push to DVC remote", "**total** (flow)"]
     assert all(row[1] == "ran" for row in rows[1:1 + len(STAGES)])
     assert "| **total** (flow) |" in (project / "artifacts" / "glue" / "pipeline_report.md").read_text()
+    timed = json.loads((project / "artifacts" / "pipeline_run.json").read_text())  # the figures' result file
+    assert list(timed["seconds"]) == [row[0].removeprefix("| ") for row in rows[:-1]]
+    assert timed["command_seconds"] > timed["flow_seconds"] > 0 and "cores" in timed["machine"]
+
+
+def test_the_export_scores_each_classifier_as_the_glue_stage_did(first_contact):
+    """Issue 24: one classifier, one score. The export stage's PyTorch score of each task's classifier is the GLUE
+    stage's (one seed: the median is that classifier's score), and ONNX fp32 gives the same."""
+    project, _ = first_contact
+    glue = json.loads((project / "metrics" / "glue.json").read_text())
+    exported = json.loads((project / "metrics" / "export.json").read_text())
+    assert len(glue["settings"]["seeds"]) == 1
+    for task, score in glue["models"]["student"]["scores"].items():
+        assert exported[f"classifier_{task}_score_pytorch"] == score, task
+        assert exported[f"classifier_{task}_score_onnx_fp32"] == score, task
 
 
 def test_pipeline_flow_rerun_and_changed_param(prefect_server, project):

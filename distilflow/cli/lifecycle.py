@@ -36,10 +36,27 @@ def run_pipeline(set_: Annotated[Optional[list[str]], typer.Option(
     _require_reachable_prefect_server()
     result = run_flow(overrides=set_ or [])
     typer.echo("\n".join(wall_time_table(result["stages_ran"], result["seconds"], result["total_seconds"])))
-    typer.echo(f"command total (Prefect's start-up included): {time.perf_counter() - started:.0f} s")
+    command_seconds = time.perf_counter() - started
+    typer.echo(f"command total (Prefect's start-up included): {command_seconds:.0f} s")
+    _record_run_times(params, set_ or [], result, command_seconds)
     typer.echo(f"registered version {result['version']} ({'new' if result['registered_new'] else 'unchanged'}); "
                f"champion {'moved' if result['promoted'] else 'unchanged'}: {result['reason']}; "
                f"report {result['report']}")
+
+
+def _record_run_times(params, overrides: list[str], result: dict, command_seconds: float) -> None:
+    """The run's wall times as a result file (what docs/benchmarks.md's `make run` figures are copied from),
+    with what they were measured on."""
+    from datetime import datetime, timezone
+
+    from distilflow.evaluation.speed import machine
+    from distilflow.ops.files import write_json
+    from distilflow.ops.tracking import git_commit
+
+    write_json(params.paths.glue.parent / "pipeline_run.json", {
+        "command": "distilflow pipeline", "overrides": overrides, "seconds": result["seconds"],
+        "stages_ran": result["stages_ran"], "flow_seconds": result["total_seconds"], "command_seconds": command_seconds,
+        "commit": git_commit(), **machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 CronOption = Annotated[Optional[str], typer.Option(help="cron schedule (default: orchestration.schedule)")]

@@ -47,17 +47,21 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(resolve(name))
     except Exception as error:  # OSError, ValueError, a corrupt tokenizer.json (JSON / tokenizers errors)
-        raise _load_error(name, "tokenizer of", error, "give an existing model folder or Hub id") from None
+        raise _load_error(name, "tokenizer of", error, GIVE_A_MODEL) from None
 
 
-def load_pretrained(auto_class, name: str, role: str, **kwargs):
+GIVE_A_MODEL = "give an existing model folder or Hub id"
+
+
+def load_pretrained(auto_class, name: str, role: str, fix: str = GIVE_A_MODEL, **kwargs):
     """`auto_class.from_pretrained(name)` with load reports silenced and one-line errors: a name that is
-    found nowhere, or a local folder that is there but unreadable (a truncated model.safetensors)."""
+    found nowhere, or a local folder that is there but unreadable (a truncated model.safetensors). `fix`
+    says where the name came from (params.yaml or the command line)."""
     try:
         with quiet_transformers():
             return auto_class.from_pretrained(resolve(name), **kwargs)
     except Exception as error:  # OSError, ValueError, SafetensorError, RuntimeError (shape mismatch), ...
-        raise _load_error(name, role, error, f"set {role}.model in params.yaml to an existing folder or Hub id") from None
+        raise _load_error(name, role, error, fix) from None
 
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -126,12 +130,12 @@ def encoder_fingerprint(name: str) -> str:
     return model_fingerprint(model, exclude=set(info["missing_keys"]))
 
 
-def require_length_fits(name: str, role: str, lengths: dict[str, int]) -> None:
+def require_length_fits(name: str, role: str, lengths: dict[str, int], fix: str = GIVE_A_MODEL) -> None:
     """Each {setting: length} within the model's position embeddings, checked from its config before any
     work (past them, training or timing would crash part-way)."""
     from transformers import AutoConfig
 
-    positions = getattr(load_pretrained(AutoConfig, name, role), "max_position_embeddings", None)
+    positions = getattr(load_pretrained(AutoConfig, name, role, fix), "max_position_embeddings", None)
     for setting, length in lengths.items():
         if positions is not None and length > positions:
             raise DistilflowError(f"{setting}={length} exceeds the {positions} positions of {role} '{name}': "

@@ -57,6 +57,8 @@ class GlueReport(BaseModel):
     speedup: dict[str, float] = {}
     parameter_ratio: float | None = None
     mlflow_run_id: str | None = None
+    # how latency was measured: protocol, model (the bare encoder), threads, machine (speed.machine)
+    timing: dict[str, str | int] = {}
 
     @property
     def student(self) -> ModelScores:
@@ -155,7 +157,7 @@ def render_markdown(report: GlueReport) -> str:
     with_retention = BASELINE_ROLE in models
     lines = [f"# GLUE dev results ({', '.join(tasks)})", "",
              f"Tasks covered: {', '.join(tasks)} ({len(tasks)} of 9). Medians over seeds {report.settings['seeds']}; "
-             "scores ×100.", ""]
+             "scores ×100.", *_scale_note(report.settings), ""]
     lines += ["| task | " + " | ".join(names) + (" | retention |" if with_retention else " |"),
               "|---" * (len(names) + 1 + with_retention) + "|"]
     for task in tasks:
@@ -170,6 +172,11 @@ def render_markdown(report: GlueReport) -> str:
     lines += ["", "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for key in models[names[0]].speed:
         lines.append(f"| {key} | " + " | ".join(_number(models[name].speed.get(key)) for name in names) + " |")
+    if report.timing:
+        timing = report.timing
+        lines += ["", f"Latency of the {timing.get('model', 'model')} (no head), ms: median and interquartile range "
+                      f"(iqr) of interleaved repeats (protocol {timing.get('protocol')}), {timing.get('threads')} "
+                      f"threads on {timing.get('machine')}."]
     if report.speedup:
         lines += ["", "Speed-up of the student over the teacher (latency ratio): "
                   + ", ".join(f"{k}: {v:.2f}×" for k, v in report.speedup.items())]
@@ -180,6 +187,16 @@ def render_markdown(report: GlueReport) -> str:
         for task, metrics in models[name].metrics.items():
             lines.append(f"- {name} {task}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in metrics.items()))
     return "\n".join(lines) + "\n"
+
+
+def _scale_note(settings: dict) -> list[str]:
+    """A capped run says so: its scores are not those of full-data GLUE fine-tuning."""
+    cap = settings.get("max_train_examples")
+    if cap is None:
+        return []
+    return ["", f"Quick scale: each training set capped at {cap:,} examples, {settings.get('epochs')} epoch(s). "
+                "These scores check the pipeline; they are not full-data GLUE. The headline recipe is "
+                "params/headline.yaml (docs/results.md §12)."]
 
 
 def _percent(value: float | None) -> str:

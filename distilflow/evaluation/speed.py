@@ -1,10 +1,20 @@
-"""Model size and measured inference latency (what "40% smaller, 60% faster" is made of)."""
+"""Model size and measured inference latency (what "40% smaller, 60% faster" is made of).
+
+One timing protocol (PROTOCOL) for every latency distilflow reports, tags or compares: the models being
+compared take turns within every repeat after a warm-up, and each gets the median and the interquartile
+range of its repeats, with the threads and the machine named beside them. Each figure also says which
+model it timed (MODEL_KINDS): the bare encoder, the fill-mask model with its vocabulary head, or a
+classifier. These differ by 4x at batch 1 for a small student, since the vocabulary head dominates.
+"""
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,17 +35,25 @@ def size_on_disk_bytes(model_name: str) -> int | None:
     return sum(f.stat().st_size for f in folder.iterdir() if f.suffix in {".safetensors", ".bin"})
 
 
-def median_ms(call: Callable[[], object], repeats: int, warmup: int = 2,
-              synchronize: Callable[[], None] = lambda: None) -> float:
-    """Median wall time of `call()` over `repeats` runs after `warmup` (synchronize: wait for a GPU)."""
-    return interleaved_median_ms({"call": call}, repeats, warmup, synchronize)["call"]
+PROTOCOL = "interleaved-median-iqr/1"  # a registry tag: latencies are compared only under the same protocol
+WARMUP = 2
+ENCODER, FILL_MASK, CLASSIFIER = "encoder", "fill-mask", "classifier"
+MODEL_KINDS = {ENCODER: "the bare encoder (no head)", FILL_MASK: "the fill-mask model with its vocabulary head",
+               CLASSIFIER: "a GLUE classifier"}
 
 
-def interleaved_median_ms(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 2,
-                          synchronize: Callable[[], None] = lambda: None) -> dict[str, float]:
-    """Median wall time of each call, the calls taking turns within every repeat: a machine that slows
-    down part-way (another job, thermal limits) slows all of them alike."""
-    timings: dict[str, list[float]] = {name: [] for name in calls}
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    iqr_ms: float  # interquartile range of the repeats: how far to trust the median
+
+
+def timed(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = WARMUP,
+          synchronize: Callable[[], None] = lambda: None) -> dict[str, Timing]:
+    """The protocol: each call's wall time over `repeats` after `warmup`, the calls taking turns within every
+    repeat, so a machine that slows down part-way (another job, thermal limits) slows all of them alike.
+    `synchronize` waits for a GPU."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for repeat in range(warmup + repeats):
         for name, call in calls.items():
             synchronize()
@@ -43,8 +61,36 @@ def interleaved_median_ms(calls: dict[str, Callable[[], object]], repeats: int, 
             call()
             synchronize()
             if repeat >= warmup:
-                timings[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in timings.items()}
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: _timing(values) for name, values in times.items()}
+
+
+def _timing(values: list[float]) -> Timing:
+    if len(values) < 2:
+        return Timing(values[0], 0.0)
+    quartiles = statistics.quantiles(values, n=4)
+    return Timing(statistics.median(values), quartiles[2] - quartiles[0])
+
+
+def timing_metrics(prefix: str, suffix: str, timing: Timing) -> dict[str, float]:
+    """{prefix}_ms_{suffix} (the median, the name the rule and tables read) and {prefix}_iqr_ms_{suffix}."""
+    return {f"{prefix}_ms_{suffix}": timing.median_ms, f"{prefix}_iqr_ms_{suffix}": timing.iqr_ms}
+
+
+def machine() -> dict[str, str | int]:
+    """What the figures were measured on: a latency means little without it."""
+    return {"machine": f"{_cpu_name()} ({os.cpu_count()} cores, {platform.machine()}, {platform.system()})",
+            "threads": torch.get_num_threads(), "protocol": PROTOCOL}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def random_inputs(vocab_size: int, batch_size: int, seq_length: int) -> dict[str, torch.Tensor]:
@@ -53,32 +99,38 @@ def random_inputs(vocab_size: int, batch_size: int, seq_length: int) -> dict[str
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
 
-@torch.inference_mode()
-def latency_ms(model: torch.nn.Module, batch_size: int, seq_length: int, repeats: int, device: str) -> float:
-    """Median wall time of one forward pass over a (batch_size, seq_length) batch, after warm-up.
-
-    On a GPU under bf16 autocast (how a GPU would serve it); on the CPU in fp32.
-    """
+def forward_call(model: torch.nn.Module, inputs: dict[str, torch.Tensor], device: str) -> Callable[[], object]:
+    """One forward pass of `model` on `inputs`: on a GPU under bf16 autocast (how a GPU would serve it), on
+    the CPU in fp32."""
     model = model.to(device).eval()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
-    inputs = {name: tensor.to(device) for name, tensor in
-              random_inputs(model.config.vocab_size, batch_size, seq_length).items()}
-    with autocast:
-        return median_ms(lambda: model(**inputs), repeats,
-                         synchronize=torch.cuda.synchronize if device == "cuda" else lambda: None)
+    inputs = {name: tensor.to(device) for name, tensor in inputs.items()}
+
+    def call():
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            return model(**inputs)
+    return call
 
 
-def measure(model_name: str, batch_sizes: list[int], seq_length: int, repeats: int,
-            gpu: bool | None = None) -> dict[str, float]:
-    """Parameters, size on disk and latency on CPU (always: the promotion rule reads cpu_b1) and on
-    the GPU when there is one (gpu=None) or when asked."""
-    model = load_pretrained(AutoModel, model_name, "model")
-    results: dict[str, float] = {"parameters": count_parameters(model)}
-    size = size_on_disk_bytes(model_name)
-    if size is not None:
-        results["size_mb"] = size / 1e6
+def synchronizer(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if device == "cuda" else lambda: None
+
+
+def measure(models: dict[str, str], batch_sizes: list[int], seq_length: int, repeats: int,
+            gpu: bool | None = None) -> dict[str, dict[str, float]]:
+    """Per model (role -> name): parameters, size on disk and the encoder's latency (median and IQR, the
+    models interleaved) on the CPU (always: the promotion rule reads cpu_b1) and on the GPU when there is
+    one (gpu=None) or when asked."""
+    loaded = {role: load_pretrained(AutoModel, name, "model") for role, name in models.items()}
+    results: dict[str, dict[str, float]] = {role: {"parameters": count_parameters(model)} for role, model in loaded.items()}
+    for role, name in models.items():
+        size = size_on_disk_bytes(name)
+        if size is not None:
+            results[role]["size_mb"] = size / 1e6
     devices = ["cpu"] + (["cuda"] if (torch.cuda.is_available() if gpu is None else gpu) else [])
     for device in devices:
         for batch_size in batch_sizes:
-            results[f"latency_ms_{device}_b{batch_size}"] = latency_ms(model, batch_size, seq_length, repeats, device)
+            calls = {role: forward_call(model, random_inputs(model.config.vocab_size, batch_size, seq_length), device)
+                     for role, model in loaded.items()}
+            for role, timing in timed(calls, repeats, synchronize=synchronizer(device)).items():
+                results[role].update(timing_metrics("latency", f"{device}_b{batch_size}", timing))
     return results

@@ -13,7 +13,7 @@ from datasets import Dataset
 
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_tasks import GlueTask, compute_metrics, task_score
-from distilflow.export.onnx_export import LogitsOnly, export_onnx, quantize_int8, session
+from distilflow.export.onnx_export import LogitsOnly, export_onnx, quantize_int8, run_onnx, session
 
 FP32, INT8 = "model.onnx", "model.int8.onnx"
 CHECK_BATCH = 32
@@ -26,12 +26,12 @@ class DevSet:
 
 
 def dev_set(task: GlueTask, split: Dataset, tokenizer, max_length: int) -> DevSet:
+    """The dev set encoded as fine-tuning encoded it: every tokenizer output (a pair's token_type_ids too)."""
     texts = [split[column] for column in task.text_columns]
     batches = []
     for start in range(0, len(split), CHECK_BATCH):
         chunk = [column[start:start + CHECK_BATCH] for column in texts]
-        encoded = tokenizer(*chunk, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        batches.append({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]})
+        batches.append(dict(tokenizer(*chunk, truncation=True, max_length=max_length, padding=True, return_tensors="pt")))
     if not batches:
         raise DistilflowError(f"the {task.name} dev set is empty: nothing to check the classifier export on")
     return DevSet(batches, np.asarray(split["label"]))
@@ -40,13 +40,12 @@ def dev_set(task: GlueTask, split: Dataset, tokenizer, max_length: int) -> DevSe
 @torch.inference_mode()
 def pytorch_logits(model: torch.nn.Module, dev: DevSet) -> np.ndarray:
     forward = LogitsOnly(model.eval())
-    return np.concatenate([forward(batch["input_ids"], batch["attention_mask"]).numpy() for batch in dev.batches])
+    return np.concatenate([forward.on(batch).numpy() for batch in dev.batches])
 
 
 def onnx_logits(path: Path, dev: DevSet) -> np.ndarray:
     runner = session(path)
-    return np.concatenate([runner.run(None, {name: batch[name].numpy() for name in ("input_ids", "attention_mask")})[0]
-                           for batch in dev.batches])
+    return np.concatenate([run_onnx(runner, batch) for batch in dev.batches])
 
 
 def export_classifier(model: torch.nn.Module, task: GlueTask, dev: DevSet, folder: Path) -> dict[str, float]:

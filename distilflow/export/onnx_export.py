@@ -15,32 +15,51 @@ import numpy as np
 import torch
 
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.speed import median_ms
+
+
+def model_inputs(model: torch.nn.Module) -> tuple[str, ...]:
+    """The inputs its tokenizer gives it: token_type_ids too when the model has a type vocabulary (BERT's
+    segments A and B of a sentence pair, which a pair classifier was fine-tuned on)."""
+    types = getattr(model.config, "type_vocab_size", 0) or 0
+    return ("input_ids", "attention_mask", "token_type_ids") if types > 1 else ("input_ids", "attention_mask")
+
+
+def feed(batch: dict, names: tuple[str, ...]) -> dict:
+    """`batch` as those inputs; single-segment text (no token_type_ids in the batch) is segment 0."""
+    zeros = np.zeros_like if isinstance(batch["input_ids"], np.ndarray) else torch.zeros_like
+    return {name: batch[name] if name in batch else zeros(batch["input_ids"]) for name in names}
 
 
 class LogitsOnly(torch.nn.Module):
-    """(input_ids, attention_mask) -> logits: the one output a fill-mask or classifier server needs."""
+    """The model's inputs (model_inputs) -> logits: the one output a fill-mask or classifier server needs."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
+        self.inputs = model_inputs(model)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+    def on(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self(**feed(batch, self.inputs))
 
 
 def export_onnx(model: torch.nn.Module, example: dict[str, torch.Tensor], path: Path) -> Path:
-    """`model`'s logits as an ONNX graph with a dynamic batch and sequence length, weights inside."""
+    """`model`'s logits as an ONNX graph with a dynamic batch and sequence length, weights inside; its inputs
+    are model_inputs(model)."""
     import warnings
 
+    forward = LogitsOnly(model.eval())
     batch = torch.export.Dim("batch", min=1, max=4096)
     sequence = torch.export.Dim("sequence", min=2, max=model.config.max_position_embeddings)
-    shapes = {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}}
+    args = feed(example, forward.inputs)
     with warnings.catch_warnings():  # the exporter's notes on axis names and deprecated shapes APIs
         warnings.simplefilter("ignore")
-        torch.onnx.export(LogitsOnly(model.eval()), (example["input_ids"], example["attention_mask"]), str(path),
-                          dynamo=True, input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                          dynamic_shapes=shapes, external_data=False, verbose=False)
+        torch.onnx.export(forward, tuple(args.values()), str(path), dynamo=True, input_names=list(args),
+                          output_names=["logits"], dynamic_shapes={name: {0: batch, 1: sequence} for name in args},
+                          external_data=False, verbose=False)
     return path
 
 
@@ -95,8 +114,8 @@ def compare(onnx_path: Path, model: torch.nn.Module, batches: list[dict[str, tor
     model = LogitsOnly(model.eval())
     worst, counts = 0.0, {"agree": 0, "right_reference": 0, "right_exported": 0, "checked": 0}
     for batch, batch_labels in zip(batches, labels):
-        reference = model(batch["input_ids"], batch["attention_mask"]).numpy()
-        exported = runner.run(None, {name: batch[name].numpy() for name in ("input_ids", "attention_mask")})[0]
+        reference = model.on(batch).numpy()
+        exported = run_onnx(runner, batch)
         real = batch["attention_mask"].bool().numpy() if reference.ndim == 3 else np.ones(len(reference), bool)
         worst = max(worst, float(np.abs(reference[real] - exported[real]).max()))
         truth = batch_labels.numpy()
@@ -112,10 +131,15 @@ def compare(onnx_path: Path, model: torch.nn.Module, batches: list[dict[str, tor
     return ExportCheck(worst, counts["agree"] / n, counts["right_reference"] / n, counts["right_exported"] / n, n)
 
 
-def onnx_latency_ms(path: Path, batch_size: int, seq_length: int, repeats: int, threads: int | None,
-                    vocab_size: int) -> float:
-    """Median wall time of one run over a (batch_size, seq_length) batch, after 2 warm-up runs."""
+def run_onnx(runner, batch: dict) -> np.ndarray:
+    """The graph's logits on `batch`, fed every input the graph declares."""
+    names = tuple(spec.name for spec in runner.get_inputs())
+    arrays = {name: value.numpy() if isinstance(value, torch.Tensor) else value for name, value in batch.items()}
+    return runner.run(None, feed(arrays, names))[0]
+
+
+def onnx_call(path: Path, inputs: dict[str, torch.Tensor], threads: int | None):
+    """One run of the graph on `inputs` (what latency times), fed every input the graph declares."""
     runner = session(path, threads)
-    ids = np.random.default_rng(0).integers(1000, vocab_size, (batch_size, seq_length), dtype=np.int64)
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-    return median_ms(lambda: runner.run(None, feed), repeats)
+    arrays = feed({name: tensor.numpy() for name, tensor in inputs.items()}, tuple(s.name for s in runner.get_inputs()))
+    return lambda: runner.run(None, arrays)

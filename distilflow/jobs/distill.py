@@ -49,9 +49,9 @@ def require_student_fits(params: Params, teacher: str | Path) -> None:
 
 
 def _distill(params: Params, policy: ResumePolicy) -> DistillResult:
-    prepared = load_prepared(params.paths.prepared)
     teacher_meta = read_model_meta(params.paths.teacher, made_by="teacher")
-    require_student_fits(params, params.paths.teacher)
+    require_student_fits(params, params.paths.teacher)  # from the teacher's config: seconds, before the data loads
+    prepared = load_prepared(params.paths.prepared)
     teacher, _ = load_masked_lm(str(params.paths.teacher), role="teacher")
     tokenizer = load_tokenizer(str(params.paths.teacher))
     student, layers = build_student(teacher, params.student, seed=params.distill.train.seed)

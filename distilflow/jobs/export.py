@@ -18,9 +18,27 @@ from distilflow.data.sources import load_masked_lm, load_tokenizer, require_leng
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_tasks import load_task, parse_task_list
 from distilflow.evaluation.report import classifier_folder
-from distilflow.evaluation.speed import interleaved_median_ms, latency_ms, random_inputs, size_on_disk_bytes
+from distilflow.evaluation.speed import (
+    CLASSIFIER,
+    FILL_MASK,
+    MODEL_KINDS,
+    forward_call,
+    machine,
+    random_inputs,
+    size_on_disk_bytes,
+    timed,
+    timing_metrics,
+)
 from distilflow.export import classifiers
-from distilflow.export.onnx_export import compare, export_onnx, onnx_latency_ms, quantize_int8, session
+from distilflow.export.onnx_export import (
+    compare,
+    export_onnx,
+    feed,
+    model_inputs,
+    onnx_call,
+    quantize_int8,
+    session,
+)
 from distilflow.ops import tracking
 from distilflow.ops.files import exclusive, replace_folder, write_json, write_text
 from distilflow.train.mlm_metrics import EVAL_MASK_SEED, evaluation_masker
@@ -51,7 +69,8 @@ def run(params: Params) -> ExportResult:
             metrics.update(_checked(compare(int8, student, batches, masked), "onnx_int8", params, exact=False))
             metrics.update(_measure(params, student, {"onnx_fp32": fp32, "onnx_int8": int8}))
             metrics.update(export_classifiers(params, staging / "classifiers"))
-            write_json(staging / EXPORT_META, {"metrics": metrics, "student": str(params.paths.student)})
+            write_json(staging / EXPORT_META, {"metrics": metrics, "student": str(params.paths.student),
+                                               "timing": machine()})
             write_text(staging / "export.md", render(metrics, params))
 
         replace_folder(params.paths.export, fill, marker=EXPORT_META)
@@ -75,7 +94,7 @@ def check_inputs(params: Params, tokenizer) -> tuple[list[dict[str, torch.Tensor
     for start in range(0, count, 16):
         ids, attention = pad_batch(test[start:min(start + 16, count)]["input_ids"], tokenizer.pad_token_id)
         batch = masker(ids, attention, generator)
-        batches.append({"input_ids": batch.input_ids, "attention_mask": batch.attention_mask})
+        batches.append({"input_ids": batch.input_ids, "attention_mask": batch.attention_mask})  # one segment
         masked.append(batch.labels)
     return batches, masked
 
@@ -99,7 +118,8 @@ def _checked(check, name: str, params: Params, exact: bool) -> dict[str, float]:
 
 
 def _measure(params: Params, student, exports: dict[str, Path]) -> dict[str, float]:
-    """Size and CPU latency, all in this one process, repeats interleaved model by model per batch size."""
+    """Size and CPU latency of the fill-mask models (vocabulary head included), all in this one process,
+    timed by the one protocol (speed.timed: the four take turns within every repeat)."""
     latency, threads = params.export.latency, params.export.threads
     if threads:
         torch.set_num_threads(threads)
@@ -110,13 +130,12 @@ def _measure(params: Params, student, exports: dict[str, Path]) -> dict[str, flo
                 "size_mb_teacher_pytorch": size_on_disk_bytes(str(params.paths.teacher)) / 1e6,
                 **{f"size_mb_student_{name}": path.stat().st_size / 1e6 for name, path in exports.items()}}
     for batch in latency.batch_sizes:
-        measured[f"latency_ms_b{batch}_teacher_pytorch"] = latency_ms(teacher, batch, latency.seq_length,
-                                                                      latency.repeats, "cpu")
-        measured[f"latency_ms_b{batch}_student_pytorch"] = latency_ms(student, batch, latency.seq_length,
-                                                                      latency.repeats, "cpu")
-        for name, path in exports.items():
-            measured[f"latency_ms_b{batch}_student_{name}"] = onnx_latency_ms(path, batch, latency.seq_length,
-                                                                             latency.repeats, threads, vocab)
+        inputs = random_inputs(vocab, batch, latency.seq_length)
+        calls = {"teacher_pytorch": forward_call(teacher, inputs, "cpu"),
+                 "student_pytorch": forward_call(student, inputs, "cpu"),
+                 **{f"student_{name}": onnx_call(path, inputs, threads) for name, path in exports.items()}}
+        for name, timing in timed(calls, latency.repeats).items():
+            measured.update(timing_metrics("latency", f"b{batch}_{name}", timing))
     return measured
 
 
@@ -156,11 +175,11 @@ def export_classifiers(params: Params, folder: Path) -> dict[str, float]:
                               f" -> {100 * metrics['classifier_glue_score_onnx_int8']:.1f}) > export.max_int8_glue_drop "
                               f"{100 * params.export.max_int8_glue_drop:g}: keep the fp32 export or raise the limit "
                               "knowingly; nothing was replaced")
-    metrics.update(_measure_classifier(params, *first))
+    metrics.update(measure_classifier(params, *first))
     return metrics
 
 
-def _measure_classifier(params: Params, model, source: Path, exported: Path) -> dict[str, float]:
+def measure_classifier(params: Params, model, source: Path, exported: Path) -> dict[str, float]:
     """PyTorch fp32 against both exports, repeats interleaved (each repeat runs all three in turn)."""
     latency, threads = params.export.latency, params.export.threads
     runners = {"onnx_fp32": session(exported / classifiers.FP32, threads),
@@ -168,19 +187,13 @@ def _measure_classifier(params: Params, model, source: Path, exported: Path) -> 
     measured = {"classifier_size_mb_pytorch": size_on_disk_bytes(str(source)) / 1e6,
                 **{f"classifier_size_mb_{name}": (exported / file).stat().st_size / 1e6
                    for name, file in (("onnx_fp32", classifiers.FP32), ("onnx_int8", classifiers.INT8))}}
-    model = model.eval()
     for batch in latency.batch_sizes:
-        inputs = random_inputs(model.config.vocab_size, batch, latency.seq_length)
-        feed = {name: tensor.numpy() for name, tensor in inputs.items()}
-
-        def pytorch(inputs=inputs):
-            with torch.inference_mode():
-                model(**inputs)
-
-        calls = {"pytorch": pytorch, **{name: (lambda runner=runner, feed=feed: runner.run(None, feed))
-                                        for name, runner in runners.items()}}
-        timings = interleaved_median_ms(calls, latency.repeats)
-        measured.update({f"classifier_latency_ms_b{batch}_{name}": value for name, value in timings.items()})
+        inputs = feed(random_inputs(model.config.vocab_size, batch, latency.seq_length), model_inputs(model))
+        arrays = {name: tensor.numpy() for name, tensor in inputs.items()}
+        calls = {"pytorch": forward_call(model, inputs, "cpu"),
+                 **{name: (lambda runner=runner, arrays=arrays: runner.run(None, arrays)) for name, runner in runners.items()}}
+        for name, timing in timed(calls, latency.repeats).items():
+            measured.update(timing_metrics("classifier_latency", f"b{batch}_{name}", timing))
     return measured
 
 
@@ -188,14 +201,15 @@ def render(metrics: dict[str, float], params: Params) -> str:
     latency = params.export.latency
     names = [("teacher", "PyTorch fp32", "teacher_pytorch"), ("student", "PyTorch fp32", "student_pytorch"),
              ("student", "ONNX fp32", "student_onnx_fp32"), ("student", "ONNX int8 (dynamic)", "student_onnx_int8")]
-    lines = [f"# Edge export (CPU, {int(metrics['threads'])} threads, sequence {latency.seq_length}, "
-             f"median of {latency.repeats})", "",
+    lines = [f"# Edge export (CPU, {int(metrics['threads'])} threads, sequence {latency.seq_length})", "",
+             timing_line(latency.repeats), "",
+             f"Latency of {MODEL_KINDS[FILL_MASK]}: the model a fill-mask server runs.", "",
              "| model | format | size MB | " + " | ".join(f"latency b{b} ms" for b in latency.batch_sizes) + " |",
              "|---" * (3 + len(latency.batch_sizes)) + "|"]
     for model, label, key in names:
         size = metrics[f"size_mb_{key}"]
-        lines.append(f"| {model} | {label} | {size:.1f} | " + " | ".join(
-            f"{metrics[f'latency_ms_b{b}_{key}']:.1f}" for b in latency.batch_sizes) + " |")
+        lines.append(f"| {model} ({FILL_MASK}) | {label} | {size:.1f} | " + " | ".join(
+            _latency(metrics, "latency", f"b{b}_{key}") for b in latency.batch_sizes) + " |")
     lines += ["", f"Checks on {int(metrics['onnx_fp32_positions'])} masked held-out tokens: ONNX fp32 max |Δ logit| "
               f"{metrics['onnx_fp32_max_abs_logit_diff']:.1e}; int8 top-1 agreement with PyTorch "
               f"{metrics['onnx_int8_top1_agreement']:.1%} (max |Δ logit| {metrics['onnx_int8_max_abs_logit_diff']:.2f}); "
@@ -210,13 +224,13 @@ def render_classifiers(metrics: dict[str, float], params: Params) -> list[str]:
     latency = params.export.latency
     tasks = [task.name for task in parse_task_list(params.glue.tasks)[0] if f"classifier_{task.name}_score_pytorch" in metrics]
     formats = [("PyTorch fp32", "pytorch"), ("ONNX fp32", "onnx_fp32"), ("ONNX int8 (dynamic)", "onnx_int8")]
-    lines = ["## The student's GLUE classifiers", "",
+    lines = ["## The student's GLUE classifiers", "", f"Latency of {MODEL_KINDS[CLASSIFIER]} ({CLASSIFIER}).", "",
              "| format | size MB | " + " | ".join(f"latency b{b} ms" for b in latency.batch_sizes) + " | "
              + " | ".join(tasks) + " | GLUE score |",
              "|---" * (3 + len(latency.batch_sizes) + len(tasks)) + "|"]
     for label, key in formats:
         lines.append(f"| {label} | {metrics[f'classifier_size_mb_{key}']:.1f} | "
-                     + " | ".join(f"{metrics[f'classifier_latency_ms_b{b}_{key}']:.1f}" for b in latency.batch_sizes)
+                     + " | ".join(_latency(metrics, "classifier_latency", f"b{b}_{key}") for b in latency.batch_sizes)
                      + " | " + " | ".join(f"{100 * metrics[f'classifier_{task}_score_{key}']:.1f}" for task in tasks)
                      + f" | {100 * metrics[f'classifier_glue_score_{key}']:.1f} |")
     speedup = metrics["classifier_latency_ms_b1_pytorch"] / metrics["classifier_latency_ms_b1_onnx_int8"]
@@ -227,3 +241,15 @@ def render_classifiers(metrics: dict[str, float], params: Params) -> list[str]:
                 f"(the others differ only in the last layer), repeats interleaved. int8 vs PyTorch fp32 at batch 1: "
                 f"{speedup:.2f}× faster, {metrics['classifier_size_mb_onnx_int8'] / metrics['classifier_size_mb_pytorch']:.2f}"
                 f" of the size. ONNX fp32 max |Δ logit| {worst:.1e}; int8 label agreement with PyTorch: {agreement or '–'}."]
+
+
+def timing_line(repeats: int) -> str:
+    about = machine()
+    return (f"Latency: median ± interquartile range of {repeats} repeats after a warm-up, the models taking turns "
+            f"within each repeat (protocol {about['protocol']}), {about['threads']} threads on {about['machine']}.")
+
+
+def _latency(metrics: dict[str, float], prefix: str, suffix: str) -> str:
+    spread = metrics.get(f"{prefix}_iqr_ms_{suffix}")
+    median = metrics[f"{prefix}_ms_{suffix}"]
+    return f"{median:.1f}" if spread is None else f"{median:.1f} ± {spread:.1f}"

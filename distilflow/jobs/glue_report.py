@@ -18,7 +18,7 @@ from distilflow.evaluation.report import (
     task_results_file,
     write_report,
 )
-from distilflow.evaluation.speed import measure
+from distilflow.evaluation.speed import ENCODER, machine, measure
 from distilflow.ops import tracking
 from distilflow.ops.files import exclusive, read_json
 from distilflow.train.devices import pick_device
@@ -48,11 +48,11 @@ def publish(params: Params, sources: dict[str, str], results: dict[str, dict[str
     """Measure size and speed, build the report, log it to the active MLflow run and write its files."""
     latency = params.glue.latency
     on_gpu = pick_device(params.glue.device).type == "cuda"
-    speeds = {role: measure(name, latency.batch_sizes, latency.seq_length, latency.repeats, gpu=on_gpu)
-              for role, name in sources.items()}
+    speeds = measure(sources, latency.batch_sizes, latency.seq_length, latency.repeats, gpu=on_gpu)
     fingerprints = {role: encoder_fingerprint(name) for role, name in sources.items()}
     report = build_report(params.glue.model_dump(mode="json"), results, sources, fingerprints, speeds)
     report.mlflow_run_id = run_id
+    report.timing = {**machine(), "model": ENCODER}
     tracking.log_metrics(report.summary_metrics())
     for path in write_report(report, output, metrics_file).values():
         tracking.log_artifacts(path)

@@ -29,4 +29,5 @@ def run(params: Params) -> PreparedData:
 
 def require_positions(params: Params) -> None:
     """Sequences longer than the teacher's position embeddings would crash training much later."""
-    require_length_fits(params.teacher.model, "teacher", {"data.max_seq_length": params.data.max_seq_length})
+    require_length_fits(params.teacher.model, "teacher", {"data.max_seq_length": params.data.max_seq_length},
+                        fix="set teacher.model in params.yaml to an existing folder or Hub id")

@@ -133,8 +133,8 @@ def decide(policy: PromotionConfig, challenger: dict[str, str], champion: dict[s
                  if challenger.get(key) != champion.get(key)]
     if differing:
         what = "; ".join(f"{key} {challenger.get(key)} vs {champion.get(key)}" for key in sorted(differing))
-        return Decision(False, f"GLUE settings differ from the champion's ({what}): scores are not comparable, "
-                               "promote by hand")
+        return Decision(False, f"GLUE or latency settings differ from the champion's ({what}): figures are not "
+                               "comparable, promote by hand")
     needed = float(champion["glue_score"]) + policy.min_glue_gain
     if float(challenger["glue_score"]) < needed:
         return Decision(False, f"GLUE score {float(challenger['glue_score']):.4f} < champion's "
@@ -267,8 +267,12 @@ def _score(value: str | None) -> str:
 GLUE_SETTING_TAG = "glue_{}"  # one tag per setting that makes GLUE scores comparable
 
 
+LATENCY_SETTING_TAGS = ("latency_protocol", "latency_model")  # latencies compare only when measured alike
+
+
 def comparable_tags(tags: dict[str, str]) -> set[str]:
-    return {key for key in tags if key.startswith("glue_") and key not in ("glue_score", "glue_retention")}
+    glue_settings = {key for key in tags if key.startswith("glue_") and key not in ("glue_score", "glue_retention")}
+    return glue_settings | set(LATENCY_SETTING_TAGS)
 
 
 def version_tags(report: GlueReport, data_hashes: dict[str, str]) -> dict[str, str]:
@@ -279,5 +283,8 @@ def version_tags(report: GlueReport, data_hashes: dict[str, str]) -> dict[str, s
     if report.glue_retention is not None:
         tags["glue_retention"] = f"{report.glue_retention:.6f}"
     tags.update({key: f"{value:.3f}" for key, value in student.speed.items() if key.startswith("latency_ms_")})
+    if report.timing:  # which model and protocol those latencies measured, and where
+        tags.update({"latency_protocol": str(report.timing["protocol"]), "latency_model": str(report.timing["model"]),
+                     "latency_machine": f"{report.timing['machine']}, {report.timing['threads']} threads"})
     tags.update({f"dvc_{name}": value for name, value in data_hashes.items()})
     return tags

@@ -52,3 +52,19 @@ def test_malformed_jsonl_is_one_line(tmp_path):
     (tmp_path / "rows.jsonl").write_text('{"text": "fine"}\n{"text": broken\n')
     with pytest.raises(DistilflowError, match="rows.jsonl' is not valid json .*fix or remove it"):
         load_paragraphs(CorpusSource(files=[str(tmp_path / "rows.jsonl")]), "[UNK]")
+
+
+def test_a_folder_or_a_fifo_given_as_a_corpus_file_is_named_for_what_it_is(tmp_path):
+    """Issue 23: both were "matches no file"."""
+    import os
+
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Some text.\n")
+    with pytest.raises(DistilflowError, match=rf"'{folder}' is a folder, not a file: give its files, e.g. '{folder}/\*.txt'"):
+        expand_files([str(folder)])
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(DistilflowError, match=rf"'{fifo}' is a FIFO, not a regular file"):
+        expand_files([str(fifo)])
+    assert expand_files([str(folder / "*.txt")]) == [folder / "a.txt"]

@@ -8,7 +8,7 @@ import pytest
 
 from distilflow.config import StudentConfig
 from distilflow.errors import DistilflowError
-from distilflow.evaluation import finetune, glue_runs
+from distilflow.evaluation import finetune, glue_runs, speed
 from distilflow.evaluation.glue_tasks import get_task
 from distilflow.evaluation.report import TaskResult, build_report, read_report, render_markdown
 from distilflow.jobs import glue as glue_job
@@ -52,8 +52,9 @@ def test_student_vs_teacher_report(params, student_dir, teacher_with_head_dir, m
     assert report.retention["rte"] == pytest.approx(student.scores["rte"] / teacher.scores["rte"])
     assert student.glue_score == pytest.approx((student.scores["rte"] + student.scores["stsb"]) / 2)
     assert student.speed["parameters"] < teacher.speed["parameters"]
-    assert {"latency_ms_cpu_b1", "latency_ms_cpu_b4", "size_mb"} <= set(student.speed)
-    assert report.speedup["cpu_b4"] > 0
+    assert {"latency_ms_cpu_b1", "latency_ms_cpu_b4", "latency_iqr_ms_cpu_b1", "size_mb"} <= set(student.speed)
+    assert report.speedup["cpu_b4"] > 0 and set(report.speedup) == {"cpu_b1", "cpu_b4"}
+    assert report.timing["model"] == "encoder" and report.timing["protocol"] == speed.PROTOCOL
 
     folder = params.paths.glue / "by_hand"  # never over the pipeline's report
     assert read_report(folder / "glue.json") == report and not (params.paths.metrics / "glue.json").exists()

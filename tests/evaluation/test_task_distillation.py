@@ -79,7 +79,7 @@ def params(tmp_path, small_corpus, teacher_with_head_dir, monkeypatch):
     raw = tiny_params(tmp_path, small_corpus, teacher_with_head_dir)
     raw["glue"] = {"tasks": ["stsb"], "max_train_examples": 24, "epochs": 1, "batch_size": 8, "seeds": [1],
                    "learning_rates": [1e-3], "max_seq_length": 32, "progress": False,
-                   "distillation": {"weight": 0.5, "temperature": 2.0}}
+                   "distillation": {"weight": 0.5, "temperature": 2.0, "epochs": None}}  # None: glue.epochs
     raw["teacher"]["model"] = str(teacher_with_head_dir)
     raw["paths"]["glue"] = str(tmp_path / "glue")
     return validate_params(raw)

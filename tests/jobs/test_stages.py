@@ -55,12 +55,13 @@ def test_distill_headless_teacher_end_to_end(params, tmp_path):
 
 def test_distill_reads_only_its_declared_inputs(params):
     """The distill stage never rebuilds what the prepare and teacher stages own (DVC decides that)."""
-    with pytest.raises(DistilflowError, match="no prepared corpus .* run `distilflow prepare` first"):
-        distill.run(params)
-    prepare.run(params)
     with pytest.raises(DistilflowError, match="no model in .* run `distilflow teacher` first"):
-        distill.run(params)
+        distill.run(params)  # the teacher first: the student's shape is checked against its config
+    prepare.run(params)
     teacher.run(params)
+    prepared = params.model_copy(update={"paths": params.paths.model_copy(update={"prepared": params.paths.prepared.parent / "none"})})
+    with pytest.raises(DistilflowError, match="no prepared corpus .* run `distilflow prepare` first"):
+        distill.run(prepared)
     teacher_stamp = (params.paths.teacher / "model.safetensors").stat().st_mtime_ns
     prepared_stamp = (params.paths.prepared / "meta.json").stat().st_mtime_ns
     assert distill.run(params).student_path.is_dir()

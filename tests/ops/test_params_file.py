@@ -16,10 +16,36 @@ def test_project_params_file_parses_with_documented_defaults():
     params = load_params(ROOT / "params.yaml")
     assert params.teacher.model == str(params.versioning.sources["teacher"].path)  # the DVC-pinned copy
     assert params.versioning.sources["teacher"].url.endswith("sentence-transformers/all-MiniLM-L6-v2")
-    assert params.student.n_layers == 3
+    assert params.student.n_layers is None  # half the teacher's layers
     assert params.masking.probability == 0.15
     assert (params.distill.loss.alpha_ce, params.distill.loss.alpha_mlm, params.distill.loss.alpha_cos) == (5, 2, 1)
     assert params.tracking.tracking_uri == "sqlite:///mlruns/mlflow.db"
+
+
+# Where the inputs are (the DVC-pinned copies in the checkout), not how a model is made: the code's defaults
+# name the public originals.
+LOCATIONS = {"teacher.model", "data.train", "data.test", "glue.source", "versioning.sources"}
+
+
+def _differences(code: dict, file: dict, prefix: str = "") -> list[str]:
+    found = []
+    for key in code.keys() | file.keys():
+        name = f"{prefix}{key}"
+        if name in LOCATIONS:
+            continue
+        if isinstance(code.get(key), dict) and isinstance(file.get(key), dict):
+            found += _differences(code[key], file[key], f"{name}.")
+        elif code.get(key) != file.get(key):
+            found.append(f"{name}: code {code.get(key)!r}, params.yaml {file.get(key)!r}")
+    return found
+
+
+def test_the_codes_defaults_are_params_yamls():
+    """Issue 24: `StudentConfig()` said every_other while params.yaml said every_other_top; a value left out of a
+    params file must mean what params.yaml says."""
+    file = load_params(PARAMS_FILE)
+    code = Params(data={"train": file.data.train})  # the one section without a default: the corpus
+    assert _differences(code.model_dump(mode="json"), file.model_dump(mode="json")) == []
 
 
 def test_override_reaches_nested_key_and_is_typed():

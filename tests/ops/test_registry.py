@@ -50,6 +50,22 @@ def test_version_tags_from_report():
     assert "parameters" not in tags
 
 
+def test_latencies_are_compared_only_between_versions_timed_alike():
+    """Issue 24: a latency tag says which model and protocol it measured; the rule does not weigh one version's
+    encoder latency against another's fill-mask or older-protocol figure."""
+    report = _report()
+    report.timing = {"protocol": "interleaved-median-iqr/1", "model": "encoder", "threads": 2, "machine": "x"}
+    champion = registry.version_tags(report, {})
+    assert champion["latency_protocol"] == "interleaved-median-iqr/1" and champion["latency_model"] == "encoder"
+    better = {**champion, "glue_score": "0.99"}
+    assert registry.decide(PromotionConfig(), better, champion).promote
+    for tag, other in (("latency_protocol", "median/0"), ("latency_model", "fill-mask")):
+        decision = registry.decide(PromotionConfig(), better, {**champion, tag: other})
+        assert not decision.promote and tag in decision.reason and "not comparable" in decision.reason
+    untagged = {key: value for key, value in champion.items() if not key.startswith("latency_")}
+    assert not registry.decide(PromotionConfig(), better, untagged).promote  # measured before protocols were named
+
+
 @pytest.mark.parametrize("setting,value", [("seeds", [1, 2, 3]), ("max_train_examples", None),
                                            ("learning_rates", [1e-4, 3e-4])])
 def test_decide_compares_only_versions_fine_tuned_the_same_way(setting, value):

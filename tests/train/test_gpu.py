@@ -132,7 +132,7 @@ def test_one_small_glue_task_fine_tunes_on_the_gpu(teacher_with_head_dir):
 
 
 def test_latency_is_measured_on_the_cpu_and_the_gpu(teacher_with_head_dir):
-    speed = measure(str(teacher_with_head_dir), [1, 4], seq_length=32, repeats=3, gpu=True)
+    speed = measure({"model": str(teacher_with_head_dir)}, [1, 4], seq_length=32, repeats=3, gpu=True)["model"]
     assert {"latency_ms_cpu_b1", "latency_ms_cuda_b1", "latency_ms_cuda_b4"} <= set(speed)
     assert all(value > 0 for key, value in speed.items() if key.startswith("latency"))
 

@@ -38,7 +38,7 @@ def test_student_is_initialised_from_the_chosen_teacher_layers(tiny_teacher):
 
 def test_default_depth_is_half_the_teacher(tiny_teacher):
     student, layers = build_student(tiny_teacher, StudentConfig())
-    assert student.config.num_hidden_layers == 2 and layers == [0, 2]
+    assert student.config.num_hidden_layers == 2 and layers == [1, 3]  # every_other_top: the top layer kept
 
 
 def test_random_init_shares_nothing_with_the_teacher(tiny_teacher):
