@@ -37,3 +37,11 @@ def test_the_int8_latency_block_in_the_docs_is_the_committed_results():
     from int8_latency import DOCS, render
 
     assert render() in DOCS.read_text()
+
+
+def test_the_scaling_table_in_the_docs_is_the_committed_results():
+    """docs/scaling.md's table is generated from bench/results/scale/*.json (bench/scale.py --report --write)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from scale import DOCS, render
+
+    assert render() in DOCS.read_text()

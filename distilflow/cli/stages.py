@@ -39,10 +39,16 @@ def _is_main_process() -> bool:
 
 
 @app.command(rich_help_panel=PANEL)
-def prepare(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
+def prepare(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None,
+            verify: Annotated[bool, typer.Option(
+                "--verify", help="check every byte of paths.prepared against what prepare wrote, and change "
+                                 "nothing (each load checks only sizes and file ends)")] = False) -> None:
     """Stage prepare: tokenize and pack the corpus into paths.prepared."""
     from distilflow.jobs import prepare as job
 
+    if verify:
+        typer.echo(job.verify(read_params(params, set_)))
+        return
     prepared = job.run(read_params(params, set_))
     typer.echo(f"prepared {prepared.meta['sequences']} sequences -> {prepared.path} (fingerprint {prepared.fingerprint})")
 

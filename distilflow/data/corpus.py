@@ -2,15 +2,23 @@
 
 Plain-text files are split into paragraphs on blank lines, which is what the Gutenberg, Brown and
 WikiText files look like. JSON-lines and Parquet rows are taken one per paragraph from the text column.
+
+Nothing here holds a corpus in memory: each file is scanned once (its hash, whether it is text, whether it
+is UTF-8), then read again in chunks by a generator that `Dataset.from_generator` writes to Arrow on disk;
+a Hub dataset is cleaned by an Arrow-backed `map`. Memory stays flat however large the corpus is.
 """
 
 from __future__ import annotations
 
+import codecs
 import glob
+import hashlib
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset, Features, Value, load_dataset
 
 from distilflow.config import CorpusSource
 from distilflow.data.sources import file_sha256, resolve
@@ -22,6 +30,8 @@ ROW_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 # WikiText's tokenised release writes "@-@" for hyphens inside words and "<unk>" for rare words.
 WIKITEXT_MARKERS = {" @-@ ": "-", " @,@ ": ",", " @.@ ": "."}
 BLANK_LINES = re.compile(r"\n\s*\n")
+NOT_SPACE = re.compile(r"\S")
+CHUNK_CHARS = 1 << 20  # read and scan files a MiB at a time
 # Text has (almost) none; random bytes have 12.5%. Latin-1 and UTF-8 text pass alike.
 MAX_CONTROL_BYTE_SHARE = 0.01
 
@@ -72,36 +82,91 @@ def require_text(source: CorpusSource) -> None:
     for path in expand_files(source.files):
         if path.suffix.lower() not in ROW_FORMATS:
             with open(path, "rb") as handle:
-                _refuse_binary(path, handle.read(1 << 20))
+                _refuse_binary(path, control_byte_share(handle.read(1 << 20)))
 
 
-def _refuse_binary(path: Path, raw: bytes) -> None:
-    control = control_byte_share(raw)
+def _refuse_binary(path: Path, control: float) -> None:
     if control > MAX_CONTROL_BYTE_SHARE:
         raise DistilflowError(f"'{path}' looks binary, not text ({100 * control:.0f}% NUL/control bytes): "
                               "remove it from data.*.files")
 
 
-def source_fingerprint(source: CorpusSource) -> list[str]:
-    """What identifies the raw text: file contents, or the Hub dataset's own fingerprint."""
+@dataclass(frozen=True)
+class FileScan:
+    path: str
+    sha256: str
+    encoding: str | None  # utf-8 or latin-1 for plain text; None for row formats (.jsonl, .parquet)
+
+
+def scan_files(source: CorpusSource) -> list[FileScan]:
+    """Each file of a file source read once: its hash, and for plain text whether it is text at all (binary
+    files are refused, naming the file) and whether it decodes as UTF-8 (older corpora, such as some
+    Gutenberg files, are Latin-1, which decodes any byte)."""
+    return [_scan(path) for path in expand_files(source.files)] if source.files else []
+
+
+def _scan(path: Path) -> FileScan:
+    if path.suffix.lower() in ROW_FORMATS:
+        return FileScan(str(path), file_sha256(path), None)
+    digest, decoder = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")()
+    size = controls = 0
+    utf8 = True
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK_CHARS), b""):
+            digest.update(block)
+            size += len(block)
+            controls += control_bytes(block)
+            if utf8:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)  # a file cut inside a multi-byte character
+        except UnicodeDecodeError:
+            utf8 = False
+    if size and controls / size > MAX_CONTROL_BYTE_SHARE:
+        _refuse_binary(path, controls / size)
+    return FileScan(str(path), digest.hexdigest(), "utf-8" if utf8 else "latin-1")
+
+
+def source_fingerprint(source: CorpusSource, scans: list[FileScan] | None = None) -> list[str]:
+    """What identifies the raw text: file contents (from `scans`, so that each file is hashed once per
+    prepare), or the Hub dataset's own fingerprint."""
     if source.files:
-        return [f"{path}:{file_sha256(path)}" for path in expand_files(source.files)]
+        return [f"{scan.path}:{scan.sha256}" for scan in (scans if scans is not None else scan_files(source))]
     return [f"dataset:{source.dataset}:{source.dataset_config}:{source.split}:{load_rows(source)._fingerprint}"]
 
 
-def load_paragraphs(source: CorpusSource, unk_token: str) -> Dataset:
-    """A one-column (`text`) dataset of non-empty paragraphs, in source order."""
+def load_paragraphs(source: CorpusSource, unk_token: str, scans: list[FileScan] | None = None,
+                    cache_dir: Path | None = None) -> Dataset:
+    """A one-column (`text`) dataset of non-empty, cleaned paragraphs, in source order, on disk (in
+    `cache_dir`, or datasets' cache)."""
     if source.dataset:
-        texts = load_rows(source)[source.text_column]
+        rows = load_rows(source)
+        paragraphs = rows.map(lambda batch: {"text": [text for text in (clean(str(t), unk_token) for t in batch[
+            source.text_column] if t) if text]}, batched=True, remove_columns=rows.column_names, desc="clean text")
     else:
-        texts = []
-        for path in expand_files(source.files):
-            texts.extend(_file_paragraphs(path, source.text_column))
-    paragraphs = [clean(text, unk_token) for text in texts]
-    paragraphs = [text for text in paragraphs if text]
-    if not paragraphs:
+        scans = scans if scans is not None else scan_files(source)
+        if next(_paragraphs(scans, source.text_column, unk_token), None) is None:  # datasets refuses 0 rows
+            raise DistilflowError(f"corpus {describe(source)} contains no text: point data.*.files at non-empty files")
+        # the scans' hashes are in gen_kwargs, so datasets' cache of this generator follows the files' content
+        paragraphs = Dataset.from_generator(_paragraphs, features=Features({"text": Value("string")}),
+                                            cache_dir=str(cache_dir) if cache_dir else None,
+                                            gen_kwargs={"scans": scans, "text_column": source.text_column,
+                                                        "unk_token": unk_token})
+    if len(paragraphs) == 0:
         raise DistilflowError(f"corpus {describe(source)} contains no text: point data.*.files at non-empty files")
-    return Dataset.from_dict({"text": paragraphs})
+    return paragraphs
+
+
+def _paragraphs(scans: list[FileScan], text_column: str, unk_token: str) -> Iterator[dict]:
+    for scan in scans:
+        for text in _file_paragraphs(scan, text_column):
+            cleaned = clean(text, unk_token)
+            if cleaned:
+                yield {"text": cleaned}
 
 
 def load_rows(source: CorpusSource) -> Dataset:
@@ -120,7 +185,8 @@ def load_rows(source: CorpusSource) -> Dataset:
     return rows
 
 
-def _file_paragraphs(path: Path, text_column: str) -> list[str]:
+def _file_paragraphs(scan: FileScan, text_column: str) -> Iterator[str]:
+    path = Path(scan.path)
     suffix = path.suffix.lower()
     if suffix in ROW_FORMATS:
         try:
@@ -131,23 +197,41 @@ def _file_paragraphs(path: Path, text_column: str) -> list[str]:
                                   f"{first_line(cause)[:160]}): fix or remove it from data.*.files") from None
         if text_column not in rows.column_names:
             raise DistilflowError(f"'{path}' has no column '{text_column}': set data.*.text_column")
-        return [str(text) for text in rows[text_column] if text]
-    raw = path.read_bytes()
-    _refuse_binary(path, raw)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:  # older corpora (some Gutenberg files) are Latin-1; it decodes any byte
-        text = raw.decode("latin-1")
-    return BLANK_LINES.split(text)
+        for batch in rows.iter(batch_size=1000):
+            yield from (str(text) for text in batch[text_column] if text)
+        return
+    yield from blank_line_split(path, scan.encoding or "utf-8")
+
+
+def blank_line_split(path: Path, encoding: str) -> Iterator[str]:
+    """`BLANK_LINES.split(whole text)`, read a chunk at a time: the buffer is cut only at a break whose run
+    of white space ends inside it, where the regex's match cannot depend on text not yet read. newline=""
+    keeps \r\n as the file has it, as decoding the bytes did."""
+    buffer = ""
+    with open(path, encoding=encoding, newline="") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_CHARS), ""):
+            buffer += chunk
+            cut = None
+            for match in BLANK_LINES.finditer(buffer):
+                if NOT_SPACE.search(buffer, match.end()):
+                    cut = match
+            if cut is not None:
+                yield from BLANK_LINES.split(buffer[:cut.start()])
+                buffer = buffer[cut.end():]
+    yield from BLANK_LINES.split(buffer)
+
+
+ALLOWED_CONTROLS = b"\t\n\r\x0c"
+
+
+def control_bytes(raw: bytes) -> int:
+    """Bytes that no text file holds: NUL and other C0 controls except tab, newlines, form feed; DEL."""
+    controls = sum(raw.count(bytes([code])) for code in range(32) if bytes([code]) not in ALLOWED_CONTROLS)
+    return controls + raw.count(b"\x7f")
 
 
 def control_byte_share(raw: bytes) -> float:
-    """The share of bytes that no text file holds: NUL and other C0 controls except tab, newlines, form feed."""
-    if not raw:
-        return 0.0
-    allowed = b"\t\n\r\x0c"
-    controls = sum(raw.count(bytes([code])) for code in range(32) if bytes([code]) not in allowed)
-    return (controls + raw.count(b"\x7f")) / len(raw)
+    return control_bytes(raw) / len(raw) if raw else 0.0
 
 
 def clean(text: str, unk_token: str) -> str:

@@ -5,22 +5,29 @@ one would not fit in `max_seq_length` (a sentence longer than that is cut into p
 that are very short or mostly [UNK] are dropped. The output folder holds `train/`, `validation/`
 (a held-out slice of the training text), optionally `test/`, `token_counts.npy` (for masking
 smoothing) and `meta.json` with a content fingerprint. DVC decides when it is rebuilt (dvc.yaml).
+
+Memory does not grow with the corpus: the text goes from its files to Arrow on disk (corpus.py), is
+tokenised and packed batch by batch in worker processes, and counted with vectorised Arrow/numpy
+operations; the intermediate Arrow files live in a temporary folder beside the output, removed at the end.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import PreTrainedTokenizerBase
 
 from distilflow.config import CorpusSource, DataConfig
-from distilflow.data.corpus import load_paragraphs, source_fingerprint
+from distilflow.data.corpus import load_paragraphs, scan_files, source_fingerprint
 from distilflow.data.sources import file_sha256
 from distilflow.errors import DistilflowError
 from distilflow.ops.files import replace_folder
@@ -87,8 +94,9 @@ def special_token_wrapping(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int
     return wrapped[:start], wrapped[start + len(word) :]
 
 
-def tokenize_corpus(source: CorpusSource, tokenizer: PreTrainedTokenizerBase, config: DataConfig) -> Dataset:
-    paragraphs = load_paragraphs(source, tokenizer.unk_token)
+def tokenize_corpus(source: CorpusSource, tokenizer: PreTrainedTokenizerBase, config: DataConfig,
+                    scans=None, cache_dir: Path | None = None) -> Dataset:
+    paragraphs = load_paragraphs(source, tokenizer.unk_token, scans, cache_dir)
     workers = max(1, min(os.cpu_count() or 1, len(paragraphs) // 2000))
 
     def pack_batch(batch: dict) -> dict:
@@ -109,16 +117,25 @@ def tokenize_corpus(source: CorpusSource, tokenizer: PreTrainedTokenizerBase, co
 
 def prepare_corpus(config: DataConfig, tokenizer: PreTrainedTokenizerBase, output: Path) -> PreparedData:
     """Tokenize train (and test) text into `output` (swapped in whole); its fingerprint names the content."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}-work-", dir=output.parent) as work:
+        return _prepare(config, tokenizer, output, Path(work))
+
+
+def _prepare(config: DataConfig, tokenizer: PreTrainedTokenizerBase, output: Path, work: Path) -> PreparedData:
+    scans = {"train": scan_files(config.train), "test": scan_files(config.test) if config.test else []}
+    sources = {"train": source_fingerprint(config.train, scans["train"]),
+               "test": source_fingerprint(config.test, scans["test"]) if config.test else None}
     key = fingerprint(
         "prepare-v1",
         config.model_dump(mode="json"),
-        source_fingerprint(config.train),
-        source_fingerprint(config.test) if config.test else None,
+        sources["train"],
+        sources["test"],
         type(tokenizer).__name__,
         sorted(tokenizer.get_vocab().items()),
         tokenizer.all_special_ids,
     )
-    train = tokenize_corpus(config.train, tokenizer, config).shuffle(seed=config.seed)
+    train = tokenize_corpus(config.train, tokenizer, config, scans["train"], work).shuffle(seed=config.seed)
     if config.max_train_sequences:
         train = train.select(range(min(config.max_train_sequences, len(train))))
     if len(train) < 2:
@@ -129,7 +146,7 @@ def prepare_corpus(config: DataConfig, tokenizer: PreTrainedTokenizerBase, outpu
     halves = train.train_test_split(test_size=config.validation_fraction, seed=config.seed)
     splits = {"train": halves["train"], "validation": halves["test"]}
     if config.test:
-        test = tokenize_corpus(config.test, tokenizer, config)
+        test = tokenize_corpus(config.test, tokenizer, config, scans["test"], work)
         if config.max_test_sequences:
             test = test.select(range(min(config.max_test_sequences, len(test))))
         if len(test) == 0:
@@ -142,20 +159,39 @@ def prepare_corpus(config: DataConfig, tokenizer: PreTrainedTokenizerBase, outpu
         "fingerprint": key,
         "tokenizer": tokenizer.name_or_path,
         "sequences": {name: len(split) for name, split in splits.items()},
-        "tokens": {name: int(sum(len(ids) for ids in split["input_ids"])) for name, split in splits.items()},
-        "train_sources": source_fingerprint(config.train),
-        "test_sources": source_fingerprint(config.test) if config.test else None,
+        "tokens": {name: token_total(split) for name, split in splits.items()},
+        "train_sources": sources["train"],
+        "test_sources": sources["test"],
     }
     _write(output, DatasetDict(splits), counts, meta)
     return PreparedData(output, key, meta)
 
 
+def _id_lists(split: Dataset, batch_size: int = 65_536):
+    """The input_ids column a batch at a time as Arrow lists (no Python list per sequence)."""
+    for batch in split.with_format("arrow").iter(batch_size=batch_size):
+        yield batch["input_ids"]
+
+
 def token_counts(split: Dataset, vocab_size: int) -> np.ndarray:
     counts = np.zeros(vocab_size, dtype=np.int64)
-    for batch in split.iter(batch_size=4096):
-        flat = np.fromiter((i for ids in batch["input_ids"] for i in ids), dtype=np.int64)
-        counts += np.bincount(flat, minlength=vocab_size)[:vocab_size]
+    for ids in _id_lists(split):
+        counts += np.bincount(pc.list_flatten(ids).to_numpy(), minlength=vocab_size)[:vocab_size]
     return counts
+
+
+def token_total(split: Dataset) -> int:
+    return sum(int(pc.sum(pc.list_value_length(ids)).as_py() or 0) for ids in _id_lists(split))
+
+
+def input_ids_sha256(split: Dataset) -> str:
+    """A hash of the token ids of every sequence, in order (folder hashes also change with Arrow's own
+    fingerprints; this changes only with the ids)."""
+    digest = hashlib.sha256()
+    for ids in _id_lists(split):
+        digest.update(pc.list_value_length(ids).to_numpy().astype(np.int64).tobytes())
+        digest.update(pc.list_flatten(ids).to_numpy().astype(np.int64).tobytes())
+    return digest.hexdigest()
 
 
 def read_prepared(path: Path) -> PreparedData | None:
@@ -171,24 +207,49 @@ def _write(output: Path, splits: DatasetDict, counts: np.ndarray, meta: dict) ->
         for name, split in splits.items():
             split.save_to_disk(str(staging / name))
         np.save(staging / TOKEN_COUNTS_FILE, counts)
-        checksums = {str(file.relative_to(staging)): file_sha256(file) for file in sorted(staging.rglob("*"))
-                     if file.is_file()}
+        files = {str(file.relative_to(staging)): _identity(file, full=True) for file in sorted(staging.rglob("*"))
+                 if file.is_file()}
         # written last: marks the folder complete, and says what every file in it must hold
-        (staging / META_FILE).write_text(json.dumps({**meta, "checksums": checksums}, indent=2))
+        (staging / META_FILE).write_text(json.dumps({**meta, "files": files}, indent=2))
 
     replace_folder(output, fill, marker=META_FILE)
 
 
-def load_prepared(path: Path) -> PreparedData:
-    """The prepare stage's output, checked against the checksums it was written with; a one-line error
-    saying how to make it (again) otherwise."""
+ENDS_BYTES = 1 << 16
+
+
+def _identity(file: Path, full: bool) -> dict:
+    """Size and a hash of the first and last 64 KiB (cheap: what every load checks); with `full`, the
+    sha256 of the whole file too (written once; checked by `load_prepared(..., full=True)`)."""
+    size = file.stat().st_size
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        digest.update(handle.read(ENDS_BYTES))
+        handle.seek(max(0, size - ENDS_BYTES))
+        digest.update(handle.read(ENDS_BYTES))
+    identity = {"bytes": size, "ends_sha256": digest.hexdigest()}
+    return {**identity, "sha256": file_sha256(file)} if full else identity
+
+
+def load_prepared(path: Path, full: bool = False) -> PreparedData:
+    """The prepare stage's output, checked against what it was written with — sizes and each file's ends on
+    every load (a cost that does not grow with the data: a truncated or swapped file shows), every byte
+    with `full` (`distilflow prepare --verify`) — or a one-line error saying how to make it (again)."""
     prepared = read_prepared(path)
     if prepared is None:
         raise DistilflowError(f"no prepared corpus in '{path}': run `distilflow prepare` first, "
                               "or `dvc repro` for the whole pipeline")
-    for name, checksum in prepared.meta.get("checksums", {}).items():
+    expected = prepared.meta.get("files") or {name: {"sha256": checksum}  # written before sizes were kept
+                                              for name, checksum in prepared.meta.get("checksums", {}).items()}
+    for name, identity in expected.items():
         file = path / name
-        if not file.is_file() or file_sha256(file) != checksum:
+        wanted = identity if full or "bytes" not in identity else {k: identity[k] for k in ("bytes", "ends_sha256")}
+        if not file.is_file() or not _matches(file, wanted):
             raise DistilflowError(f"prepared corpus in '{path}' is damaged ({name} is missing or changed since it "
                                   "was written): run `distilflow prepare` again (`dvc repro` does so by itself)")
     return prepared
+
+
+def _matches(file: Path, wanted: dict) -> bool:
+    found = _identity(file, full="sha256" in wanted) if "bytes" in wanted else {"sha256": file_sha256(file)}
+    return all(found[key] == value for key, value in wanted.items())

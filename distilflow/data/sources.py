@@ -43,11 +43,14 @@ def _where_we_looked(name: str) -> str:
     return f"not a local path, {mirror_says}"
 
 
-def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+SET_TEACHER = "set teacher.model in params.yaml to an existing folder or Hub id"  # where params.yaml named it
+
+
+def load_tokenizer(name: str, fix: str = "") -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(resolve(name))
     except Exception as error:  # OSError, ValueError, a corrupt tokenizer.json (JSON / tokenizers errors)
-        raise _load_error(name, "tokenizer of", error, GIVE_A_MODEL) from None
+        raise _load_error(name, "tokenizer of", error, fix or GIVE_A_MODEL) from None
 
 
 GIVE_A_MODEL = "give an existing model folder or Hub id"
@@ -91,12 +94,12 @@ def quiet_transformers() -> Iterator[None]:
         hf_logging.set_verbosity(previous)
 
 
-def load_masked_lm(name: str, role: str = "model") -> tuple[PreTrainedModel, set[str]]:
+def load_masked_lm(name: str, role: str = "model", fix: str = "") -> tuple[PreTrainedModel, set[str]]:
     """Load `name` as a masked-LM; returns the model and the weight names that were missing.
 
     Missing head weights are normal for encoders without an MLM head; the caller decides what to do.
     """
-    model, info = load_pretrained(AutoModelForMaskedLM, name, role, output_loading_info=True)
+    model, info = load_pretrained(AutoModelForMaskedLM, name, role, fix or GIVE_A_MODEL, output_loading_info=True)
     return model, set(info["missing_keys"])
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from distilflow.config import Params
 from distilflow.data.corpus import require_text
-from distilflow.data.prepare import META_FILE, PreparedData, prepare_corpus
-from distilflow.data.sources import load_tokenizer, require_length_fits
+from distilflow.data.prepare import META_FILE, PreparedData, load_prepared, prepare_corpus
+from distilflow.data.sources import SET_TEACHER, load_tokenizer, require_length_fits
 from distilflow.ops import tracking
 from distilflow.ops.files import exclusive, refuse_foreign_folder
 
 
 def run(params: Params) -> PreparedData:
     refuse_foreign_folder(params.paths.prepared, META_FILE)
-    tokenizer = load_tokenizer(params.teacher.model)
+    tokenizer = load_tokenizer(params.teacher.model, fix=SET_TEACHER)
     require_positions(params)
     for source in filter(None, (params.data.train, params.data.test)):  # a bad file: one line before the run opens
         require_text(source)
@@ -27,7 +27,15 @@ def run(params: Params) -> PreparedData:
     return prepared
 
 
+def verify(params: Params) -> str:
+    """The full check of the prepared data (every byte hashed), which loads skip for a cost that does not grow."""
+    prepared = load_prepared(params.paths.prepared, full=True)
+    files = prepared.meta.get("files") or prepared.meta.get("checksums", {})
+    size = sum(identity.get("bytes", 0) for identity in files.values() if isinstance(identity, dict))
+    return f"prepared corpus in {prepared.path}: all {len(files)} files as prepare wrote them ({size / 1e6:,.1f} MB)"
+
+
 def require_positions(params: Params) -> None:
     """Sequences longer than the teacher's position embeddings would crash training much later."""
     require_length_fits(params.teacher.model, "teacher", {"data.max_seq_length": params.data.max_seq_length},
-                        fix="set teacher.model in params.yaml to an existing folder or Hub id")
+                        fix=SET_TEACHER)

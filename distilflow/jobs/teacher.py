@@ -16,7 +16,7 @@ import torch
 from distilflow.config import LossConfig, Params
 from distilflow.data.masking import build_masker
 from distilflow.data.prepare import PreparedData, load_prepared
-from distilflow.data.sources import load_masked_lm, load_tokenizer, model_fingerprint
+from distilflow.data.sources import SET_TEACHER, load_masked_lm, load_tokenizer, model_fingerprint
 from distilflow.ops import runtime, tracking
 from distilflow.ops.files import exclusive, refuse_foreign_folder
 from distilflow.ops.hashing import fingerprint
@@ -58,8 +58,8 @@ def _complete_teacher(params: Params, policy: ResumePolicy) -> TeacherArtifact:
     output = params.paths.teacher
     prepared = load_prepared(params.paths.prepared)
     torch.manual_seed(params.head.train.seed)  # a missing head is initialised randomly on load: reproducibly
-    teacher, missing = load_masked_lm(params.teacher.model, role="teacher")
-    tokenizer = load_tokenizer(params.teacher.model)
+    teacher, missing = load_masked_lm(params.teacher.model, role="teacher", fix=SET_TEACHER)
+    tokenizer = load_tokenizer(params.teacher.model, fix=SET_TEACHER)
     missing_head = missing_head_weights(teacher, missing)
     if missing_head and params.distill.loss.needs_teacher_logits:
         require_head_or_training(params.teacher.model, missing_head, params.head.enabled)

@@ -68,3 +68,33 @@ def test_a_folder_or_a_fifo_given_as_a_corpus_file_is_named_for_what_it_is(tmp_p
     with pytest.raises(DistilflowError, match=rf"'{fifo}' is a FIFO, not a regular file"):
         expand_files([str(fifo)])
     assert expand_files([str(folder / "*.txt")]) == [folder / "a.txt"]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 64])
+def test_reading_a_chunk_at_a_time_splits_exactly_as_the_whole_text_would(tmp_path, monkeypatch, chunk):
+    """Issue 25: the streaming reader cuts its buffer only where the regex cannot see further; any chunk size
+    gives BLANK_LINES.split(text) of the whole file, \\r\\n and runs of blank lines included."""
+    import random
+
+    from distilflow.data import corpus
+
+    monkeypatch.setattr(corpus, "CHUNK_CHARS", chunk)
+    rng = random.Random(chunk)
+    for case in range(40):
+        text = "".join(rng.choice(["a", "b.", " ", "\n", "\n", "\r\n", "\t", "é"]) for _ in range(rng.randint(0, 120)))
+        path = tmp_path / f"{case}.txt"
+        path.write_bytes(text.encode("utf-8"))
+        assert list(corpus.blank_line_split(path, "utf-8")) == corpus.BLANK_LINES.split(text), repr(text)
+
+
+def test_each_corpus_file_is_read_once_to_hash_check_and_decode(tmp_path):
+    """One scan gives the hash, the binary refusal and the encoding; a file cut inside a UTF-8 character is
+    Latin-1, as decoding the whole file said."""
+    from distilflow.data.corpus import scan_files
+    from distilflow.data.sources import file_sha256
+
+    (tmp_path / "a.txt").write_bytes("héllo\n\nworld".encode("utf-8"))
+    (tmp_path / "b.txt").write_bytes("héllo".encode("utf-8")[:2])
+    scans = scan_files(CorpusSource(files=[str(tmp_path / "*.txt")]))
+    assert [(scan.encoding, scan.sha256) for scan in scans] == [
+        ("utf-8", file_sha256(tmp_path / "a.txt")), ("latin-1", file_sha256(tmp_path / "b.txt"))]

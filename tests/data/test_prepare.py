@@ -82,3 +82,25 @@ def test_damaged_prepared_data_is_reported_with_the_fix(tmp_path, small_corpus, 
         load_prepared(tmp_path / "prepared")
     with pytest.raises(DistilflowError, match="no prepared corpus in .* run `distilflow prepare` first"):
         load_prepared(tmp_path / "nothing_here")
+
+
+def test_a_load_checks_sizes_and_ends_and_the_full_check_every_byte(tmp_path, small_corpus, tokenizer, monkeypatch):
+    """Issue 25: each load reads a fixed amount per file, whatever the data's size; a byte changed in the middle
+    of a file is for `distilflow prepare --verify` (load_prepared(full=True)) to find."""
+    from distilflow.data import prepare as prepare_module
+
+    monkeypatch.setattr(prepare_module, "ENDS_BYTES", 4096)  # this small corpus's files are ~100 KB
+    prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "prepared")
+    hashed = []
+    with monkeypatch.context() as patched:
+        patched.setattr(prepare_module, "file_sha256", lambda path: hashed.append(path) or "")
+        load_prepared(tmp_path / "prepared")
+    assert hashed == []  # no file read whole on a load
+    arrow = max((tmp_path / "prepared" / "train").glob("*.arrow"), key=lambda p: p.stat().st_size)
+    data = bytearray(arrow.read_bytes())
+    assert len(data) > 3 * prepare_module.ENDS_BYTES  # the middle is outside the ends a load hashes
+    data[len(data) // 2] ^= 0xFF
+    arrow.write_bytes(bytes(data))
+    assert load_prepared(tmp_path / "prepared").meta["sequences"]["train"] > 0
+    with pytest.raises(DistilflowError, match="is damaged"):
+        load_prepared(tmp_path / "prepared", full=True)

@@ -1,6 +1,6 @@
 import pytest
 
-from distilflow.data.sources import MIRROR_ENV, load_masked_lm, model_fingerprint, resolve
+from distilflow.data.sources import MIRROR_ENV, SET_TEACHER, load_masked_lm, model_fingerprint, resolve
 from distilflow.errors import DistilflowError
 from tests.conftest import HUB, MINILM_ID
 
@@ -24,8 +24,10 @@ def test_hub_id_is_passed_through_when_not_mirrored(monkeypatch):
 
 def test_missing_model_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DistilflowError, match=r"teacher 'no-such-org/no-such-model' not found.*teacher.model"):
-        load_masked_lm("no-such-org/no-such-model", role="teacher")
+    with pytest.raises(DistilflowError, match=r"teacher 'no-such-org/no-such-model' not found.*give an existing model"):
+        load_masked_lm("no-such-org/no-such-model", role="teacher")  # a name from the command line
+    with pytest.raises(DistilflowError, match=r"teacher 'no-such-org/no-such-model' not found.*set teacher.model in"):
+        load_masked_lm("no-such-org/no-such-model", role="teacher", fix=SET_TEACHER)  # from params.yaml
 
 
 def test_fingerprint_follows_weights_not_location(tiny_teacher, teacher_with_head_dir):
