@@ -1,6 +1,7 @@
 """How `distilflow prepare` grows with the corpus: wall time and peak memory at k copies of the training text.
 
     python bench/scale.py --copies 1 4 16 64        # one JSON per size under bench/results/scale/
+    python bench/scale.py --copies 1 64 --distill   # also start-up and distill step time at those sizes
     python bench/scale.py --report [--write]         # docs/scaling.md's table from the committed JSONs
     python bench/scale.py --compare-ids OLD NEW      # the input_ids of two prepared folders, split by split
 
@@ -70,7 +71,46 @@ def tree_memory(root: psutil.Process) -> tuple[int, int]:
     return uss, largest_rss
 
 
-def measure(copies: int, corpus: Path, scratch: Path) -> dict:
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def startup_seconds(prepared: Path) -> dict:
+    """What a training stage does before its first step with the data: load and check it, build the length
+    index (group_by_length) over every sequence."""
+    from distilflow.data.batching import StepOrder, sequence_lengths
+    from distilflow.data.prepare import load_prepared
+
+    started = time.perf_counter()
+    data = load_prepared(prepared)
+    train = data.split("train")
+    loaded = time.perf_counter()
+    StepOrder(len(train), 32, seed=0, lengths=sequence_lengths(train))
+    indexed = time.perf_counter()
+    return {"load_seconds": loaded - started, "length_index_seconds": indexed - loaded, "sequences": len(train)}
+
+
+def distill_step_seconds(prepared: Path, scratch: Path) -> dict:
+    """Seconds per distillation step from two short runs of the real command (10 and 100 steps) on the
+    project's trained teacher: their difference over 90 steps leaves out model loading, start-up and the
+    final evaluation, which both runs share."""
+    walls = {}
+    for steps in (10, 100):
+        out = scratch / f"distill-{prepared.name}-{steps}"
+        command = [str(Path(sys.executable).with_name("distilflow")), "distill", "--set", f"paths.prepared={prepared}",
+                   "--set", f"paths.student={out / 'student'}", "--set", f"paths.checkpoints={out / 'checkpoints'}",
+                   "--set", f"distill.train.max_steps={steps}", "--set", "distill.train.eval_every=100000",
+                   "--set", "distill.train.checkpoint_every=100000", "--set", "tracking.enabled=false"]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"distill failed on {prepared}:\n{done.stderr[-3000:]}")
+        walls[steps] = time.perf_counter() - started
+        shutil.rmtree(out, ignore_errors=True)
+    return {"distill_wall_seconds": walls, "seconds_per_step": (walls[100] - walls[10]) / 90}
+
+
+def measure(copies: int, corpus: Path, scratch: Path, distill: bool = False) -> dict:
     sys.path.insert(0, str(ROOT))
     from distilflow.ops.params_file import load_params
 
@@ -94,14 +134,17 @@ def measure(copies: int, corpus: Path, scratch: Path) -> dict:
         raise SystemExit(f"prepare failed at x{copies}:\n{output[-3000:]}")
     meta = json.loads((out / "meta.json").read_text())
     record = {"copies": copies, "corpus_bytes": text.stat().st_size, "wall_seconds": time.perf_counter() - started,
-              "peak_uss_tree_bytes": peak_uss, "peak_rss_largest_bytes": peak_rss,
+              "peak_uss_tree_bytes": peak_uss, "peak_rss_largest_bytes": peak_rss, "output_bytes": folder_bytes(out),
               "sequences": meta["sequences"], "tokens": meta["tokens"], "command": " ".join(command[1:]),
               "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                        cwd=ROOT).stdout.strip(),
               "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()})",
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    shutil.rmtree(out, ignore_errors=True)
     text.unlink()
+    if distill:
+        record["startup"] = startup_seconds(out)
+        record["distill"] = distill_step_seconds(out, scratch)
+    shutil.rmtree(out, ignore_errors=True)
     return record
 
 
@@ -123,15 +166,47 @@ def compare_ids(old: Path, new: Path) -> dict:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
+def load(results: Path = RESULTS) -> list[dict]:
+    return sorted((json.loads(p.read_text()) for p in results.glob("prepare-x*.json")), key=lambda r: r["copies"])
+
+
+def plot(records: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mb = [r["corpus_bytes"] / 1e6 for r in records]
+    figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(9, 3.5))
+    time_axis.plot(mb, [r["wall_seconds"] / 60 for r in records], "o-")
+    time_axis.set(xlabel="corpus, MB of text", ylabel="prepare wall time, min", title="time grows linearly")
+    memory_axis.plot(mb, [r["peak_uss_tree_bytes"] / 1e6 for r in records], "o-", label="USS, whole tree")
+    memory_axis.plot(mb, [r["peak_rss_largest_bytes"] / 1e6 for r in records], "s--", label="RSS, largest process")
+    memory_axis.set(xlabel="corpus, MB of text", ylabel="peak memory, MB", title="memory stays flat", ylim=(0, None))
+    memory_axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def render(results: Path = RESULTS) -> str:
-    records = sorted((json.loads(p.read_text()) for p in results.glob("prepare-x*.json")), key=lambda r: r["copies"])
+    records = load(results)
     lines = [BEGIN, "", "| corpus | text MB | wall | s per 100 MB | peak USS, whole tree | peak RSS, largest process | "
-                        "train sequences | commit, date |", "|---|---|---|---|---|---|---|---|"]
+                        "output MB | train sequences | commit, date |", "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         mb = r["corpus_bytes"] / 1e6
         lines.append(f"| ×{r['copies']} | {mb:,.0f} | {r['wall_seconds'] / 60:.1f} min | {100 * r['wall_seconds'] / mb:.0f} | "
                      f"{r['peak_uss_tree_bytes'] / 1e6:,.0f} MB | {r['peak_rss_largest_bytes'] / 1e6:,.0f} MB | "
-                     f"{r['sequences']['train']:,} | `{r['commit'][:7]}`, {r['date'][:10]} |")
+                     f"{r.get('output_bytes', 0) / 1e6:,.0f} | {r['sequences']['train']:,} | "
+                     f"`{r['commit'][:7]}`, {r['date'][:10]} |")
+    timed = [r for r in records if "distill" in r]
+    if timed:
+        lines += ["", "| corpus | train sequences | load + check s | length index s | start-up s per million sequences | "
+                      "distill s per step |", "|---|---|---|---|---|---|"]
+        for r in timed:
+            start = r["startup"]
+            per_million = (start["load_seconds"] + start["length_index_seconds"]) / start["sequences"] * 1e6
+            lines.append(f"| ×{r['copies']} | {start['sequences']:,} | {start['load_seconds']:.2f} | "
+                         f"{start['length_index_seconds']:.2f} | {per_million:.1f} | {r['distill']['seconds_per_step']:.2f} |")
     ids = results / "token_ids.json"
     if ids.is_file():
         compared = json.loads(ids.read_text())
@@ -158,6 +233,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--compare-ids", type=Path, nargs=2, metavar=("OLD", "NEW"))
+    parser.add_argument("--distill", action="store_true", help="also stage start-up and distill step time")
     args = parser.parse_args()
     if args.compare_ids:
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -172,8 +248,9 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         for copies in args.copies:
-            record = measure(copies, args.corpus.resolve(), Path(scratch))
+            record = measure(copies, args.corpus.resolve(), Path(scratch), args.distill)
             (RESULTS / f"prepare-x{copies}.json").write_text(json.dumps(record, indent=2) + "\n")
+            plot(load(), RESULTS / "prepare.png")
             print(f"x{copies}: {record['corpus_bytes'] / 1e6:,.0f} MB in {record['wall_seconds']:.0f} s, peak USS "
                   f"{record['peak_uss_tree_bytes'] / 1e6:,.0f} MB", flush=True)
 

@@ -104,3 +104,35 @@ def test_a_load_checks_sizes_and_ends_and_the_full_check_every_byte(tmp_path, sm
     assert load_prepared(tmp_path / "prepared").meta["sequences"]["train"] > 0
     with pytest.raises(DistilflowError, match="is damaged"):
         load_prepared(tmp_path / "prepared", full=True)
+
+
+def test_many_files_and_a_hub_style_dataset_folder_are_prepared_without_a_python_list_of_the_corpus(
+        tmp_path, small_corpus, tokenizer, monkeypatch):
+    """Issue 25: the text goes from its files (or a dataset's Arrow) to Arrow on disk; building the corpus as
+    an in-memory table (`Dataset.from_dict` / `from_list`, what prepare did) fails this test."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    paragraphs = [text for path in sorted(small_corpus.glob("*.txt")) for text in path.read_text().split("\n\n")
+                  if text.strip()]
+    many = tmp_path / "many"
+    many.mkdir()
+    for index in range(0, len(paragraphs), 7):  # many small files, found by a glob
+        (many / f"part-{index:05d}.txt").write_text("\n\n".join(paragraphs[index:index + 7]))
+    hub = tmp_path / "hub-style" / "data"  # what a downloaded Hub dataset looks like: data files in a folder
+    hub.mkdir(parents=True)
+    pq.write_table(pa.table({"text": paragraphs}), hub / "train-00000-of-00001.parquet")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the corpus was built as an in-memory table")
+
+    monkeypatch.setattr(Dataset, "from_dict", refuse)
+    monkeypatch.setattr(Dataset, "from_list", refuse)
+    from_files = prepare_corpus(DataConfig(train=CorpusSource(files=[str(many / "*.txt")]), max_seq_length=64,
+                                           min_seq_length=8), tokenizer, tmp_path / "from_files")
+    from_hub = prepare_corpus(DataConfig(train=CorpusSource(dataset=str(hub.parent), split="train"), max_seq_length=64,
+                                         min_seq_length=8), tokenizer, tmp_path / "from_hub")
+    assert len(list(many.glob("*.txt"))) > 10
+    assert from_files.meta["sequences"]["train"] > 10
+    assert from_files.meta["tokens"] == from_hub.meta["tokens"]  # the same paragraphs, read two ways
