@@ -19,6 +19,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from doc_blocks import write_block  # bench/, beside this file
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latency"
 DOCS = ROOT / "docs" / "results.md"
@@ -86,12 +88,7 @@ def render(results: Path = RESULTS) -> str:
 
 
 def write(block: str, docs: Path = DOCS) -> str:
-    text = docs.read_text()
-    if BEGIN not in text:
-        raise SystemExit(f"{docs} has no int8 latency block ({BEGIN})")
-    before, rest = text.split(BEGIN, 1)
-    docs.write_text(before + block + rest.split(END, 1)[1])
-    return f"written into {docs}"
+    return write_block(docs, BEGIN, END, block)
 
 
 def main() -> None:

@@ -8,10 +8,12 @@
 Each size is the project's training files (params.yaml's data.train.files, read from the pinned
 data/corpus or from --corpus) concatenated k times into one file in a scratch folder, prepared by the real
 console script in a subprocess with the project's params (test split and tokenizer as in params.yaml).
-Memory is the sum of USS (memory a process alone holds: not the mmapped Arrow pages a reader shares with
-the page cache, and not counted twice for forked workers) over the whole process tree, sampled every
-0.2 s with psutil; the peak RSS of the largest process is kept beside it for comparison with earlier
-figures. Memory must stay flat as the corpus grows; wall time should grow linearly.
+Memory is summed over the whole process tree, sampled every 0.2 s: the proportional share of anonymous
+memory (Pss_Anon of /proc/<pid>/smaps_rollup: what the processes allocated, pages a forked worker shares with
+its parent split between them, memory-mapped Arrow files left out, since the kernel can drop those pages
+at any time) is the measure; USS (psutil) and the largest process's RSS are kept beside it. USS counts a
+memory-mapped Arrow page that only one process has touched, so it grows with the data read even when
+nothing is held. Memory must stay flat as the corpus grows; wall time should grow linearly.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
+
+from doc_blocks import write_block  # bench/, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "scale"
@@ -58,17 +62,26 @@ def build(files: list[Path], copies: int, folder: Path) -> Path:
     return target
 
 
-def tree_memory(root: psutil.Process) -> tuple[int, int]:
-    """(sum of USS over the tree, largest RSS in it), in bytes; processes that end mid-read are skipped."""
-    uss = largest_rss = 0
+def tree_memory(root: psutil.Process) -> tuple[int, int, int]:
+    """(sum of Pss_Anon, sum of USS, largest RSS) over the tree, in bytes; processes that end mid-read are
+    skipped."""
+    anon = uss = largest_rss = 0
     for process in [root, *root.children(recursive=True)]:
         try:
             info = process.memory_full_info()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            anon += _pss_anon(process.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError, ProcessLookupError):
             continue
         uss += info.uss
         largest_rss = max(largest_rss, info.rss)
-    return uss, largest_rss
+    return anon, uss, largest_rss
+
+
+def _pss_anon(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss_Anon:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def folder_bytes(folder: Path) -> int:
@@ -124,17 +137,18 @@ def measure(copies: int, corpus: Path, scratch: Path, distill: bool = False) -> 
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     root = psutil.Process(process.pid)
-    peak_uss = peak_rss = 0
+    peak_anon = peak_uss = peak_rss = 0
     while process.poll() is None:
-        uss, rss = tree_memory(root)
-        peak_uss, peak_rss = max(peak_uss, uss), max(peak_rss, rss)
+        anon, uss, rss = tree_memory(root)
+        peak_anon, peak_uss, peak_rss = max(peak_anon, anon), max(peak_uss, uss), max(peak_rss, rss)
         time.sleep(0.2)
     output = process.stdout.read()
     if process.returncode != 0:
         raise SystemExit(f"prepare failed at x{copies}:\n{output[-3000:]}")
     meta = json.loads((out / "meta.json").read_text())
     record = {"copies": copies, "corpus_bytes": text.stat().st_size, "wall_seconds": time.perf_counter() - started,
-              "peak_uss_tree_bytes": peak_uss, "peak_rss_largest_bytes": peak_rss, "output_bytes": folder_bytes(out),
+              "peak_pss_anon_tree_bytes": peak_anon, "peak_uss_tree_bytes": peak_uss,
+              "peak_rss_largest_bytes": peak_rss, "output_bytes": folder_bytes(out),
               "sequences": meta["sequences"], "tokens": meta["tokens"], "command": " ".join(command[1:]),
               "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                        cwd=ROOT).stdout.strip(),
@@ -180,7 +194,8 @@ def plot(records: list[dict], path: Path) -> None:
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(9, 3.5))
     time_axis.plot(mb, [r["wall_seconds"] / 60 for r in records], "o-")
     time_axis.set(xlabel="corpus, MB of text", ylabel="prepare wall time, min", title="time grows linearly")
-    memory_axis.plot(mb, [r["peak_uss_tree_bytes"] / 1e6 for r in records], "o-", label="USS, whole tree")
+    memory_axis.plot(mb, [r["peak_pss_anon_tree_bytes"] / 1e6 for r in records], "o-", label="anonymous PSS, tree")
+    memory_axis.plot(mb, [r["peak_uss_tree_bytes"] / 1e6 for r in records], "^:", label="USS, tree")
     memory_axis.plot(mb, [r["peak_rss_largest_bytes"] / 1e6 for r in records], "s--", label="RSS, largest process")
     memory_axis.set(xlabel="corpus, MB of text", ylabel="peak memory, MB", title="memory stays flat", ylim=(0, None))
     memory_axis.legend()
@@ -190,11 +205,13 @@ def plot(records: list[dict], path: Path) -> None:
 
 def render(results: Path = RESULTS) -> str:
     records = load(results)
-    lines = [BEGIN, "", "| corpus | text MB | wall | s per 100 MB | peak USS, whole tree | peak RSS, largest process | "
-                        "output MB | train sequences | commit, date |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [BEGIN, "", "| corpus | text MB | wall | s per 100 MB | peak anonymous memory (PSS), whole tree | "
+                        "peak USS, whole tree | peak RSS, largest process | output MB | train sequences | commit, date |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         mb = r["corpus_bytes"] / 1e6
         lines.append(f"| ×{r['copies']} | {mb:,.0f} | {r['wall_seconds'] / 60:.1f} min | {100 * r['wall_seconds'] / mb:.0f} | "
+                     f"{r['peak_pss_anon_tree_bytes'] / 1e6:,.0f} MB | "
                      f"{r['peak_uss_tree_bytes'] / 1e6:,.0f} MB | {r['peak_rss_largest_bytes'] / 1e6:,.0f} MB | "
                      f"{r.get('output_bytes', 0) / 1e6:,.0f} | {r['sequences']['train']:,} | "
                      f"`{r['commit'][:7]}`, {r['date'][:10]} |")
@@ -217,12 +234,7 @@ def render(results: Path = RESULTS) -> str:
 
 
 def write(block: str, docs: Path = DOCS) -> str:
-    text = docs.read_text()
-    if BEGIN not in text:
-        raise SystemExit(f"{docs} has no scale table ({BEGIN})")
-    before, rest = text.split(BEGIN, 1)
-    docs.write_text(before + block + rest.split(END, 1)[1])
-    return f"written into {docs}"
+    return write_block(docs, BEGIN, END, block)
 
 
 def main() -> None:
@@ -251,8 +263,9 @@ def main() -> None:
             record = measure(copies, args.corpus.resolve(), Path(scratch), args.distill)
             (RESULTS / f"prepare-x{copies}.json").write_text(json.dumps(record, indent=2) + "\n")
             plot(load(), RESULTS / "prepare.png")
-            print(f"x{copies}: {record['corpus_bytes'] / 1e6:,.0f} MB in {record['wall_seconds']:.0f} s, peak USS "
-                  f"{record['peak_uss_tree_bytes'] / 1e6:,.0f} MB", flush=True)
+            print(f"x{copies}: {record['corpus_bytes'] / 1e6:,.0f} MB in {record['wall_seconds']:.0f} s, peak anonymous "
+                  f"{record['peak_pss_anon_tree_bytes'] / 1e6:,.0f} MB, USS {record['peak_uss_tree_bytes'] / 1e6:,.0f} MB",
+                  flush=True)
 
 
 if __name__ == "__main__":
