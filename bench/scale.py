@@ -8,7 +8,7 @@
 Each size is the project's training files (params.yaml's data.train.files, read from the pinned
 data/corpus or from --corpus) concatenated k times into one file in a scratch folder, prepared by the real
 console script in a subprocess with the project's params (test split and tokenizer as in params.yaml).
-Memory is summed over the whole process tree, sampled every 0.2 s: the proportional share of anonymous
+Memory is summed over the whole process tree, sampled every 0.2 s from /proc/<pid>/smaps_rollup: the proportional share of anonymous
 memory (Pss_Anon of /proc/<pid>/smaps_rollup: what the processes allocated, pages a forked worker shares with
 its parent split between them, memory-mapped Arrow files left out, since the kernel can drop those pages
 at any time) is the measure; USS (psutil) and the largest process's RSS are kept beside it. USS counts a
@@ -63,25 +63,27 @@ def build(files: list[Path], copies: int, folder: Path) -> Path:
 
 
 def tree_memory(root: psutil.Process) -> tuple[int, int, int]:
-    """(sum of Pss_Anon, sum of USS, largest RSS) over the tree, in bytes; processes that end mid-read are
-    skipped."""
+    """(sum of Pss_Anon, sum of USS, largest RSS) over the tree, in bytes, from each process's
+    /proc/<pid>/smaps_rollup (the kernel's own totals: reading the full smaps, as psutil's USS does, took
+    half a core at 1 GB and slowed what it measured); processes that end mid-read are skipped."""
     anon = uss = largest_rss = 0
     for process in [root, *root.children(recursive=True)]:
         try:
-            info = process.memory_full_info()
-            anon += _pss_anon(process.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError, ProcessLookupError):
+            rollup = _rollup(process.pid)
+        except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
             continue
-        uss += info.uss
-        largest_rss = max(largest_rss, info.rss)
+        anon += rollup["Pss_Anon"]
+        uss += rollup["Private_Clean"] + rollup["Private_Dirty"]
+        largest_rss = max(largest_rss, rollup["Rss"])
     return anon, uss, largest_rss
 
 
-def _pss_anon(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss_Anon:"):
-            return int(line.split()[1]) * 1024
-    return 0
+def _rollup(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0]) * 1024
+    return fields
 
 
 def folder_bytes(folder: Path) -> int:
@@ -135,14 +137,16 @@ def measure(copies: int, corpus: Path, scratch: Path, distill: bool = False) -> 
                "--set", f"data.test.files={json.dumps(test)}", "--set", f"paths.prepared={out}",
                "--set", "tracking.enabled=false"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = scratch / f"prepare-x{copies}.log"  # a file, not a pipe: a pipe nobody reads stops the child when full
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, text=True)
     root = psutil.Process(process.pid)
     peak_anon = peak_uss = peak_rss = 0
     while process.poll() is None:
         anon, uss, rss = tree_memory(root)
         peak_anon, peak_uss, peak_rss = max(peak_anon, anon), max(peak_uss, uss), max(peak_rss, rss)
         time.sleep(0.2)
-    output = process.stdout.read()
+    output = log.read_text()
     if process.returncode != 0:
         raise SystemExit(f"prepare failed at x{copies}:\n{output[-3000:]}")
     meta = json.loads((out / "meta.json").read_text())
