@@ -197,11 +197,11 @@ def plot(records: list[dict], path: Path) -> None:
     mb = [r["corpus_bytes"] / 1e6 for r in records]
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(9, 3.5))
     time_axis.plot(mb, [r["wall_seconds"] / 60 for r in records], "o-")
-    time_axis.set(xlabel="corpus, MB of text", ylabel="prepare wall time, min", title="time grows linearly")
+    time_axis.set(xlabel="corpus, MB of text", ylabel="prepare wall time, min", title="wall time")
     memory_axis.plot(mb, [r["peak_pss_anon_tree_bytes"] / 1e6 for r in records], "o-", label="anonymous PSS, tree")
     memory_axis.plot(mb, [r["peak_uss_tree_bytes"] / 1e6 for r in records], "^:", label="USS, tree")
     memory_axis.plot(mb, [r["peak_rss_largest_bytes"] / 1e6 for r in records], "s--", label="RSS, largest process")
-    memory_axis.set(xlabel="corpus, MB of text", ylabel="peak memory, MB", title="memory stays flat", ylim=(0, None))
+    memory_axis.set(xlabel="corpus, MB of text", ylabel="peak memory, MB", title="peak memory", ylim=(0, None))
     memory_axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
