@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +119,10 @@ def tokenize_corpus(source: CorpusSource, tokenizer: PreTrainedTokenizerBase, co
 def prepare_corpus(config: DataConfig, tokenizer: PreTrainedTokenizerBase, output: Path) -> PreparedData:
     """Tokenize train (and test) text into `output` (swapped in whole); its fingerprint names the content."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{output.name}-work-", dir=output.parent) as work:
+    prefix = f".{output.name}-work-"
+    for stale in output.parent.glob(f"{prefix}*"):  # a killed prepare's (ours by name; the stage lock is held)
+        shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=output.parent) as work:
         return _prepare(config, tokenizer, output, Path(work))
 
 

@@ -136,3 +136,15 @@ def test_many_files_and_a_hub_style_dataset_folder_are_prepared_without_a_python
     assert len(list(many.glob("*.txt"))) > 10
     assert from_files.meta["sequences"]["train"] > 10
     assert from_files.meta["tokens"] == from_hub.meta["tokens"]  # the same paragraphs, read two ways
+
+
+def test_a_killed_prepares_work_folder_is_removed_by_the_next(tmp_path, small_corpus, tokenizer):
+    """A SIGKILL leaves the temporary folder (with datasets' lock files); the next prepare clears it."""
+    stale = tmp_path / ".prepared-work-killed"
+    (stale / "generator").mkdir(parents=True)
+    (stale / "generator" / "x.lock").write_text("")
+    mine = tmp_path / "mine-work"  # not prepare's: kept
+    mine.mkdir()
+    prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "prepared")
+    assert not stale.exists() and mine.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".prepared-work-")] == []
