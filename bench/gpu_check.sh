@@ -67,7 +67,7 @@ import os
 import torch, transformers, datasets, pydantic, typer
 from pathlib import Path
 from transformers import AutoTokenizer
-from distilflow.evaluation.glue_tasks import get_task, load_task
+from distilflow.evaluation.glue_data import get_task, load_task
 hub = Path(os.environ["DISTILFLOW_HUB_MIRROR"])
 print("torch", torch.__version__, "cuda", torch.version.cuda, "| transformers", transformers.__version__,
       "| datasets", datasets.__version__, "| pydantic", pydantic.__version__, "| typer", typer.__version__)

@@ -197,7 +197,7 @@ def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None
 
     from distilflow.evaluation.finetune import finetune_and_evaluate
     from distilflow.evaluation.glue_runs import task_splits
-    from distilflow.evaluation.glue_tasks import get_task, task_score
+    from distilflow.evaluation.glue_data import get_task, task_score
 
     role = "teacher" if model == TEACHER else "student"
     recipe = recipe or chosen_recipe(TEACHER if role == "teacher" else DEFAULT_STUDENT, task_name)
@@ -304,7 +304,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
     os.environ.setdefault("DISTILFLOW_HUB_MIRROR", str(ROOT.parent / "shared" / "hub"))
-    from distilflow.ops.params_file import load_params
+    from distilflow.config.load import load_params
 
     os.chdir(ROOT)  # params/headline.yaml's paths are relative to the project
     params = load_params(PARAMS, [])

@@ -1,7 +1,7 @@
 """The int8 classifier's speed-up over PyTorch, measured so that it holds (issue 24).
 
 Run in a checkout whose pipeline has run (`make run`): it times the first GLUE task's classifier (PyTorch
-fp32, ONNX fp32, ONNX int8) with the export stage's own protocol (distilflow.evaluation.speed.timed), as
+fp32, ONNX fp32, ONNX int8) with the export stage's own protocol (distilflow.evaluation.latency.timed), as
 `--repetitions` whole comparisons one after another, and writes one JSON under bench/results/latency/ with
 every repetition, the export stage's own figures from that `make run` (metrics/export.json), the params,
 commit, machine and date. docs/results.md §13 is generated from those files:
@@ -34,11 +34,11 @@ def measure(project: Path, repetitions: int) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from distilflow.evaluation.glue_tasks import parse_task_list
-    from distilflow.evaluation.report import classifier_folder
-    from distilflow.evaluation.speed import machine
+    from distilflow.evaluation.glue_data import parse_task_list
+    from distilflow.evaluation.glue_results import classifier_folder
+    from distilflow.evaluation.latency import machine
     from distilflow.jobs.export import measure_classifier
-    from distilflow.ops.params_file import load_params
+    from distilflow.config.load import load_params
     from distilflow.ops.tracking import git_commit
 
     params = load_params(project / "params.yaml", [])

@@ -94,7 +94,7 @@ def startup_seconds(prepared: Path) -> dict:
     """What a training stage does before its first step with the data: load and check it, build the length
     index (group_by_length) over every sequence."""
     from distilflow.data.batching import StepOrder, sequence_lengths
-    from distilflow.data.prepare import load_prepared
+    from distilflow.data.prepared import load_prepared
 
     started = time.perf_counter()
     data = load_prepared(prepared)
@@ -127,7 +127,7 @@ def distill_step_seconds(prepared: Path, scratch: Path) -> dict:
 
 def measure(copies: int, corpus: Path, scratch: Path, distill: bool = False) -> dict:
     sys.path.insert(0, str(ROOT))
-    from distilflow.ops.params_file import load_params
+    from distilflow.config.load import load_params
 
     params = load_params(ROOT / "params.yaml", [])
     text = build(training_text(corpus, params.data.train.files), copies, scratch)
@@ -170,7 +170,7 @@ def compare_ids(old: Path, new: Path) -> dict:
     sys.path.insert(0, str(ROOT))
     from datasets import load_from_disk
 
-    from distilflow.data.prepare import input_ids_sha256
+    from distilflow.data.prepared import input_ids_sha256
 
     def hashes(folder: Path) -> dict[str, str]:
         return {split.name: input_ids_sha256(load_from_disk(str(split))) for split in sorted(folder.iterdir())

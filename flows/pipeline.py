@@ -21,9 +21,9 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from distilflow.config import OrchestrationConfig
 from distilflow.errors import DistilflowError, first_line
 from tasks.data import pin_data, push_data
-from tasks.registry import promote_by_rule, register_student
-from tasks.stages import list_stages, reproduce_stage
-from tasks.tracking import (
+from tasks.promotion import promote_by_rule, register_student
+from tasks.dvc_stages import list_stages, reproduce_stage
+from tasks.run_records import (
     close_pipeline_run,
     load_project_params,
     log_headline_metrics,

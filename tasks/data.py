@@ -7,7 +7,7 @@ from prefect import get_run_logger, task
 from distilflow.config import Params
 from distilflow.ops import dvc
 from tasks.retries import not_bad_input
-from tasks.tracking import tag_run
+from tasks.run_records import tag_run
 
 
 @task(name="pin data with DVC", retries=2, retry_delay_seconds=5, retry_condition_fn=not_bad_input)

@@ -32,6 +32,8 @@ os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
 import torch  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel  # noqa: E402
 
+from distilflow.config import CorpusSource, DataConfig  # noqa: E402
+
 torch.set_num_threads(2)
 
 
@@ -81,6 +83,14 @@ def small_corpus(tmp_path_factory) -> Path:
     (folder / "heldout").mkdir()
     (folder / "heldout" / "wiki.test.raw").write_text("\n".join(wiki))
     return folder
+
+
+def tiny_data_config(corpus: Path, **overrides) -> DataConfig:
+    """The small corpus as DataConfig: its .txt files to train on, its held-out .raw files as the test split."""
+    values = dict(train=CorpusSource(files=[str(corpus / "*.txt")]),
+                  test=CorpusSource(files=[str(corpus / "heldout" / "*.raw")]),
+                  max_seq_length=32, min_seq_length=8, validation_fraction=0.1)
+    return DataConfig(**{**values, **overrides})
 
 
 def tiny_params(tmp_path: Path, corpus: Path, teacher: str | Path, **sections) -> dict:
@@ -144,7 +154,7 @@ def build_pipeline_project(folder: Path, corpus: Path, teacher: Path, glue: Path
     tiny params whose pinned sources are tiny local data (RTE and MRPC, a few dozen rows each)."""
     import yaml
 
-    from distilflow.ops.params_file import validate_params
+    from distilflow.config.load import validate_params
 
     folder.mkdir(parents=True)
     shutil.copy(ROOT / "dvc.yaml", folder)

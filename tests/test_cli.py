@@ -84,7 +84,7 @@ def test_config_prints_resolved_overrides(tmp_path, monkeypatch, capsys, small_c
 def test_cuda_out_of_memory_exits_3_with_the_marker_line(tmp_path, monkeypatch, capsys, small_corpus,
                                                          headless_teacher_dir):
     from distilflow.jobs import distill
-    from distilflow.ops import runtime
+    from distilflow.base import stage_env
 
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -92,8 +92,8 @@ def test_cuda_out_of_memory_exits_3_with_the_marker_line(tmp_path, monkeypatch, 
     monkeypatch.setattr(distill, "run", out_of_memory)
     params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
     code, _, err = _run(monkeypatch, capsys, "distill", "--params", params)
-    assert code == runtime.EXIT_OUT_OF_MEMORY
-    assert err.strip().splitlines()[-1].startswith(runtime.OUT_OF_MEMORY_MARKER)
+    assert code == stage_env.EXIT_OUT_OF_MEMORY
+    assert err.strip().splitlines()[-1].startswith(stage_env.OUT_OF_MEMORY_MARKER)
 
 
 def test_usage_error_is_not_a_traceback(monkeypatch, capsys):
@@ -245,3 +245,28 @@ def test_ctrl_c_says_on_its_own_line_what_was_kept_and_how_to_go_on(tmp_path, mo
     code, _, err = _run(monkeypatch, capsys, "prepare", "--params", params)
     assert code == 130 and err.endswith(f"\ninterrupted: nothing it was writing replaced what was there; run "
                                         f"`distilflow prepare --params {params}` again\n")
+
+
+def test_every_command_is_in_the_map_that_loads_it():
+    import typer
+
+    from distilflow.cli import COMMANDS, app, load_commands
+
+    load_commands([])
+    registered = {command.name or command.callback.__name__ for command in app.registered_commands}
+    mapped = [name for names in COMMANDS.values() for name in names]
+    assert sorted(mapped) == sorted(registered) and len(set(mapped)) == len(mapped)
+    assert sorted(typer.main.get_command(app).list_commands(None)) == sorted(registered)
+
+
+@pytest.mark.parametrize("command", ["prepare", "distill", "glue-report", "export"])
+def test_a_stage_command_imports_no_other_command_nor_the_registry(command):
+    """What DVC's code dependencies rely on: a stage's process never loads the pipeline's or the registry's code."""
+    import subprocess
+
+    code = (f"import sys; from distilflow.cli import load_commands; load_commands([{command!r}]); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('distilflow'))))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split())
+    assert "distilflow.cli.stages" in loaded
+    assert not loaded & {"distilflow.cli.lifecycle", "distilflow.cli.tools", "distilflow.evaluation.report",
+                         "distilflow.ops.registry"}

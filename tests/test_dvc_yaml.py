@@ -1,7 +1,9 @@
 """dvc.yaml pins exactly what each stage runs: its code dependencies are the modules its command
-executes (derived here from the imports), its paths come from params.yaml, and editing a module makes
-`dvc status` list exactly the stages that execute it."""
+executes (derived here from the imports, less the record keeping in distilflow/ops/), its params the
+settings its code reads, its paths come from params.yaml, and editing a module makes `dvc status` list
+exactly the stages whose outputs it can change."""
 
+import ast
 import json
 import shutil
 import subprocess
@@ -10,9 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from distilflow.ops.hashing import PACKAGE_ROOT, source_files, stage_modules
-from distilflow.ops.params_file import load_params
+from distilflow.base.hashing import PACKAGE_ROOT, module_file, source_files, stage_modules
+from distilflow.config import Params
+from distilflow.config.load import load_params
 from distilflow.ops.tracking import flatten
 from tests.conftest import ROOT
 
@@ -46,9 +50,71 @@ def test_code_dependencies_are_exactly_the_modules_the_stage_executes(name):
     assert listed == expected, f"dvc.yaml stage {name}: deps should list\n" + "\n".join(f"  - {p}" for p in expected)
 
 
+# Settings a stage never computes with: where results go (paths are deps and outs, the rest is record
+# keeping or scheduling), and what only shows progress.
+NOT_INPUTS = ("paths", "tracking", "registry", "orchestration", "versioning", "glue.progress")
+# Per stage, settings it reads without their changing its outputs.
+READ_BUT_NOT_INPUTS = {
+    "glue": ("glue.tasks",  # foreach: each stage is one task of the list
+             "glue.latency"),  # only checked up front (the report measures latency), so a bad one fails in seconds
+}
+PROPERTIES = {"distill.loss.needs_teacher_logits": ("distill.loss.alpha_ce", "distill.loss.alpha_mse")}
+
+
+def _settings_read(module: str) -> set[str]:
+    """`params.a.b.c` chains in a module's code (a trailing `.model_dump()` reads the whole section)."""
+    tree = ast.parse(module_file(module).read_text())
+    inner = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or id(node) in inner:
+            continue
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.insert(0, node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and node.id == "params":
+            while parts and parts[-1].startswith("model_"):
+                parts.pop()
+            found.update(PROPERTIES.get(".".join(parts), [".".join(parts)]) if parts else [])
+    return found
+
+
+def _leaves(model: type[BaseModel] = Params, prefix: str = "") -> list[str]:
+    names = []
+    for name, field in model.model_fields.items():
+        nested = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        names += _leaves(field.annotation, f"{prefix}{name}.") if nested else [prefix + name]
+    return names
+
+
+def _covered(keys) -> set[str]:
+    """Every leaf setting that the keys (sections or settings) name."""
+    return {leaf for leaf in _leaves() if any(leaf == key or leaf.startswith(key + ".") for key in keys)}
+
+
+@pytest.mark.parametrize("name", list(_stages()))
+def test_params_are_exactly_the_settings_the_stage_reads(name):
+    stage = _stages()[name]
+    read = set().union(*(_settings_read(module) for module in stage_modules(_job(stage))))
+    ignored = _covered(NOT_INPUTS + READ_BUT_NOT_INPUTS.get(name, ()))
+    listed, needed = _covered(stage.get("params", [])), _covered(read) - ignored
+    assert not listed & _covered(NOT_INPUTS), f"{name}: params that only say where results go"
+    assert listed - ignored == needed, (f"dvc.yaml stage {name}: read but not listed {sorted(needed - listed)}, "
+                                        f"listed but not read {sorted(listed - ignored - needed)}")
+
+
+def test_no_output_keeps_dvc_from_its_run_cache():
+    """A persistent output (resumable checkpoints were) makes DVC run a stage again instead of restoring it."""
+    for name, stage in _stages().items():
+        persistent = [next(iter(out)) for out in stage.get("outs", []) if isinstance(out, dict)
+                      and next(iter(out.values())).get("persist")]
+        assert persistent == [], f"stage {name}: {persistent}"
+
+
 def test_executed_modules_follow_imports_not_the_whole_package():
     prepare = set(_expected_code("prepare"))
-    assert {"distilflow/jobs/prepare.py", "distilflow/data/prepare.py", "distilflow/data/corpus.py"} <= prepare
+    assert {"distilflow/jobs/prepare.py", "distilflow/data/prepared.py", "distilflow/data/corpus.py"} <= prepare
     assert "distilflow/train/trainer.py" not in prepare and "distilflow/jobs/distill.py" not in prepare
     glue_task = set(_expected_code("glue_task"))
     assert "distilflow/evaluation/finetune.py" in glue_task and "distilflow/train/trainer.py" not in glue_task
@@ -111,9 +177,21 @@ def _changed_stages(project: Path) -> set[str]:
     return set(json.loads(output or "{}"))
 
 
-@pytest.mark.parametrize("module", ["distilflow/evaluation/finetune.py", "distilflow/train/trainer.py",
-                                    "distilflow/evaluation/report.py", "distilflow/cli/app.py"])
-def test_editing_a_module_makes_dvc_rerun_exactly_the_stages_that_execute_it(committed_project, module):
+GLUE_STAGES = {f"glue@{task}" for task in TASKS}
+ALL_STAGES = {"prepare", "teacher", "distill", "glue_report", "export"} | GLUE_STAGES
+
+
+@pytest.mark.parametrize(("module", "expected"), [
+    ("distilflow/cli/lifecycle.py", set()),  # pipeline, promote, rollback, ...: no stage runs them
+    ("distilflow/cli/tools.py", set()),
+    ("distilflow/ops/tracking.py", set()),  # record keeping
+    ("distilflow/evaluation/report.py", {"glue_report"}),  # rendering
+    ("distilflow/export/onnx_export.py", {"export"}),
+    ("distilflow/train/trainer.py", {"teacher", "distill"}),
+    ("distilflow/evaluation/finetune.py", GLUE_STAGES),
+    ("distilflow/cli/app.py", ALL_STAGES),  # every command's entry point
+])
+def test_editing_a_module_makes_dvc_rerun_exactly_the_stages_it_can_change(committed_project, module, expected):
     assert _changed_stages(committed_project) == set()
     path = committed_project / module
     original = path.read_text()
@@ -122,4 +200,4 @@ def test_editing_a_module_makes_dvc_rerun_exactly_the_stages_that_execute_it(com
         changed = _changed_stages(committed_project)
     finally:
         path.write_text(original)
-    assert changed == _module_in_stages(module) and changed
+    assert changed == expected == _module_in_stages(module)

@@ -5,7 +5,7 @@ import pytest
 from distilflow.errors import DistilflowError
 from distilflow.ops.dvc import DvcCommandFailed
 from tasks.retries import not_bad_input
-from tasks.stages import StageFailed, artifact_key
+from tasks.dvc_stages import StageFailed, artifact_key
 
 
 class _FailedState:

@@ -12,8 +12,8 @@ import typer
 
 from distilflow.config import Params
 from distilflow.errors import DistilflowError, first_line, is_disk_full
-from distilflow.ops import runtime
-from distilflow.ops.params_file import load_params
+from distilflow.base import stage_env
+from distilflow.config.load import load_params
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Distil BERT-family masked-LM teachers into half-depth students.")
@@ -37,13 +37,13 @@ def main() -> None:
         result = typer.main.get_command(app).main(standalone_mode=False)
     except DistilflowError as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        sys.exit(runtime.EXIT_BAD_INPUT)
+        sys.exit(stage_env.EXIT_BAD_INPUT)
     except typer.TyperException as error:  # usage errors (typer 0.29 vendors its own click): one line too
         context = getattr(error, "ctx", None)
         command = context.command_path if context is not None else "distilflow"
         message = error.format_message() if hasattr(error, "format_message") else str(error)
         typer.secho(f"error: {message.rstrip('.')}: see `{command} --help`", err=True, fg=typer.colors.RED)
-        sys.exit(getattr(error, "exit_code", runtime.EXIT_BAD_INPUT))
+        sys.exit(getattr(error, "exit_code", stage_env.EXIT_BAD_INPUT))
     except (KeyboardInterrupt, typer.Abort):
         # On a line of its own: a progress bar may hold the cursor mid-line
         typer.secho("\n" + interrupted_hint(sys.argv[1:]), err=True, fg=typer.colors.YELLOW)
@@ -53,18 +53,18 @@ def main() -> None:
             typer.secho(f"error: no space left on device ({type(error).__name__}: {first_line(error)[:160]}): free "
                         f"some space, then {resume_command(sys.argv[1:])}; nothing it was writing replaced what "
                         "was there", err=True, fg=typer.colors.RED)
-            sys.exit(runtime.EXIT_BAD_INPUT)
+            sys.exit(stage_env.EXIT_BAD_INPUT)
         if _is_mlflow_error(error):  # the store failed mid-run (a server went away, a disk filled up)
             typer.secho(f"error: MLflow failed ({type(error).__name__}: {first_line(error)[:200]}): check the "
                         "tracking store (tracking.tracking_uri or $MLFLOW_TRACKING_URI), then run the same command "
                         "again (with --resume where training had started)", err=True, fg=typer.colors.RED)
-            sys.exit(runtime.EXIT_BAD_INPUT)
+            sys.exit(stage_env.EXIT_BAD_INPUT)
         if not _is_cuda_out_of_memory(error):
             raise
-        # One line the orchestrator recognises; it retries with half the micro-batch (runtime.BATCH_SPLIT_ENV).
-        typer.secho(f"{runtime.OUT_OF_MEMORY_MARKER}: lower the micro_batch_size (and raise "
+        # One line the orchestrator recognises; it retries with half the micro-batch (stage_env.BATCH_SPLIT_ENV).
+        typer.secho(f"{stage_env.OUT_OF_MEMORY_MARKER}: lower the micro_batch_size (and raise "
                     "gradient_accumulation_steps), then run again with --resume", err=True, fg=typer.colors.RED)
-        sys.exit(runtime.EXIT_OUT_OF_MEMORY)
+        sys.exit(stage_env.EXIT_OUT_OF_MEMORY)
     if result == INTERRUPTED:  # typer turns Ctrl-C into this exit code, returned when not standalone
         typer.secho("\n" + interrupted_hint(sys.argv[1:]), err=True, fg=typer.colors.YELLOW)
     sys.exit(result if isinstance(result, int) else 0)

@@ -15,7 +15,7 @@ from distilflow.cli.app import (
     read_params,
 )
 from distilflow.errors import DistilflowError
-from distilflow.ops.params_file import DEFAULT_PARAMS_PATH
+from distilflow.config.load import DEFAULT_PARAMS_PATH
 
 PANEL = "Pipeline and registry"
 
@@ -27,7 +27,7 @@ def run_pipeline(set_: Annotated[Optional[list[str]], typer.Option(
     """Run the whole pipeline once as a Prefect flow (pin -> dvc.yaml stages -> register -> promote)."""
     from distilflow.ops import dvc
     from flows.pipeline import run_pipeline as run_flow
-    from tasks.tracking import wall_time_table
+    from tasks.run_records import wall_time_table
 
     started = time.perf_counter()
     # Bad params, a missing data source or a Prefect server that is not there: one line now, not a failed flow
@@ -49,8 +49,8 @@ def _record_run_times(params, overrides: list[str], result: dict, command_second
     with what they were measured on."""
     from datetime import datetime, timezone
 
-    from distilflow.evaluation.speed import machine
-    from distilflow.ops.files import write_json
+    from distilflow.evaluation.latency import machine
+    from distilflow.base.files import write_json
     from distilflow.ops.tracking import git_commit
 
     write_json(params.paths.glue.parent / "pipeline_run.json", {

@@ -21,15 +21,15 @@ from distilflow.cli.app import (
     read_params,
 )
 from distilflow.config import Params
-from distilflow.ops import runtime
-from distilflow.ops.params_file import DEFAULT_PARAMS_PATH
+from distilflow.base import stage_env
+from distilflow.config.load import DEFAULT_PARAMS_PATH
 
 PANEL = "Stages of dvc.yaml"
 
 
 def _data_parallel_if_asked() -> None:
     """With $DISTILFLOW_TORCHRUN set, rerun this command under torchrun (after the params were checked)."""
-    command = runtime.torchrun_command(sys.argv[1:])
+    command = stage_env.torchrun_command(sys.argv[1:])
     if command:
         raise SystemExit(subprocess.run(command).returncode)
 
@@ -123,3 +123,13 @@ def glue_report(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = No
     config_ = read_params(params, set_)
     job.run(config_)
     typer.echo((config_.paths.glue / MARKDOWN_FILE).read_text())
+
+
+@app.command(rich_help_panel=PANEL)
+def export(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
+    """Stage export (after the GLUE stages): the student and its GLUE classifiers as ONNX fp32 and int8 (paths.export), checked against PyTorch,
+    scored on GLUE dev, sizes and CPU latency."""
+    from distilflow.jobs import export as job
+
+    result = job.run(read_params(params, set_))
+    typer.echo((result.folder / "export.md").read_text())

@@ -14,7 +14,7 @@ from distilflow.cli.app import (
     app,
     read_params,
 )
-from distilflow.ops.params_file import DEFAULT_PARAMS_PATH
+from distilflow.config.load import DEFAULT_PARAMS_PATH
 
 PANEL = "By hand"
 
@@ -42,16 +42,6 @@ def evaluate(
     from distilflow.jobs import evaluate as job
 
     typer.echo(json.dumps(job.run(read_params(params, set_), model, teacher, split.value, max_sequences), indent=2))
-
-
-@app.command(rich_help_panel=PANEL)
-def export(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
-    """The student and its GLUE classifiers as ONNX fp32 and int8 (paths.export), checked against PyTorch,
-    scored on GLUE dev, sizes and CPU latency."""
-    from distilflow.jobs import export as job
-
-    result = job.run(read_params(params, set_))
-    typer.echo((result.folder / "export.md").read_text())
 
 
 @app.command(rich_help_panel=PANEL)

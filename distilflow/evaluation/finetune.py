@@ -22,11 +22,11 @@ from transformers import (
 )
 
 from distilflow.config import GlueConfig
-from distilflow.data.sources import load_pretrained, load_tokenizer
-from distilflow.evaluation.glue_tasks import GlueTask, compute_metrics
+from distilflow.base.pretrained import load_pretrained, load_tokenizer
+from distilflow.evaluation.glue_data import GlueTask, compute_metrics
 from distilflow.evaluation.task_distillation import TEACHER_COLUMN, TaskDistillationTrainer
-from distilflow.train.devices import pick_device
-from distilflow.train.model_folder import save_model
+from distilflow.base.devices import pick_device
+from distilflow.base.model_folder import save_model
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 from datasets import Dataset
 
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.glue_tasks import GlueTask, compute_metrics, task_score
+from distilflow.evaluation.glue_data import GlueTask, compute_metrics, task_score
 from distilflow.export.onnx_export import LogitsOnly, export_onnx, quantize_int8, run_onnx, session
 
 FP32, INT8 = "model.onnx", "model.int8.onnx"

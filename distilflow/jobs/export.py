@@ -13,12 +13,12 @@ import torch
 
 from distilflow.config import Params
 from distilflow.data.batching import pad_batch
-from distilflow.data.prepare import load_prepared
-from distilflow.data.sources import load_masked_lm, load_tokenizer, require_length_fits
+from distilflow.data.prepared import load_prepared
+from distilflow.base.pretrained import load_masked_lm, load_tokenizer, require_length_fits
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.glue_tasks import load_task, parse_task_list
-from distilflow.evaluation.report import classifier_folder
-from distilflow.evaluation.speed import (
+from distilflow.evaluation.glue_data import load_task, parse_task_list
+from distilflow.evaluation.glue_results import classifier_folder
+from distilflow.evaluation.latency import (
     CLASSIFIER,
     FILL_MASK,
     MODEL_KINDS,
@@ -40,7 +40,7 @@ from distilflow.export.onnx_export import (
     session,
 )
 from distilflow.ops import tracking
-from distilflow.ops.files import exclusive, replace_folder, write_json, write_text
+from distilflow.base.files import exclusive, replace_folder, write_json, write_text
 from distilflow.train.mlm_metrics import EVAL_MASK_SEED, evaluation_masker
 
 EXPORT_META = "export.json"

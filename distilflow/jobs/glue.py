@@ -9,7 +9,7 @@ from pathlib import Path
 
 from distilflow.config import Params
 from distilflow.evaluation.glue_runs import record_baseline
-from distilflow.evaluation.report import BASELINE_ROLE, GlueReport
+from distilflow.evaluation.glue_results import BASELINE_ROLE, GlueReport
 from distilflow.jobs.glue_report import publish
 from distilflow.jobs.glue_task import glue_cache, require_lengths_fit, selected_tasks, tracked_task_run
 from distilflow.ops import tracking

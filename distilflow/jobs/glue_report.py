@@ -6,23 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from distilflow.config import Params
-from distilflow.data.sources import encoder_fingerprint
+from distilflow.base.pretrained import encoder_fingerprint
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.glue_tasks import select_tasks
-from distilflow.evaluation.report import (
+from distilflow.evaluation.glue_data import select_tasks
+from distilflow.evaluation.glue_results import (
     GlueReport,
     TaskResult,
     build_report,
     pipeline_models,
     read_task_results,
     task_results_file,
-    write_report,
 )
-from distilflow.evaluation.speed import ENCODER, machine, measure
+from distilflow.evaluation.report import write_report
+from distilflow.evaluation.latency import ENCODER, machine, measure
 from distilflow.ops import tracking
-from distilflow.ops.files import exclusive, read_json
-from distilflow.train.devices import pick_device
-from distilflow.train.model_folder import MODEL_META
+from distilflow.base.files import exclusive, read_json
+from distilflow.base.devices import pick_device
+from distilflow.base.model_folder import MODEL_META
 
 
 def run(params: Params) -> GlueReport:
@@ -50,7 +50,7 @@ def publish(params: Params, sources: dict[str, str], results: dict[str, dict[str
     on_gpu = pick_device(params.glue.device).type == "cuda"
     speeds = measure(sources, latency.batch_sizes, latency.seq_length, latency.repeats, gpu=on_gpu)
     fingerprints = {role: encoder_fingerprint(name) for role, name in sources.items()}
-    report = build_report(params.glue.model_dump(mode="json"), results, sources, fingerprints, speeds)
+    report = build_report(params.glue.model_dump(mode="json", exclude={"progress"}), results, sources, fingerprints, speeds)
     report.mlflow_run_id = run_id
     report.timing = {**machine(), "model": ENCODER}
     tracking.log_metrics(report.summary_metrics())

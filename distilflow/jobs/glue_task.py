@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from distilflow.config import GlueConfig, Params
-from distilflow.data.sources import require_length_fits
+from distilflow.base.pretrained import require_length_fits
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_runs import baseline_soft_targets, evaluate_task
-from distilflow.evaluation.glue_tasks import GlueTask, select_tasks
-from distilflow.evaluation.report import (
+from distilflow.evaluation.glue_data import GlueTask, select_tasks
+from distilflow.evaluation.glue_results import (
     BASELINE_ROLE,
     TaskResult,
     classifier_folder,
@@ -24,7 +24,7 @@ from distilflow.evaluation.report import (
     write_task_results,
 )
 from distilflow.ops import tracking
-from distilflow.ops.files import exclusive
+from distilflow.base.files import exclusive
 
 
 def run(params: Params, task_name: str) -> dict[str, TaskResult]:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from distilflow.config import Params
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.report import read_report
-from distilflow.ops import dvc, registry, run_summary, runtime, tracking
-from distilflow.ops.files import read_json
-from distilflow.train.model_folder import read_model_meta
+from distilflow.evaluation.glue_results import read_report
+from distilflow.ops import dvc, registry, run_summary, tracking
+from distilflow.base import stage_env
+from distilflow.base.files import read_json
+from distilflow.base.model_folder import read_model_meta
 
 
 @dataclass
@@ -32,7 +33,7 @@ def run(params: Params, run_id: str | None = None) -> Registration:
     outputs = dvc.output_hashes({"student": params.paths.student, "teacher": params.paths.teacher})
     data_versions = {**dvc.source_hashes(params.versioning), **{f"{k}_artifact": v for k, v in outputs.items()}}
     tracking.configure(params.tracking)
-    run_id = run_id or runtime.parent_run_id() or student_meta.get("mlflow_run_id")
+    run_id = run_id or stage_env.parent_run_id() or student_meta.get("mlflow_run_id")
     tags = {**registry.version_tags(report, data_versions), **filter_tags(params, student_meta)}
     version, created = registry.register_student(params.registry, params.paths.student, run_id, tags,
                                                  run_summary.model_card(params, report, student_meta, data_versions))

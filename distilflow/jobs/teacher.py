@@ -15,18 +15,18 @@ import torch
 
 from distilflow.config import LossConfig, Params
 from distilflow.data.masking import build_masker
-from distilflow.data.prepare import PreparedData, load_prepared
-from distilflow.data.sources import SET_TEACHER, load_masked_lm, load_tokenizer, model_fingerprint
-from distilflow.ops import runtime, tracking
-from distilflow.ops.files import exclusive, refuse_foreign_folder
-from distilflow.ops.hashing import fingerprint
-from distilflow.train.checkpoint import checkpoint_to_resume, clear_checkpoints
-from distilflow.train.devices import pick_autocast_dtype, pick_device
+from distilflow.data.prepared import PreparedData, load_prepared
+from distilflow.base.pretrained import SET_TEACHER, load_masked_lm, load_tokenizer, model_fingerprint
+from distilflow.base import stage_env
+from distilflow.base.devices import pick_autocast_dtype, pick_device
+from distilflow.base.hashing import fingerprint
+from distilflow.base.model_folder import save_model
+from distilflow.jobs.training_session import TrainingSession
+from distilflow.ops import tracking
 from distilflow.train.distributed import process_group
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.mlm_metrics import masked_lm_metrics
-from distilflow.train.model_folder import MODEL_META, save_model
-from distilflow.train.resume import ResumePolicy, remember_run_id, resumable_run_id
+from distilflow.train.resume import ResumePolicy
 from distilflow.train.teacher_head import freeze_all_but_head, missing_head_weights, require_head_or_training
 from distilflow.train.trainer import Trainer
 
@@ -49,12 +49,12 @@ HEAD_STATES = {"own": "has its own MLM head", "trained": "MLM head trained",
 
 
 def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> TeacherArtifact:
-    refuse_foreign_folder(params.paths.teacher, MODEL_META)  # before any training, not after
-    with exclusive(params.paths.teacher, params.orchestration.lock_wait_seconds, enabled=process_group().is_main):
-        return _complete_teacher(params, policy)
+    session = TrainingSession(params, params.paths.teacher, params.paths.checkpoints / "teacher_head", policy)
+    with session.owning_output():
+        return _complete_teacher(params, session)
 
 
-def _complete_teacher(params: Params, policy: ResumePolicy) -> TeacherArtifact:
+def _complete_teacher(params: Params, session: TrainingSession) -> TeacherArtifact:
     output = params.paths.teacher
     prepared = load_prepared(params.paths.prepared)
     torch.manual_seed(params.head.train.seed)  # a missing head is initialised randomly on load: reproducibly
@@ -63,7 +63,7 @@ def _complete_teacher(params: Params, policy: ResumePolicy) -> TeacherArtifact:
     missing_head = missing_head_weights(teacher, missing)
     if missing_head and params.distill.loss.needs_teacher_logits:
         require_head_or_training(params.teacher.model, missing_head, params.head.enabled)
-        return train_head(params, teacher, tokenizer, prepared, policy)
+        return train_head(params, teacher, tokenizer, prepared, session)
     # Complete, or head-less with no term on its logits: the head stays as loaded (seeded above); the
     # student copies it and its own MLM loss, if any, trains it.
     teacher_fingerprint = model_fingerprint(teacher)
@@ -76,7 +76,7 @@ def _complete_teacher(params: Params, policy: ResumePolicy) -> TeacherArtifact:
     return TeacherArtifact(str(output), teacher_fingerprint, "untrained" if missing_head else "own", metrics={})
 
 
-def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, policy: ResumePolicy) -> TeacherArtifact:
+def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, session: TrainingSession) -> TeacherArtifact:
     """Train the missing MLM head (and the top layers asked for), measured on held-out text before and after."""
     # The encoder is what was loaded; the head is random, so fingerprint the encoder only.
     encoder_fingerprint = model_fingerprint(teacher.base_model)
@@ -87,41 +87,30 @@ def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, polic
     trainable = freeze_all_but_head(teacher, params.head.unfreeze_top_layers)
     held_out = prepared.split("test") if (prepared.path / "test").exists() else prepared.split("validation")
     train_cfg = params.head.train
-    group = process_group()
-    device = group.device(pick_device(train_cfg.device))
-
-    def held_out_metrics(model) -> dict[str, float]:
-        return masked_lm_metrics(model.to(device), held_out, tokenizer, max_sequences=train_cfg.eval_sequences,
-                                 device=device, autocast_dtype=pick_autocast_dtype(train_cfg.precision, device))
-
-    checkpoints = params.paths.checkpoints / "teacher_head"
-    checkpoint_to_resume(checkpoints, policy.resume, policy.restart)  # refuse before an MLflow run is opened
-    with tracking.mlflow_run(params.tracking, "teacher-head", run_id=resumable_run_id(checkpoints, policy, run_key),
-                             tags={"stage": "teacher_head", "data_fingerprint": prepared.fingerprint,
-                                   "teacher_encoder_fingerprint": encoder_fingerprint}, enabled=group.is_main) as run:
-        if group.is_main:
-            remember_run_id(checkpoints, run.info.run_id, run_key)
+    device = session.group.device(pick_device(train_cfg.device))
+    tags = {"stage": "teacher_head", "data_fingerprint": prepared.fingerprint,
+            "teacher_encoder_fingerprint": encoder_fingerprint}
+    with session.tracked_run("teacher-head", run_key, tags) as run:
         tracking.log_source_datasets(params.versioning, ["corpus", "teacher"])
         tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),
                              "head": params.head.model_dump(mode="json"),
                              "masking": params.masking.model_dump(mode="json"),
                              "data": {"fingerprint": prepared.fingerprint}, "head_trainable_parameters": trainable})
-        before = held_out_metrics(teacher)
+        before = masked_lm_metrics(teacher.to(device), held_out, tokenizer, max_sequences=train_cfg.eval_sequences,
+                                   device=device, autocast_dtype=pick_autocast_dtype(train_cfg.precision, device))
         trainer = Trainer(teacher, DistillationLoss(MLM_ONLY), build_masker(head_masking, tokenizer),
-                          prepared.split("train"), prepared.split("validation"), tokenizer, train_cfg, checkpoints,
-                          run_key=run_key, log_metrics=tracking.log_metrics, description="teacher head",
-                          batch_split=runtime.batch_split(), sequence_length=params.data.max_seq_length, group=group)
-        trainer.run(resume=policy.resume, restart=policy.restart, discard_stale=policy.discard_stale)
-        after = held_out_metrics(teacher)
+                          prepared.split("train"), prepared.split("validation"), tokenizer, train_cfg,
+                          session.checkpoints, run_key=run_key, log_metrics=tracking.log_metrics,
+                          description="teacher head", batch_split=stage_env.batch_split(),
+                          sequence_length=params.data.max_seq_length, group=session.group)
+        session.train(trainer)
+        after = trainer.evaluate(held_out, max_sequences=train_cfg.eval_sequences)
         metrics = {**{f"heldout_{k}_before": v for k, v in before.items()},
                    **{f"heldout_{k}_after": v for k, v in after.items()}}
         tracking.log_metrics(metrics)
         teacher_fingerprint = model_fingerprint(teacher)
-        if group.is_main:
-            save_model(teacher.cpu(), tokenizer, params.paths.teacher,
-                       {"run_key": run_key, "fingerprint": teacher_fingerprint, "source": params.teacher.model,
-                        "head_trained": True, "metrics": metrics, "mlflow_run_id": run.info.run_id},
-                       publish=lambda staging: tracking.log_artifacts(staging, artifact_path="teacher_with_head"))
-            clear_checkpoints(checkpoints)  # the saved teacher supersedes them; a later run starts clean
-    group.barrier()
+        session.save(teacher, tokenizer,
+                     {"run_key": run_key, "fingerprint": teacher_fingerprint, "source": params.teacher.model,
+                      "head_trained": True, "metrics": metrics, "mlflow_run_id": run.info.run_id},
+                     publish=lambda staging: tracking.log_artifacts(staging, artifact_path="teacher_with_head"))
     return TeacherArtifact(str(params.paths.teacher), teacher_fingerprint, "trained", metrics=metrics)

@@ -20,7 +20,7 @@ import yaml
 
 from distilflow.config import DataSourceConfig, VersioningConfig
 from distilflow.errors import DistilflowError
-from distilflow.ops import runtime
+from distilflow.base import stage_env
 
 DVC = [sys.executable, "-m", "dvc"]
 POLL_SECONDS = 2.0
@@ -145,11 +145,11 @@ class StageOutcome:
 
     @property
     def out_of_memory(self) -> bool:
-        return self.exit_code == runtime.EXIT_OUT_OF_MEMORY
+        return self.exit_code == stage_env.EXIT_OUT_OF_MEMORY
 
     @property
     def bad_input(self) -> bool:
-        return self.exit_code == runtime.EXIT_BAD_INPUT
+        return self.exit_code == stage_env.EXIT_BAD_INPUT
 
 
 def reproduce(stage: str, env: dict[str, str], log_file: Path,

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from distilflow.config import PromotionConfig, RegistryConfig
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.report import GlueReport
-from distilflow.ops.files import exclusive
-from distilflow.train.model_folder import MODEL_META
+from distilflow.evaluation.glue_results import GlueReport
+from distilflow.base.files import exclusive
+from distilflow.base.model_folder import MODEL_META
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 HISTORY_TAG = "champion_history"  # on the registered model: champion versions, oldest first

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from distilflow.config import Params, VersioningConfig
-from distilflow.evaluation.report import GlueReport
+from distilflow.evaluation.glue_results import GlueReport
 
 # The tag the MLflow UI reads for a run's (and a model version's) description.
 DESCRIPTION_TAG = "mlflow.note.content"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from distilflow.config import TrackingConfig, VersioningConfig
-from distilflow.ops import runtime
+from distilflow.base import stage_env
 from distilflow.ops.mlflow_store import (  # noqa: F401  (configure, tracking_uri: used as tracking.*)
     HOST_TAG,
     PID_TAG,
@@ -49,7 +49,7 @@ def mlflow_run(config: TrackingConfig, run_name: str, run_id: str | None = None,
                tags: dict[str, str] | None = None, nested: bool = False, enabled: bool = True) -> Iterator[Any]:
     """Start (or, with run_id, continue) a run with system metrics and the git commit tagged.
 
-    Under the pipeline, a new top-level run is nested under the pipeline's run (runtime.PARENT_RUN_ENV).
+    Under the pipeline, a new top-level run is nested under the pipeline's run (stage_env.PARENT_RUN_ENV).
     enabled=False (other processes of a data-parallel run) or tracking.enabled=false: nothing is logged.
     """
     global _untracked_depth
@@ -65,7 +65,7 @@ def mlflow_run(config: TrackingConfig, run_name: str, run_id: str | None = None,
     experiment_id = configure(config)
     close_dead_runs(experiment_id)
     run_id = continuable(run_id, experiment_id)
-    parent = runtime.parent_run_id() if not (run_id or nested or mlflow.active_run()) else None
+    parent = stage_env.parent_run_id() if not (run_id or nested or mlflow.active_run()) else None
     all_tags = standard_tags(tags or {})
     with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=None if run_id else run_name,
                           nested=nested, parent_run_id=parent, log_system_metrics=config.system_metrics,

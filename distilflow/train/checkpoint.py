@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from distilflow.errors import DistilflowError, is_disk_full
-from distilflow.ops.files import write_atomically
+from distilflow.base.files import write_atomically
 
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
 PARTIAL_NAME = re.compile(r"^\.step_(\d+)\.pt\.partial$")

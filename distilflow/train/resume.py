@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distilflow.errors import DistilflowError
-from distilflow.ops.files import write_text
+from distilflow.base.files import write_text
 from distilflow.train.checkpoint import list_checkpoints
 
 RUN_ID_FILE = "mlflow_run_id"

@@ -28,7 +28,7 @@ from distilflow.config import TrainConfig
 from distilflow.data.batching import MaskingCollator, StepBatch, StepOrder, sequence_lengths, step_loader
 from distilflow.data.masking import DynamicMasker
 from distilflow.errors import DistilflowError
-from distilflow.ops.runtime import report_progress
+from distilflow.base.stage_env import report_progress
 from distilflow.train.checkpoint import (
     capture_rng_states,
     checkpoint_to_resume,
@@ -38,7 +38,7 @@ from distilflow.train.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from distilflow.train.devices import frozen_teacher, pick_autocast_dtype, pick_device
+from distilflow.base.devices import frozen_teacher, pick_autocast_dtype, pick_device
 from distilflow.train.distributed import ProcessGroup, process_group
 from distilflow.train.losses import DistillationLoss, StepCounts
 from distilflow.train.mlm_metrics import masked_lm_metrics
@@ -288,10 +288,14 @@ class Trainer:
             )
 
     def validate(self, prefix: str = "") -> dict[str, float]:
+        return self.evaluate(self.validation_set, prefix, max_sequences=self.config.eval_sequences)
+
+    def evaluate(self, dataset: Dataset, prefix: str = "", max_sequences: int | None = None) -> dict[str, float]:
+        """Masked-LM loss, accuracy and (distilling) teacher agreement on `dataset`, with fixed masks."""
         if not self.group.is_main:  # one process evaluates; the others wait at the next all-reduce
             return {}
         metrics = masked_lm_metrics(
-            self.model, self.validation_set, self.tokenizer, teacher=self.teacher,
-            max_sequences=self.config.eval_sequences, device=self.device, autocast_dtype=self.autocast_dtype,
+            self.model, dataset, self.tokenizer, teacher=self.teacher,
+            max_sequences=max_sequences, device=self.device, autocast_dtype=self.autocast_dtype,
         )
         return {f"{prefix}{name}": value for name, value in metrics.items()}

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from distilflow.config import CorpusSource
 from distilflow.data.corpus import clean, load_paragraphs
-from distilflow.data.prepare import pack_sentences
+from distilflow.data.prepared import pack_sentences
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.glue_tasks import get_task, read_release_tsv
+from distilflow.evaluation.glue_data import get_task, read_release_tsv
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

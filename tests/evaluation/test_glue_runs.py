@@ -8,13 +8,14 @@ import pytest
 
 from distilflow.config import StudentConfig
 from distilflow.errors import DistilflowError
-from distilflow.evaluation import finetune, glue_runs, speed
-from distilflow.evaluation.glue_tasks import get_task
-from distilflow.evaluation.report import TaskResult, build_report, read_report, render_markdown
+from distilflow.evaluation import finetune, glue_runs, latency
+from distilflow.evaluation.glue_data import get_task
+from distilflow.evaluation.glue_results import TaskResult, build_report, read_report
+from distilflow.evaluation.report import render_markdown
 from distilflow.jobs import glue as glue_job
-from distilflow.ops import hashing
-from distilflow.ops.hashing import executed_modules
-from distilflow.ops.params_file import validate_params
+from distilflow.base import hashing
+from distilflow.base.hashing import executed_modules
+from distilflow.config.load import validate_params
 from distilflow.train.student import build_student
 from tests.conftest import SHARED, tiny_params
 
@@ -54,7 +55,7 @@ def test_student_vs_teacher_report(params, student_dir, teacher_with_head_dir, m
     assert student.speed["parameters"] < teacher.speed["parameters"]
     assert {"latency_ms_cpu_b1", "latency_ms_cpu_b4", "latency_iqr_ms_cpu_b1", "size_mb"} <= set(student.speed)
     assert report.speedup["cpu_b4"] > 0 and set(report.speedup) == {"cpu_b1", "cpu_b4"}
-    assert report.timing["model"] == "encoder" and report.timing["protocol"] == speed.PROTOCOL
+    assert report.timing["model"] == "encoder" and report.timing["protocol"] == latency.PROTOCOL
 
     folder = params.paths.glue / "by_hand"  # never over the pipeline's report
     assert read_report(folder / "glue.json") == report and not (params.paths.metrics / "glue.json").exists()
@@ -146,7 +147,7 @@ def test_fine_tuning_is_seeded_whatever_the_process_rng_held(params, student_dir
     """The new classifier and the student's missing pooler start from the run's seed."""
     import torch
 
-    from distilflow.evaluation.glue_tasks import load_task
+    from distilflow.evaluation.glue_data import load_task
 
     task = get_task("stsb")  # a continuous metric: any change in the start shows
     splits = load_task(task, params.glue.source)
@@ -162,7 +163,7 @@ def test_the_quick_runs_teacher_baselines_are_recorded_for_this_code():
     """`make run`'s stated time counts on reading the teacher's GLUE baselines from paths.glue_baselines instead
     of fine-tuning the teacher again (≈ 6 of its minutes on 2 cores). A change to the fine-tuning code changes
     their key: record them again (README, "Recorded baselines") and commit them."""
-    from distilflow.ops.params_file import load_params
+    from distilflow.config.load import load_params
     from tests.conftest import ROOT
 
     params = load_params(ROOT / "params.yaml", [])

@@ -10,7 +10,7 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import finetune, glue_runs
-from distilflow.evaluation.glue_tasks import get_task
+from distilflow.evaluation.glue_data import get_task
 from distilflow.evaluation.task_distillation import (
     TEACHER_COLUMN,
     TaskDistillationTrainer,
@@ -19,7 +19,7 @@ from distilflow.evaluation.task_distillation import (
     soft_target_loss,
 )
 from distilflow.jobs import glue_task
-from distilflow.ops.params_file import validate_params
+from distilflow.config.load import validate_params
 from tests.conftest import tiny_params
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from distilflow.errors import DistilflowError
 from distilflow.jobs import export
-from distilflow.ops.params_file import validate_params
+from distilflow.config.load import validate_params
 from tests.conftest import run_stages, tiny_params
 
 
@@ -47,7 +47,7 @@ def test_the_glue_classifiers_are_exported_scored_and_timed(params, tokenizer):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from distilflow.evaluation.report import classifier_folder
+    from distilflow.evaluation.glue_results import classifier_folder
 
     run_stages(params)
     params = params.model_copy(update={"glue": params.glue.model_copy(update={"tasks": ["rte", "stsb"],
@@ -89,8 +89,8 @@ def test_a_pair_classifier_is_exported_with_the_segment_ids_it_was_fine_tuned_on
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from distilflow.evaluation.glue_tasks import get_task, load_task
-    from distilflow.evaluation.report import classifier_folder
+    from distilflow.evaluation.glue_data import get_task, load_task
+    from distilflow.evaluation.glue_results import classifier_folder
     from distilflow.export import classifiers
     from distilflow.jobs.glue_task import tracked_task_run
     from tests.conftest import HUB

@@ -10,7 +10,7 @@ from transformers import pipeline as hf_pipeline
 
 from distilflow.errors import DistilflowError
 from distilflow.jobs import distill, evaluate, prepare, teacher
-from distilflow.ops.params_file import validate_params
+from distilflow.config.load import validate_params
 from distilflow.ops.tracking import flatten
 from tests.conftest import assert_layers_copied, run_stages, tiny_params
 

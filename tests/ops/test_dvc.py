@@ -8,7 +8,7 @@ import pytest
 from distilflow.config import DataSourceConfig, VersioningConfig
 from distilflow.errors import DistilflowError
 from distilflow.ops import dvc as versioning
-from distilflow.ops import runtime
+from distilflow.base import stage_env
 from tests.conftest import ROOT
 
 
@@ -28,7 +28,7 @@ def test_stages_of_the_real_dvc_yaml_in_dependency_order(monkeypatch):
 
 
 def test_reproduce_reports_ran_skipped_and_the_exit_code(dvc_project):
-    (dvc_project / "oom.sh").write_text(f"#!/bin/sh\necho '{runtime.OUT_OF_MEMORY_MARKER}' >&2\nexit 3\n")
+    (dvc_project / "oom.sh").write_text(f"#!/bin/sh\necho '{stage_env.OUT_OF_MEMORY_MARKER}' >&2\nexit 3\n")
     (dvc_project / "oom.sh").chmod(0o755)
     (dvc_project / "dvc.yaml").write_text(
         "stages:\n  make:\n    cmd: echo hi > out.txt\n    outs: [out.txt]\n  oom:\n    cmd: ./oom.sh\n")
@@ -37,7 +37,7 @@ def test_reproduce_reports_ran_skipped_and_the_exit_code(dvc_project):
     second = versioning.reproduce("make", env, dvc_project / "logs" / "make.log")
     assert first.ran and first.exit_code == 0 and not second.ran
     failed = versioning.reproduce("oom", env, dvc_project / "logs" / "oom.log")
-    assert failed.out_of_memory and failed.error.startswith(runtime.OUT_OF_MEMORY_MARKER)
+    assert failed.out_of_memory and failed.error.startswith(stage_env.OUT_OF_MEMORY_MARKER)
 
 
 def test_pin_imports_then_updates_and_records_the_hash(dvc_project, tmp_path_factory):

@@ -11,7 +11,7 @@ from transformers import BertForMaskedLM
 
 from distilflow.config import PromotionConfig, RegistryConfig
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.report import GlueReport, ModelScores
+from distilflow.evaluation.glue_results import GlueReport, ModelScores
 from distilflow.ops import registry
 from tests.conftest import tiny_bert_config
 

@@ -9,23 +9,23 @@ from transformers import AutoModelForMaskedLM
 
 from distilflow.config import GlueConfig, LossConfig, MaskingConfig, StudentConfig, TrainConfig
 from distilflow.data.masking import build_masker
-from distilflow.data.prepare import prepare_corpus
+from distilflow.data.prepared import prepare_corpus
 from distilflow.evaluation.finetune import finetune_and_evaluate
-from distilflow.evaluation.glue_tasks import get_task, load_task
-from distilflow.evaluation.speed import measure
+from distilflow.evaluation.glue_data import get_task, load_task
+from distilflow.evaluation.latency import measure
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.student import build_student
 from distilflow.train.teacher_head import freeze_all_but_head
 from distilflow.train.trainer import Trainer
 from tests.conftest import HUB
-from tests.data.test_prepare import _config
+from tests.conftest import tiny_data_config
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, small_corpus, tokenizer):
-    return prepare_corpus(_config(small_corpus), tokenizer, tmp_path_factory.mktemp("prepared"))
+    return prepare_corpus(tiny_data_config(small_corpus), tokenizer, tmp_path_factory.mktemp("prepared"))
 
 
 def _train_config(**values) -> TrainConfig:

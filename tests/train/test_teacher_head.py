@@ -1,7 +1,7 @@
 import pytest
 from transformers import BertForMaskedLM
 
-from distilflow.data.sources import load_masked_lm
+from distilflow.base.pretrained import load_masked_lm
 from distilflow.errors import DistilflowError
 from distilflow.train.teacher_head import freeze_all_but_head, missing_head_weights, require_head_or_training
 from tests.conftest import MINILM_ID

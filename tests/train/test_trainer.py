@@ -5,17 +5,17 @@ import torch
 
 from distilflow.config import LossConfig, MaskingConfig, StudentConfig, TrainConfig
 from distilflow.data.masking import build_masker
-from distilflow.data.prepare import prepare_corpus
+from distilflow.data.prepared import prepare_corpus
 from distilflow.errors import DistilflowError
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.student import build_student
 from distilflow.train.trainer import Trainer
-from tests.data.test_prepare import _config
+from tests.conftest import tiny_data_config
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, small_corpus, tokenizer):
-    return prepare_corpus(_config(small_corpus), tokenizer, tmp_path_factory.mktemp("prepared"))
+    return prepare_corpus(tiny_data_config(small_corpus), tokenizer, tmp_path_factory.mktemp("prepared"))
 
 
 def _trainer(prepared, tokenizer, teacher, checkpoints, run_key="key", **train):

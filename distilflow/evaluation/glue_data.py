@@ -22,7 +22,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from distilflow.config import GlueConfig
-from distilflow.data.sources import resolve
+from distilflow.base.pretrained import resolve
 from distilflow.errors import DistilflowError, first_line
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from distilflow.errors import DistilflowError
-from distilflow.ops.files import read_json, replace_folder
+from distilflow.base.files import read_json, replace_folder
 
 MODEL_META = "distilflow.json"
 
@@ -38,3 +38,8 @@ def read_model_meta(folder: Path, made_by: str) -> dict:
         raise DistilflowError(f"no model in '{folder}' (no {MODEL_META}): run `distilflow {made_by}` first, "
                               "or `dvc repro` for the whole pipeline")
     return meta
+
+
+def count_parameters(model) -> int:
+    """The parameters of a torch module (the student's size next to the teacher's)."""
+    return sum(parameter.numel() for parameter in model.parameters())

@@ -12,7 +12,8 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from distilflow.config import Params
 from distilflow.errors import DistilflowError
-from distilflow.ops import dvc, runtime
+from distilflow.ops import dvc
+from distilflow.base import stage_env
 from tasks.retries import not_bad_input
 
 LOG_DIR = Path("artifacts/logs")
@@ -41,7 +42,7 @@ def reproduce_stage(params: Params, stage: str, run_id: str) -> bool:
     progress_id = create_progress_artifact(0.0, key=artifact_key(f"progress-{stage}"), description=f"stage {stage}")
 
     def on_poll() -> None:
-        state = runtime.read_progress(progress_file)
+        state = stage_env.read_progress(progress_file)
         if state and state["total"]:
             update_progress_artifact(progress_id, 100.0 * state["done"] / state["total"],
                                      description=f"{stage}: {state['description']} {state['done']}/{state['total']}")
@@ -67,9 +68,9 @@ def _stage_env(run_id: str, split: int, progress_file: Path) -> dict[str, str]:
     env = dict(os.environ)
     # The stage commands (`distilflow ...`) come from the same environment as this process.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env[runtime.PARENT_RUN_ENV] = run_id
-    env[runtime.BATCH_SPLIT_ENV] = str(split)
-    env[runtime.PROGRESS_FILE_ENV] = str(progress_file.resolve())
+    env[stage_env.PARENT_RUN_ENV] = run_id
+    env[stage_env.BATCH_SPLIT_ENV] = str(split)
+    env[stage_env.PROGRESS_FILE_ENV] = str(progress_file.resolve())
     return env
 
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from distilflow.config import PATTERN_HINTS, Params
 from distilflow.errors import DistilflowError, first_line
-from distilflow.ops.files import write_text
+from distilflow.base.files import write_text
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 

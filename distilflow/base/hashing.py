@@ -57,28 +57,42 @@ def _with_packages(module: str) -> set[str]:
 
 
 @cache
-def executed_modules(entry: str, lazy_package: str | None = None) -> tuple[str, ...]:
+def executed_modules(entry: str, lazy_package: str | None = None, record_keeping: str | None = None) -> tuple[str, ...]:
     """Every distilflow module that running `entry` may execute: its imports, theirs, and so on.
 
     Imports inside functions count (they run when the function is called), except in the modules of
-    `lazy_package` (the CLI, whose commands import their job only when they run)."""
+    `lazy_package` (the CLI, whose commands import their job only when they run). The modules of
+    `record_keeping` (and what only they import) are left out: they say where results are logged."""
     seen: set[str] = set()
     pending = _with_packages(entry)
     while pending:
         module = pending.pop()
-        if module in seen:
+        if module in seen or (record_keeping and _inside(module, record_keeping)):
             continue
         seen.add(module)
-        lazy = lazy_package is not None and (module == lazy_package or module.startswith(lazy_package + "."))
+        lazy = lazy_package is not None and _inside(module, lazy_package)
         for name in _imported_modules(module, top_level_only=lazy):
             pending |= _with_packages(name) - seen
     return tuple(sorted(seen))
 
 
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+# What a stage's outputs can depend on excludes the record keeping: MLflow runs, DVC pins, the registry
+# (distilflow/ops/). A stage calls it only to say where its results went, never to compute them.
+RECORD_KEEPING = f"{PACKAGE}.ops"
+STAGE_COMMANDS = f"{PACKAGE}.cli.stages"  # the module of every stage's command (cli/__init__.COMMANDS)
+
+
 def stage_modules(job: str) -> tuple[str, ...]:
-    """The modules a dvc.yaml stage executes: the CLI's own, then its job's (distilflow/jobs/<job>.py)."""
-    cli = executed_modules(f"{PACKAGE}.cli", lazy_package=f"{PACKAGE}.cli")
-    return tuple(sorted(set(cli) | set(executed_modules(f"{PACKAGE}.jobs.{job}"))))
+    """The modules a dvc.yaml stage's outputs can depend on: the CLI's entry point and the stage commands'
+    module (each command imports its job only when it runs), then the job's (distilflow/jobs/<job>.py)."""
+    cli = f"{PACKAGE}.cli"
+    modules = set(executed_modules(STAGE_COMMANDS, lazy_package=cli, record_keeping=RECORD_KEEPING))
+    modules |= set(executed_modules(f"{PACKAGE}.jobs.{job}", record_keeping=RECORD_KEEPING))
+    return tuple(sorted(modules))
 
 
 def source_files(modules: tuple[str, ...] | list[str]) -> list[Path]:

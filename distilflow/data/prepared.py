@@ -29,10 +29,10 @@ from transformers import PreTrainedTokenizerBase
 
 from distilflow.config import CorpusSource, DataConfig
 from distilflow.data.corpus import load_paragraphs, scan_files, source_fingerprint
-from distilflow.data.sources import file_sha256
+from distilflow.base.pretrained import file_sha256
 from distilflow.errors import DistilflowError
-from distilflow.ops.files import replace_folder
-from distilflow.ops.hashing import fingerprint
+from distilflow.base.files import replace_folder
+from distilflow.base.hashing import fingerprint
 
 # A sentence ends at . ! or ? (optionally followed by closing quotes/brackets) before white space.
 # A regex is enough here: a sentence cut in the wrong place only changes where packing breaks.

@@ -9,10 +9,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from distilflow.config import Params
-from distilflow.evaluation.report import MARKDOWN_FILE, read_report
+from distilflow.evaluation.glue_results import read_report
+from distilflow.evaluation.report import MARKDOWN_FILE
 from distilflow.ops import registry, run_summary, tracking
-from distilflow.ops.files import write_text
-from distilflow.ops.params_file import DEFAULT_PARAMS_PATH, write_overrides
+from distilflow.base.files import write_text
+from distilflow.config.load import DEFAULT_PARAMS_PATH, write_overrides
 
 
 @task(name="load params")

@@ -1,6 +1,6 @@
 import pytest
 
-from distilflow.data.sources import MIRROR_ENV, SET_TEACHER, load_masked_lm, model_fingerprint, resolve
+from distilflow.base.pretrained import MIRROR_ENV, SET_TEACHER, load_masked_lm, model_fingerprint, resolve
 from distilflow.errors import DistilflowError
 from tests.conftest import HUB, MINILM_ID
 

@@ -7,7 +7,7 @@ import pytest
 from distilflow.config import GlueConfig
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_runs import summarize
-from distilflow.evaluation.glue_tasks import (
+from distilflow.evaluation.glue_data import (
     TASKS,
     compute_metrics,
     get_task,
@@ -17,7 +17,7 @@ from distilflow.evaluation.glue_tasks import (
     select_tasks,
     task_score,
 )
-from distilflow.evaluation.report import glue_score, ratio
+from distilflow.evaluation.glue_results import glue_score, ratio
 from tests.conftest import HUB, SHARED
 
 HUB_GLUE = str(HUB / "nyu-mll" / "glue")
@@ -139,7 +139,7 @@ def test_a_damaged_release_file_is_one_line_naming_the_file_and_line(tmp_path):
 
 @pytest.mark.parametrize("name", ["rte", "stsb"])
 def test_the_held_out_slice_is_seeded_stratified_and_never_trained_on(name):
-    from distilflow.evaluation.glue_tasks import held_out_splits
+    from distilflow.evaluation.glue_data import held_out_splits
 
     task = get_task(name)
     train = load_task(task, str(HUB / "nyu-mll" / "glue"))["train"]

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from distilflow.config import Params
 from distilflow.jobs import promote, register
 from distilflow.ops.registry import Decision
-from tasks.tracking import tag_run
+from tasks.run_records import tag_run
 
 
 @task(name="register student")

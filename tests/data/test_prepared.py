@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from distilflow.config import CorpusSource, DataConfig
-from distilflow.data.prepare import (
+from tests.conftest import tiny_data_config
+from distilflow.data.prepared import (
     load_prepared,
     pack_sentences,
     prepare_corpus,
@@ -27,15 +28,8 @@ def test_special_token_wrapping_is_cls_sep_for_bert(tokenizer):
     assert special_token_wrapping(tokenizer) == ([tokenizer.cls_token_id], [tokenizer.sep_token_id])
 
 
-def _config(corpus, **overrides):
-    values = dict(train=CorpusSource(files=[str(corpus / "*.txt")]),
-                  test=CorpusSource(files=[str(corpus / "heldout" / "*.raw")]),
-                  max_seq_length=32, min_seq_length=8, validation_fraction=0.1)
-    return DataConfig(**{**values, **overrides})
-
-
 def test_prepare_packs_real_text_deterministically(tmp_path, small_corpus, tokenizer):
-    prepared = prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "a")
+    prepared = prepare_corpus(tiny_data_config(small_corpus), tokenizer, tmp_path / "a")
     train = list(prepared.split("train")["input_ids"])
     assert len(train) > 100 and len(prepared.split("validation")) > 10 and len(prepared.split("test")) > 10
     assert all(8 <= len(ids) <= 32 and ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
@@ -44,11 +38,11 @@ def test_prepare_packs_real_text_deterministically(tmp_path, small_corpus, token
     counts = prepared.token_counts()
     assert counts.sum() == sum(len(ids) for ids in train)
 
-    again = prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "b")
+    again = prepare_corpus(tiny_data_config(small_corpus), tokenizer, tmp_path / "b")
     assert again.fingerprint == prepared.fingerprint
     assert list(again.split("train")["input_ids"]) == train
 
-    changed = prepare_corpus(_config(small_corpus, max_seq_length=48), tokenizer, tmp_path / "a")
+    changed = prepare_corpus(tiny_data_config(small_corpus, max_seq_length=48), tokenizer, tmp_path / "a")
     assert changed.fingerprint != prepared.fingerprint
 
 
@@ -68,13 +62,13 @@ def test_too_little_text_is_a_clear_error(tmp_path, tokenizer):
 
 def test_an_empty_held_out_set_is_an_error_not_a_zero_loss(tmp_path, small_corpus, tokenizer):
     (tmp_path / "short.txt").write_text("Tiny.\n\nAlso tiny.")
-    config = _config(small_corpus).model_copy(update={"test": CorpusSource(files=[str(tmp_path / "short.txt")])})
+    config = tiny_data_config(small_corpus).model_copy(update={"test": CorpusSource(files=[str(tmp_path / "short.txt")])})
     with pytest.raises(DistilflowError, match="held-out corpus .* gives no usable sequences"):
         prepare_corpus(config, tokenizer, tmp_path / "out")
 
 
 def test_damaged_prepared_data_is_reported_with_the_fix(tmp_path, small_corpus, tokenizer):
-    prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "prepared")
+    prepare_corpus(tiny_data_config(small_corpus), tokenizer, tmp_path / "prepared")
     assert load_prepared(tmp_path / "prepared").meta["sequences"]["train"] > 0
     arrow = next((tmp_path / "prepared" / "train").glob("*.arrow"))
     arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])  # truncated, as by a full disk
@@ -87,10 +81,10 @@ def test_damaged_prepared_data_is_reported_with_the_fix(tmp_path, small_corpus, 
 def test_a_load_checks_sizes_and_ends_and_the_full_check_every_byte(tmp_path, small_corpus, tokenizer, monkeypatch):
     """Issue 25: each load reads a fixed amount per file, whatever the data's size; a byte changed in the middle
     of a file is for `distilflow prepare --verify` (load_prepared(full=True)) to find."""
-    from distilflow.data import prepare as prepare_module
+    from distilflow.data import prepared as prepare_module
 
     monkeypatch.setattr(prepare_module, "ENDS_BYTES", 4096)  # this small corpus's files are ~100 KB
-    prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "prepared")
+    prepare_corpus(tiny_data_config(small_corpus), tokenizer, tmp_path / "prepared")
     hashed = []
     with monkeypatch.context() as patched:
         patched.setattr(prepare_module, "file_sha256", lambda path: hashed.append(path) or "")
@@ -145,6 +139,6 @@ def test_a_killed_prepares_work_folder_is_removed_by_the_next(tmp_path, small_co
     (stale / "generator" / "x.lock").write_text("")
     mine = tmp_path / "mine-work"  # not prepare's: kept
     mine.mkdir()
-    prepare_corpus(_config(small_corpus), tokenizer, tmp_path / "prepared")
+    prepare_corpus(tiny_data_config(small_corpus), tokenizer, tmp_path / "prepared")
     assert not stale.exists() and mine.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".prepared-work-")] == []

@@ -20,11 +20,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModel
 
-from distilflow.data.sources import load_pretrained, resolve
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())
+from distilflow.base.model_folder import count_parameters
+from distilflow.base.pretrained import load_pretrained, resolve
 
 
 def size_on_disk_bytes(model_name: str) -> int | None:

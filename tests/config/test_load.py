@@ -5,7 +5,7 @@ import pytest
 
 from distilflow.config import Params
 from distilflow.errors import DistilflowError
-from distilflow.ops.params_file import apply_override, load_params, write_overrides
+from distilflow.config.load import apply_override, load_params, write_overrides
 from distilflow.ops.tracking import flatten
 
 ROOT = Path(__file__).resolve().parents[2]

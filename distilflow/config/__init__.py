@@ -1,4 +1,4 @@
-"""The one typed configuration: what `params.yaml` may hold (read by ops/params_file.py).
+"""The one typed configuration: what `params.yaml` may hold (read by config/load.py).
 
 Every hyperparameter lives here with its default; `params.yaml` states the ones a run uses and
 DVC reads the same file. Unknown keys are rejected so that a typo never silently falls back to a
@@ -284,7 +284,7 @@ class VersioningConfig(StrictModel):
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\- ]*$"
 ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=MODEL_NAME_PATTERN)]
 LATENCY_PATTERN = r"^(cpu|cuda)_b[1-9][0-9]*$"
-PATTERN_HINTS = {  # what a value that does not match may be, in words (ops/params_file.py's messages)
+PATTERN_HINTS = {  # what a value that does not match may be, in words (config/load.py's messages)
     MODEL_NAME_PATTERN: "use letters, digits, '.', '_', '-' and spaces, starting with a letter or digit",
     LATENCY_PATTERN: "give cpu_b<batch size> or cuda_b<batch size>, e.g. cpu_b1",
 }

@@ -1,0 +1,18 @@
+from distilflow.base import stage_env
+
+
+def test_batch_split_from_the_environment(monkeypatch):
+    monkeypatch.delenv(stage_env.BATCH_SPLIT_ENV, raising=False)
+    assert stage_env.batch_split() == 1
+    monkeypatch.setenv(stage_env.BATCH_SPLIT_ENV, "4")
+    assert stage_env.batch_split() == 4
+    monkeypatch.setenv(stage_env.BATCH_SPLIT_ENV, "zero")
+    assert stage_env.batch_split() == 1
+
+
+def test_progress_round_trip(monkeypatch, tmp_path):
+    path = tmp_path / "progress.json"
+    monkeypatch.setenv(stage_env.PROGRESS_FILE_ENV, str(path))
+    stage_env.report_progress("distill", 3, 12)
+    assert stage_env.read_progress(path) == {"description": "distill", "done": 3, "total": 12}
+    assert stage_env.read_progress(tmp_path / "missing.json") is None
