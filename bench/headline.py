@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -196,8 +195,8 @@ def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None
     import numpy as np
 
     from distilflow.evaluation.finetune import finetune_and_evaluate
-    from distilflow.evaluation.glue_runs import task_splits
     from distilflow.evaluation.glue_data import get_task, task_score
+    from distilflow.evaluation.glue_runs import task_splits
 
     role = "teacher" if model == TEACHER else "student"
     recipe = recipe or chosen_recipe(TEACHER if role == "teacher" else DEFAULT_STUDENT, task_name)

@@ -34,12 +34,12 @@ def measure(project: Path, repetitions: int) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from distilflow.base.provenance import git_commit
+    from distilflow.config.load import load_params
     from distilflow.evaluation.glue_data import parse_task_list
     from distilflow.evaluation.glue_results import classifier_folder
     from distilflow.evaluation.latency import machine
     from distilflow.jobs.export import measure_classifier
-    from distilflow.config.load import load_params
-    from distilflow.ops.tracking import git_commit
 
     params = load_params(project / "params.yaml", [])
     params = params.model_copy(update={"paths": params.paths.model_copy(update={

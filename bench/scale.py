@@ -32,7 +32,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
-
 from doc_blocks import write_block  # bench/, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]

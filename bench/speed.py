@@ -53,11 +53,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from reference_step import ReferenceDistiller  # noqa: E402
 
+from distilflow.base.pretrained import load_masked_lm, resolve  # noqa: E402
 from distilflow.config import LossConfig, MaskingConfig, StudentConfig, TrainConfig  # noqa: E402
 from distilflow.data.batching import MicroBatch  # noqa: E402
 from distilflow.data.masking import IGNORE_INDEX, build_masker  # noqa: E402
-from distilflow.data.prepared import tokenize_and_pack  # noqa: E402
-from distilflow.base.pretrained import load_masked_lm, resolve  # noqa: E402
+from distilflow.data.packing import tokenize_and_pack  # noqa: E402
 from distilflow.evaluation.latency import PROTOCOL, forward_call, random_inputs, synchronizer, timed  # noqa: E402
 from distilflow.train.losses import DistillationLoss  # noqa: E402
 from distilflow.train.student import build_student  # noqa: E402

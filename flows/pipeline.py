@@ -21,8 +21,8 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from distilflow.config import OrchestrationConfig
 from distilflow.errors import DistilflowError, first_line
 from tasks.data import pin_data, push_data
-from tasks.promotion import promote_by_rule, register_student
 from tasks.dvc_stages import list_stages, reproduce_stage
+from tasks.promotion import promote_by_rule, register_student
 from tasks.run_records import (
     close_pipeline_run,
     load_project_params,

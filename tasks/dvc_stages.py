@@ -10,10 +10,10 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from distilflow.base import stage_env
 from distilflow.config import Params
 from distilflow.errors import DistilflowError
 from distilflow.ops import dvc
-from distilflow.base import stage_env
 from tasks.retries import not_bad_input
 
 LOG_DIR = Path("artifacts/logs")

@@ -8,12 +8,12 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
+from distilflow.base.files import write_text
 from distilflow.config import Params
+from distilflow.config.load import DEFAULT_PARAMS_PATH, write_overrides
 from distilflow.evaluation.glue_results import read_report
 from distilflow.evaluation.report import MARKDOWN_FILE
-from distilflow.ops import registry, run_summary, tracking
-from distilflow.base.files import write_text
-from distilflow.config.load import DEFAULT_PARAMS_PATH, write_overrides
+from distilflow.ops import promotion_rule, run_summary, tracking
 
 
 @task(name="load params")
@@ -60,7 +60,7 @@ def close_pipeline_run(params: Params, run_id: str, succeeded: bool) -> None:
 
 @task(name="publish report")
 def publish_report(params: Params, run_id: str, stages_ran: dict[str, bool], version: str, created: bool,
-                   decision: registry.Decision, seconds: dict[str, float], total_seconds: float) -> str:
+                   decision: promotion_rule.Decision, seconds: dict[str, float], total_seconds: float) -> str:
     glue_markdown = (params.paths.glue / MARKDOWN_FILE).read_text()
     markdown = "\n".join([
         "# distilflow pipeline run", "",

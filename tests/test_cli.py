@@ -83,8 +83,8 @@ def test_config_prints_resolved_overrides(tmp_path, monkeypatch, capsys, small_c
 
 def test_cuda_out_of_memory_exits_3_with_the_marker_line(tmp_path, monkeypatch, capsys, small_corpus,
                                                          headless_teacher_dir):
-    from distilflow.jobs import distill
     from distilflow.base import stage_env
+    from distilflow.jobs import distill
 
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

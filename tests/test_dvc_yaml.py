@@ -15,9 +15,9 @@ import yaml
 from pydantic import BaseModel
 
 from distilflow.base.hashing import PACKAGE_ROOT, module_file, source_files, stage_modules
+from distilflow.base.provenance import flatten
 from distilflow.config import Params
 from distilflow.config.load import load_params
-from distilflow.ops.tracking import flatten
 from tests.conftest import ROOT
 
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())

@@ -109,7 +109,7 @@ def test_pipeline_flow_rerun_and_changed_param(prefect_server, project):
     changed = pipeline_flow(overrides=["distill.loss.temperature=3"])  # as from the Prefect UI's parameters
     assert yaml.safe_load(Path("params.yaml").read_text())["distill"]["loss"]["temperature"] == 3  # dvc exp run -S
     assert client.get_run(changed["mlflow_run_id"]).data.params["distill.loss.temperature"] == "3.0"
-    assert client.get_run(changed["mlflow_run_id"]).info.run_name == "pipeline T=3 α=5/2/1 2L"
+    assert client.get_run(changed["mlflow_run_id"]).info.run_name == "pipeline T=3 ce=5 mlm=2 cos=1 2L every_other"
     redone = {stage for stage, ran in changed["stages_ran"].items() if ran}
     assert redone == {"distill", "export", "glue@rte", "glue@mrpc", "glue_report"}
     assert changed["registered_new"] and changed["version"] != first_version
@@ -128,7 +128,7 @@ def test_pipeline_flow_rerun_and_changed_param(prefect_server, project):
 
 def _assert_comparable_in_the_runs_table(client, parent, project):
     """What the MLflow runs table shows for a pipeline run without opening its children (issue 11)."""
-    assert parent.info.run_name == "pipeline T=2 α=5/2/1 2L"
+    assert parent.info.run_name == "pipeline T=2 ce=5 mlm=2 cos=1 2L every_other"
     metrics = parent.data.metrics
     report = json.loads((project / "metrics" / "glue.json").read_text())
     assert metrics["student_glue_score"] == round(report["models"]["student"]["glue_score"], 4)

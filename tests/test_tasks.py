@@ -4,8 +4,8 @@ import pytest
 
 from distilflow.errors import DistilflowError
 from distilflow.ops.dvc import DvcCommandFailed
-from tasks.retries import not_bad_input
 from tasks.dvc_stages import StageFailed, artifact_key
+from tasks.retries import not_bad_input
 
 
 class _FailedState:

@@ -100,11 +100,11 @@ def source_files(modules: tuple[str, ...] | list[str]) -> list[Path]:
 
 
 def code_version(entry: str, ignore: tuple[str, ...] = ()) -> str:
-    """A hash of the source of every module `entry` executes (except `ignore`): changes when any of that
-    code does."""
+    """A hash of the source of every module `entry` executes (except the modules and packages in `ignore`):
+    changes when any of that code does."""
     digest = hashlib.sha256()
     for module in executed_modules(entry):
-        if module in ignore:
+        if any(_inside(module, ignored) for ignored in ignore):
             continue
         digest.update(module.encode())
         digest.update(module_file(module).read_bytes())

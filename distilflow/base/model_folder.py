@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from distilflow.errors import DistilflowError
 from distilflow.base.files import read_json, replace_folder
+from distilflow.errors import DistilflowError
 
 MODEL_META = "distilflow.json"
 

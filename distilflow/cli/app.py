@@ -10,10 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from distilflow.config import Params
-from distilflow.errors import DistilflowError, first_line, is_disk_full
 from distilflow.base import stage_env
+from distilflow.config import Params
 from distilflow.config.load import load_params
+from distilflow.errors import DistilflowError, first_line, is_disk_full
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Distil BERT-family masked-LM teachers into half-depth students.")

@@ -14,8 +14,8 @@ from distilflow.cli.app import (
     app,
     read_params,
 )
-from distilflow.errors import DistilflowError
 from distilflow.config.load import DEFAULT_PARAMS_PATH
+from distilflow.errors import DistilflowError
 
 PANEL = "Pipeline and registry"
 
@@ -49,9 +49,9 @@ def _record_run_times(params, overrides: list[str], result: dict, command_second
     with what they were measured on."""
     from datetime import datetime, timezone
 
-    from distilflow.evaluation.latency import machine
     from distilflow.base.files import write_json
-    from distilflow.ops.tracking import git_commit
+    from distilflow.base.provenance import git_commit
+    from distilflow.evaluation.latency import machine
 
     write_json(params.paths.glue.parent / "pipeline_run.json", {
         "command": "distilflow pipeline", "overrides": overrides, "seconds": result["seconds"],

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from distilflow.base import stage_env
 from distilflow.cli.app import (
     DiscardStaleOption,
     ParamsOption,
@@ -21,7 +22,6 @@ from distilflow.cli.app import (
     read_params,
 )
 from distilflow.config import Params
-from distilflow.base import stage_env
 from distilflow.config.load import DEFAULT_PARAMS_PATH
 
 PANEL = "Stages of dvc.yaml"

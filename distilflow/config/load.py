@@ -8,9 +8,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from distilflow.base.files import write_text
 from distilflow.config import PATTERN_HINTS, Params
 from distilflow.errors import DistilflowError, first_line
-from distilflow.base.files import write_text
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 

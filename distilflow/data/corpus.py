@@ -20,8 +20,8 @@ from pathlib import Path
 
 from datasets import Dataset, Features, Value, load_dataset
 
-from distilflow.config import CorpusSource
 from distilflow.base.pretrained import file_sha256, resolve
+from distilflow.config import CorpusSource
 from distilflow.errors import DistilflowError, first_line
 
 TEXT_SUFFIXES = {".txt", ".raw", ".tokens", ".text"}

@@ -21,12 +21,12 @@ from transformers import (
     set_seed,
 )
 
-from distilflow.config import GlueConfig
-from distilflow.base.pretrained import load_pretrained, load_tokenizer
-from distilflow.evaluation.glue_data import GlueTask, compute_metrics
-from distilflow.evaluation.task_distillation import TEACHER_COLUMN, TaskDistillationTrainer
 from distilflow.base.devices import pick_device
 from distilflow.base.model_folder import save_model
+from distilflow.base.pretrained import load_pretrained, load_tokenizer
+from distilflow.config import GlueConfig
+from distilflow.evaluation.glue_data import GlueTask, compute_metrics
+from distilflow.evaluation.task_distillation import TEACHER_COLUMN, TaskDistillationTrainer
 
 
 @dataclass

@@ -21,8 +21,8 @@ from datasets import Dataset, load_dataset
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from distilflow.config import GlueConfig
 from distilflow.base.pretrained import resolve
+from distilflow.config import GlueConfig
 from distilflow.errors import DistilflowError, first_line
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from distilflow.config import Params
 from distilflow.base.files import write_text
+from distilflow.config import Params
 
 BASELINE_ROLE = "teacher"  # the model the others are compared with (retention, speed-up)
 

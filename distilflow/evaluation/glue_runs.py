@@ -15,21 +15,21 @@ import torch
 import transformers
 from datasets import Dataset
 
-from distilflow.config import GlueConfig
+from distilflow.base.devices import pick_device
+from distilflow.base.files import replace_folder, write_text
+from distilflow.base.hashing import code_version, fingerprint
+from distilflow.base.model_folder import MODEL_META
 from distilflow.base.pretrained import encoder_fingerprint
+from distilflow.config import GlueConfig
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.finetune import finetune_and_evaluate
 from distilflow.evaluation.glue_data import GlueTask, held_out_splits, load_task, task_data_hash, task_score
 from distilflow.evaluation.glue_results import TaskResult
 from distilflow.evaluation.task_distillation import load_soft_targets, save_soft_targets, soft_targets_file
-from distilflow.base.files import replace_folder, write_text
-from distilflow.base.hashing import code_version, fingerprint
-from distilflow.base.devices import pick_device
-from distilflow.base.model_folder import MODEL_META
 
 CACHE_VERSION = "glue-v2"
-# Modules whose source cannot change a score: the settings' values are in the key, not config.py's code;
-# errors, file writing and hashing do not touch a number. Editing them keeps the recorded baselines.
+# Modules (and packages) whose source cannot change a score: the settings' values are in the key, not
+# config/'s code; errors, file writing and hashing do not touch a number. Editing them keeps the recorded baselines.
 SCORE_NEUTRAL_MODULES = ("distilflow.config", "distilflow.errors", "distilflow.base.files", "distilflow.base.hashing")
 
 

@@ -11,15 +11,14 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
-from distilflow.config import Params
-from distilflow.data.masking import build_masker
-from distilflow.data.prepared import load_prepared
-from distilflow.base.pretrained import load_masked_lm, load_pretrained, load_tokenizer, model_fingerprint
-from distilflow.base.model_folder import count_parameters
 from distilflow.base import stage_env
 from distilflow.base.files import write_json
 from distilflow.base.hashing import fingerprint
-from distilflow.base.model_folder import read_model_meta
+from distilflow.base.model_folder import count_parameters, read_model_meta
+from distilflow.base.pretrained import load_masked_lm, load_pretrained, load_tokenizer, model_fingerprint
+from distilflow.config import Params
+from distilflow.data.masking import build_masker
+from distilflow.data.prepared import load_prepared
 from distilflow.jobs.training_session import TrainingSession
 from distilflow.ops import tracking
 from distilflow.train.losses import DistillationLoss

@@ -3,11 +3,11 @@ split, and its top-1 agreement with a teacher."""
 
 from __future__ import annotations
 
+from distilflow.base.devices import pick_autocast_dtype, pick_device
+from distilflow.base.pretrained import load_masked_lm, load_tokenizer
 from distilflow.config import Params
 from distilflow.data.prepared import load_prepared
-from distilflow.base.pretrained import load_masked_lm, load_tokenizer
 from distilflow.errors import DistilflowError
-from distilflow.base.devices import pick_autocast_dtype, pick_device
 from distilflow.train.mlm_metrics import masked_lm_metrics
 from distilflow.train.teacher_head import missing_head_weights
 

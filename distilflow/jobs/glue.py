@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from distilflow.config import Params
-from distilflow.evaluation.glue_runs import record_baseline
 from distilflow.evaluation.glue_results import BASELINE_ROLE, GlueReport
+from distilflow.evaluation.glue_runs import record_baseline
 from distilflow.jobs.glue_report import publish
 from distilflow.jobs.glue_task import glue_cache, require_lengths_fit, selected_tasks, tracked_task_run
 from distilflow.ops import tracking

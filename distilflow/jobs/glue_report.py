@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distilflow.config import Params
+from distilflow.base.devices import pick_device
+from distilflow.base.files import exclusive, read_json
+from distilflow.base.model_folder import MODEL_META
 from distilflow.base.pretrained import encoder_fingerprint
+from distilflow.config import Params
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_data import select_tasks
 from distilflow.evaluation.glue_results import (
@@ -17,12 +20,9 @@ from distilflow.evaluation.glue_results import (
     read_task_results,
     task_results_file,
 )
-from distilflow.evaluation.report import write_report
 from distilflow.evaluation.latency import ENCODER, machine, measure
+from distilflow.evaluation.report import write_report
 from distilflow.ops import tracking
-from distilflow.base.files import exclusive, read_json
-from distilflow.base.devices import pick_device
-from distilflow.base.model_folder import MODEL_META
 
 
 def run(params: Params) -> GlueReport:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from distilflow.config import GlueConfig, Params
+from distilflow.base.files import exclusive
 from distilflow.base.pretrained import require_length_fits
+from distilflow.config import GlueConfig, Params
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.glue_runs import baseline_soft_targets, evaluate_task
 from distilflow.evaluation.glue_data import GlueTask, select_tasks
 from distilflow.evaluation.glue_results import (
     BASELINE_ROLE,
@@ -23,8 +23,8 @@ from distilflow.evaluation.glue_results import (
     task_results_file,
     write_task_results,
 )
+from distilflow.evaluation.glue_runs import baseline_soft_targets, evaluate_task
 from distilflow.ops import tracking
-from distilflow.base.files import exclusive
 
 
 def run(params: Params, task_name: str) -> dict[str, TaskResult]:

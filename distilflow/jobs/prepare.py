@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from distilflow.base.files import exclusive, refuse_foreign_folder
+from distilflow.base.pretrained import SET_TEACHER, load_tokenizer, require_length_fits
 from distilflow.config import Params
 from distilflow.data.corpus import require_text
 from distilflow.data.prepared import META_FILE, PreparedData, load_prepared, prepare_corpus
-from distilflow.base.pretrained import SET_TEACHER, load_tokenizer, require_length_fits
 from distilflow.ops import tracking
-from distilflow.base.files import exclusive, refuse_foreign_folder
 
 
 def run(params: Params) -> PreparedData:

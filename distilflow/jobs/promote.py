@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from distilflow.config import Params
-from distilflow.ops import registry, tracking
+from distilflow.ops import promotion_rule, registry, tracking
 
 
-def by_rule(params: Params, version: str) -> registry.Decision:
+def by_rule(params: Params, version: str) -> promotion_rule.Decision:
     tracking.configure(params.tracking)
     return registry.promote_by_policy(params.registry, version)
 

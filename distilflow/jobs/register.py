@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distilflow.config import Params
-from distilflow.errors import DistilflowError
-from distilflow.evaluation.glue_results import read_report
-from distilflow.ops import dvc, registry, run_summary, tracking
 from distilflow.base import stage_env
 from distilflow.base.files import read_json
 from distilflow.base.model_folder import read_model_meta
+from distilflow.config import Params
+from distilflow.errors import DistilflowError
+from distilflow.evaluation.glue_results import read_report
+from distilflow.ops import dvc, promotion_rule, registry, run_summary, tracking
 
 
 @dataclass
@@ -34,7 +34,7 @@ def run(params: Params, run_id: str | None = None) -> Registration:
     data_versions = {**dvc.source_hashes(params.versioning), **{f"{k}_artifact": v for k, v in outputs.items()}}
     tracking.configure(params.tracking)
     run_id = run_id or stage_env.parent_run_id() or student_meta.get("mlflow_run_id")
-    tags = {**registry.version_tags(report, data_versions), **filter_tags(params, student_meta)}
+    tags = {**promotion_rule.version_tags(report, data_versions), **filter_tags(params, student_meta)}
     version, created = registry.register_student(params.registry, params.paths.student, run_id, tags,
                                                  run_summary.model_card(params, report, student_meta, data_versions))
     export_metrics = read_json(params.paths.metrics / "export.json")

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 import torch
 
-from distilflow.config import LossConfig, Params
-from distilflow.data.masking import build_masker
-from distilflow.data.prepared import PreparedData, load_prepared
-from distilflow.base.pretrained import SET_TEACHER, load_masked_lm, load_tokenizer, model_fingerprint
 from distilflow.base import stage_env
 from distilflow.base.devices import pick_autocast_dtype, pick_device
 from distilflow.base.hashing import fingerprint
 from distilflow.base.model_folder import save_model
+from distilflow.base.pretrained import SET_TEACHER, load_masked_lm, load_tokenizer, model_fingerprint
+from distilflow.config import LossConfig, Params
+from distilflow.data.masking import build_masker
+from distilflow.data.prepared import PreparedData, load_prepared
 from distilflow.jobs.training_session import TrainingSession
 from distilflow.ops import tracking
 from distilflow.train.distributed import process_group

@@ -18,9 +18,9 @@ from typing import IO, Callable
 
 import yaml
 
+from distilflow.base import stage_env
 from distilflow.config import DataSourceConfig, VersioningConfig
 from distilflow.errors import DistilflowError
-from distilflow.base import stage_env
 
 DVC = [sys.executable, "-m", "dvc"]
 POLL_SECONDS = 2.0

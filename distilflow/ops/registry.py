@@ -1,5 +1,5 @@
-"""The MLflow Model Registry side: register a student once, aliases `challenger`/`champion`, the
-promotion rule, manual promotion and rollback.
+"""The MLflow Model Registry side: register a student once, aliases `challenger`/`champion`, promotion by
+the rule (promotion_rule.py), manual promotion and rollback.
 
 A version's tags carry what the rule and the `models` table need (GLUE score, retention, latency,
 tasks, data hashes), so decisions never depend on files that may have moved since.
@@ -13,25 +13,18 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from distilflow.config import PromotionConfig, RegistryConfig
-from distilflow.errors import DistilflowError
-from distilflow.evaluation.glue_results import GlueReport
 from distilflow.base.files import exclusive
 from distilflow.base.model_folder import MODEL_META
+from distilflow.config import RegistryConfig
+from distilflow.errors import DistilflowError
+from distilflow.ops.promotion_rule import Decision, decide
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 HISTORY_TAG = "champion_history"  # on the registered model: champion versions, oldest first
 FINGERPRINT_TAG = "student_fingerprint"
 ATTACHED_TAG = "onnx_attached"  # the version's logged model holds the ONNX exports
-
-
-@dataclass
-class Decision:
-    promote: bool
-    reason: str
 
 
 def _client():
@@ -111,36 +104,6 @@ def attach_export(name: str, version: str, export_dir: Path, metrics: dict[str, 
                            "classifier_latency_ms_b1", "classifier_size_mb")):
             _client().set_model_version_tag(name, version, key, f"{value:.6g}")
     _client().set_model_version_tag(name, version, ATTACHED_TAG, "true")
-
-
-def decide(policy: PromotionConfig, challenger: dict[str, str], champion: dict[str, str] | None) -> Decision:
-    """The promotion rule on version tags: latency budget, retention floor, and beating the champion."""
-    latency_key = f"latency_ms_{policy.latency}"
-    if policy.max_latency_ms is not None:
-        if latency_key not in challenger:
-            return Decision(False, f"no measured {latency_key} to check against the latency budget")
-        if float(challenger[latency_key]) > policy.max_latency_ms:
-            return Decision(False, f"{latency_key} {float(challenger[latency_key]):.1f} ms > budget {policy.max_latency_ms} ms")
-    if "glue_retention" not in challenger:
-        if policy.min_retention > 0:
-            return Decision(False, "no GLUE retention (the teacher's GLUE score is 0 or below): the retention floor "
-                                   "cannot be checked, promote by hand")
-    elif float(challenger["glue_retention"]) < policy.min_retention:
-        return Decision(False, f"GLUE retention {float(challenger['glue_retention']):.3f} < {policy.min_retention}")
-    if champion is None:
-        return Decision(True, "first version that meets the rule")
-    differing = [key for key in comparable_tags(challenger) | comparable_tags(champion)
-                 if challenger.get(key) != champion.get(key)]
-    if differing:
-        what = "; ".join(f"{key} {challenger.get(key)} vs {champion.get(key)}" for key in sorted(differing))
-        return Decision(False, f"GLUE or latency settings differ from the champion's ({what}): figures are not "
-                               "comparable, promote by hand")
-    needed = float(champion["glue_score"]) + policy.min_glue_gain
-    if float(challenger["glue_score"]) < needed:
-        return Decision(False, f"GLUE score {float(challenger['glue_score']):.4f} < champion's "
-                               f"{float(champion['glue_score']):.4f} + margin {policy.min_glue_gain}")
-    return Decision(True, f"GLUE score {float(challenger['glue_score']):.4f} >= champion's "
-                          f"{float(champion['glue_score']):.4f} + margin {policy.min_glue_gain}")
 
 
 def champion_version(name: str):
@@ -262,29 +225,3 @@ def list_versions(name: str) -> list[dict[str, str]]:
 
 def _score(value: str | None) -> str:
     return f"{100 * float(value):.1f}" if value else ""
-
-
-GLUE_SETTING_TAG = "glue_{}"  # one tag per setting that makes GLUE scores comparable
-
-
-LATENCY_SETTING_TAGS = ("latency_protocol", "latency_model")  # latencies compare only when measured alike
-
-
-def comparable_tags(tags: dict[str, str]) -> set[str]:
-    glue_settings = {key for key in tags if key.startswith("glue_") and key not in ("glue_score", "glue_retention")}
-    return glue_settings | set(LATENCY_SETTING_TAGS)
-
-
-def version_tags(report: GlueReport, data_hashes: dict[str, str]) -> dict[str, str]:
-    """Tags for a new version: what the promotion rule and the `models` table read, and the data it used."""
-    student = report.student
-    tags = {"glue_score": f"{student.glue_score:.6f}"}
-    tags.update({GLUE_SETTING_TAG.format(key): value for key, value in report.comparable_settings().items()})
-    if report.glue_retention is not None:
-        tags["glue_retention"] = f"{report.glue_retention:.6f}"
-    tags.update({key: f"{value:.3f}" for key, value in student.speed.items() if key.startswith("latency_ms_")})
-    if report.timing:  # which model and protocol those latencies measured, and where
-        tags.update({"latency_protocol": str(report.timing["protocol"]), "latency_model": str(report.timing["model"]),
-                     "latency_machine": f"{report.timing['machine']}, {report.timing['threads']} threads"})
-    tags.update({f"dvc_{name}": value for name, value in data_hashes.items()})
-    return tags

@@ -14,15 +14,34 @@ DESCRIPTION_TAG = "mlflow.note.content"
 DATASET_CONTEXT = {"corpus": "distillation", "glue": "evaluation", "teacher": "teacher"}
 
 
+LOSS_TERMS = {"ce": "KD", "mlm": "MLM", "cos": "cosine", "mse": "logit MSE", "hidden": "hidden-state MSE",
+              "attention": "attention KL", "relation": "Q/K/V-relation KL"}  # LossConfig.weights()' names
+
+
 def run_name(params: Params) -> str:
-    """E.g. `pipeline T=2 α=5/2/1 3L`: the settings that tell students apart, at a glance."""
+    """E.g. `pipeline T=2 ce=5 mlm=2 cos=1 half every_other_top`: every nonzero loss weight, the student's
+    depth and its layer rule, so that two different students never share a name."""
     loss = params.distill.loss
-    weights = "/".join(f"{w:g}" for w in (loss.alpha_ce, loss.alpha_mlm, loss.alpha_cos))
-    if loss.alpha_mse:
-        weights += f"/mse {loss.alpha_mse:g}"
-    layers = f"{params.student.n_layers}L" if params.student.n_layers else "half"
-    init = "" if params.student.init == "teacher" else f" {params.student.init}-init"
-    return f"pipeline T={loss.temperature:g} α={weights} {layers}{init}"
+    weights = " ".join(f"{name}={weight:g}" for name, weight in loss.weights().items() if weight)
+    return f"pipeline T={loss.temperature:g} {weights} {_student_shape(params)}"
+
+
+def _student_shape(params: Params) -> str:
+    student = params.student
+    depth = f"{student.n_layers}L" if student.n_layers else "half"
+    rule = "layers " + ",".join(map(str, student.layers)) if isinstance(student.layers, list) else student.layers
+    return f"{depth} {rule}" + ("" if student.init == "teacher" else f" {student.init}-init")
+
+
+def _loss_formula(params: Params) -> str:
+    """1·KD (T=2, all positions) + 2·MLM + ...: the nonzero terms, in words."""
+    loss = params.distill.loss
+    terms = []
+    for name, weight in loss.weights().items():
+        if weight:
+            detail = f" (T={loss.temperature:g}, {loss.kd_positions} positions)" if name == "ce" else ""
+            terms.append(f"{weight:g}·{LOSS_TERMS[name]}{detail}")
+    return " + ".join(terms)
 
 
 def headline_metrics(report: GlueReport, distill_metrics: dict[str, float]) -> dict[str, float]:
@@ -76,7 +95,6 @@ def model_card(params: Params, report: GlueReport, student_meta: dict, data_vers
     """The registered version's description: what the student is, what made it, how good and fast it is."""
     from distilflow.evaluation.report import render_markdown
 
-    loss = params.distill.loss
     layers = student_meta.get("teacher_layers", [])
     versions = ", ".join(f"{name} `{value}`" for name, value in sorted(data_versions.items())) or "not pinned"
     mlm = student_meta.get("metrics", {})
@@ -86,9 +104,8 @@ def model_card(params: Params, report: GlueReport, student_meta: dict, data_vers
     return "\n".join([
         f"# distilflow student — {run_name(params).removeprefix('pipeline ')}", "",
         f"- **Teacher**: `{params.teacher.model}`; the student keeps {len(layers)} of its layers, {layers} "
-        f"(initialised from {params.student.init})",
-        f"- **Loss**: {loss.alpha_ce:g}·KD (T={loss.temperature:g}, {loss.kd_positions} positions) + "
-        f"{loss.alpha_mlm:g}·MLM + {loss.alpha_cos:g}·cosine" + (f" + {loss.alpha_mse:g}·MSE" if loss.alpha_mse else ""),
+        f"(rule `{_student_shape(params)}`, initialised from {params.student.init})",
+        f"- **Loss**: {_loss_formula(params)}",
         f"- **Training**: {params.distill.train.max_steps} steps of {params.distill.train.micro_batch_size}"
         f"×{params.distill.train.gradient_accumulation_steps} sequences of ≤ {params.data.max_seq_length} tokens, "
         f"learning rate {params.distill.train.learning_rate:g}, masks drawn anew for every batch",

@@ -9,14 +9,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
-import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from distilflow.config import TrackingConfig, VersioningConfig
 from distilflow.base import stage_env
+from distilflow.base.provenance import flatten, git_commit, git_is_dirty
+from distilflow.config import TrackingConfig, VersioningConfig
 from distilflow.ops.mlflow_store import (  # noqa: F401  (configure, tracking_uri: used as tracking.*)
     HOST_TAG,
     PID_TAG,
@@ -225,31 +225,3 @@ def log_artifacts(path: Path | str, artifact_path: str | None = None) -> None:
         mlflow.log_artifacts(str(path), artifact_path=artifact_path)
     else:
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def git_is_dirty() -> bool:
-    try:
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return False
-    return bool(status.strip())
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}: the form MLflow params and the CLI overrides use."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, prefix=f"{name}."))
-        else:
-            flat[name] = value
-    return flat

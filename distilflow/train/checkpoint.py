@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from distilflow.errors import DistilflowError, is_disk_full
 from distilflow.base.files import write_atomically
+from distilflow.errors import DistilflowError, is_disk_full
 
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
 PARTIAL_NAME = re.compile(r"^\.step_(\d+)\.pt\.partial$")

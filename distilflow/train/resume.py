@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from distilflow.errors import DistilflowError
 from distilflow.base.files import write_text
+from distilflow.errors import DistilflowError
 from distilflow.train.checkpoint import list_checkpoints
 
 RUN_ID_FILE = "mlflow_run_id"

@@ -1,18 +1,13 @@
-"""The training loop, used both for distillation and for training a teacher's MLM head.
-
-One screen of loop: take the step's batches (padded and masked afresh by the DataLoader), forward,
-loss, backward (accumulating), clip, step; validate every `eval_every` steps; checkpoint every
-`checkpoint_every`. Only parameters with `requires_grad` are optimised, which is how head training
-keeps parts of the teacher frozen.
-
-On a GPU the loop never waits for the device inside a step: loss terms stay tensors until
-`log_every`, positions are index tensors prepared on the CPU, batches arrive in pinned memory and
-are copied without blocking. Under torchrun it is data parallel (distributed.py).
+"""The training loop, for distillation and for a teacher's MLM head: the step's batches (padded and masked
+afresh by the DataLoader), forward, loss, backward (accumulating), clip, step; validate every `eval_every`
+steps, checkpoint every `checkpoint_every`. Only parameters with `requires_grad` are optimised (how head
+training keeps parts of the teacher frozen). On a GPU the loop never waits for the device inside a step:
+loss terms stay tensors until `log_every`, positions are index tensors prepared on the CPU, batches arrive
+in pinned memory and are copied without blocking. Under torchrun it is data parallel (distributed.py).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -24,11 +19,13 @@ from datasets import Dataset
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from distilflow.base.devices import frozen_teacher, pick_autocast_dtype, pick_device
+from distilflow.base.stage_env import report_progress
 from distilflow.config import TrainConfig
 from distilflow.data.batching import MaskingCollator, StepBatch, StepOrder, sequence_lengths, step_loader
 from distilflow.data.masking import DynamicMasker
 from distilflow.errors import DistilflowError
-from distilflow.base.stage_env import report_progress
+from distilflow.train.batch_size import require_global_batch, split_for_memory
 from distilflow.train.checkpoint import (
     capture_rng_states,
     checkpoint_to_resume,
@@ -38,8 +35,13 @@ from distilflow.train.checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from distilflow.base.devices import frozen_teacher, pick_autocast_dtype, pick_device
 from distilflow.train.distributed import ProcessGroup, process_group
+from distilflow.train.divergence import (
+    refuse_diverged_weights,
+    refuse_nonfinite,
+    refuse_too_many_nonfinite_steps,
+    step_unless_nonfinite,
+)
 from distilflow.train.losses import DistillationLoss, StepCounts
 from distilflow.train.mlm_metrics import masked_lm_metrics
 from distilflow.train.optimizer import build_optimizer
@@ -57,36 +59,14 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        loss_fn: DistillationLoss,
-        masker: DynamicMasker,
-        train_set: Dataset,
-        validation_set: Dataset,
-        tokenizer,
-        config: TrainConfig,
-        checkpoint_dir: Path,
-        run_key: str,
-        teacher: torch.nn.Module | None = None,
-        log_metrics: MetricsLogger | None = None,
-        description: str = "train",
-        batch_split: int = 1,
-        sequence_length: int | None = None,
-        group: ProcessGroup | None = None,
-    ):
-        if batch_split > 1:  # after an out-of-memory: same effective batch in smaller pieces
-            config = config.model_copy(update={
-                "micro_batch_size": max(1, config.micro_batch_size // batch_split),
-                "gradient_accumulation_steps": config.gradient_accumulation_steps * batch_split})
+    def __init__(self, model: torch.nn.Module, loss_fn: DistillationLoss, masker: DynamicMasker, train_set: Dataset,
+                 validation_set: Dataset, tokenizer, config: TrainConfig, checkpoint_dir: Path, run_key: str,
+                 teacher: torch.nn.Module | None = None, log_metrics: MetricsLogger | None = None,
+                 description: str = "train", batch_split: int = 1, sequence_length: int | None = None,
+                 group: ProcessGroup | None = None):
+        config = split_for_memory(config, batch_split)
         self.group = group or process_group()
-        global_batch = config.micro_batch_size * config.gradient_accumulation_steps * self.group.world_size
-        if len(train_set) < global_batch:
-            raise DistilflowError(
-                f"only {len(train_set)} training sequences for a global batch of {global_batch} (micro_batch_size="
-                f"{config.micro_batch_size} x gradient_accumulation_steps x processes): add text to the corpus "
-                "or lower the batch size"
-            )
+        global_batch = require_global_batch(config, self.group.world_size, len(train_set))
         self.config, self.loss_fn, self.tokenizer = config, loss_fn, tokenizer
         self.train_set, self.validation_set = train_set, validation_set
         self.checkpoint_dir, self.run_key, self.description = checkpoint_dir, run_key, description
@@ -96,7 +76,6 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 vocabulary projection on tensor cores
         torch.manual_seed(config.seed + self.group.rank)  # dropout differs between processes, as it should
-
         self.model = model.to(self.device).train()
         self.teacher = frozen_teacher(teacher, self.device, self.autocast_dtype) if teacher is not None else None
         self.student_view = MaskedLMView(self.model)
@@ -149,13 +128,13 @@ class Trainer:
         return self.step
 
     def save(self) -> Path | None:
-        self._refuse_too_many_nonfinite_steps()
-        self._refuse_diverged_weights()
+        self._refuse_divergence()
+        refuse_diverged_weights(self.trainable, self.step)
         rng = self.group.gather(capture_rng_states())  # every process's dropout stream, for an exact resume
         path = None
         if self.group.is_main:
-            state = {"run_key": self.run_key, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                     "scheduler": self.scheduler.state_dict(), "rng": rng}
+            state = {"run_key": self.run_key, "model": self.model.state_dict(), "rng": rng,
+                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
             path = save_checkpoint(self.checkpoint_dir, self.step, state, self.config.keep_checkpoints)
         self.group.barrier()
         return path
@@ -177,9 +156,9 @@ class Trainer:
                 report_progress(self.description, self.step, cfg.max_steps)
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 values = self._read(terms)  # the one wait for the GPU per log interval
-                self._refuse_too_many_nonfinite_steps()
+                self._refuse_divergence()
                 if self.step == cfg.max_steps:  # the model to be saved: its own loss must be a number
-                    self._refuse_nonfinite("training loss", values["loss"])
+                    refuse_nonfinite("training loss", values["loss"], self.step)
                 tokens_per_second = window_tokens / max(time.perf_counter() - window_start, 1e-9)
                 progress.set_postfix(loss=f"{values['loss']:.3f}", tok_s=f"{tokens_per_second:,.0f}")
                 self.log_metrics({**values, "learning_rate": self.scheduler.get_last_lr()[0],
@@ -193,7 +172,7 @@ class Trainer:
         validation = self.validate(prefix="val_")
         self.log_metrics(validation, self.step)
         if self.group.is_main:
-            self._refuse_nonfinite("validation masked-LM loss", validation["val_mlm_loss"])
+            refuse_nonfinite("validation masked-LM loss", validation["val_mlm_loss"], self.step)
         return TrainResult(steps=self.step, validation=validation, resumed_from=resumed_from,
                            data_wait_seconds=data_wait)
 
@@ -219,19 +198,10 @@ class Trainer:
             torch.distributed.all_reduce(nonfinite, op=torch.distributed.ReduceOp.MAX)
             nonfinite = nonfinite.bool()
         self.nonfinite_steps += nonfinite
-        self._update_unless(nonfinite)
+        step_unless_nonfinite(self.optimizer, nonfinite)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return summed
-
-    def _update_unless(self, nonfinite: torch.Tensor) -> None:
-        """The optimizer step, skipped when the gradient is NaN or infinite."""
-        if self.optimizer.defaults.get("fused"):
-            # Fused AdamW skips on the device (the flag GradScaler uses): no wait for the GPU per step.
-            self.optimizer.found_inf = nonfinite.float()
-            self.optimizer.step()
-        elif not bool(nonfinite):  # unfused (CPU): reading the flag costs nothing
-            self.optimizer.step()
 
     def accumulate_gradients(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
         """Forward and backward over this process's micro-batches; returns the step's loss terms."""
@@ -263,29 +233,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                               enabled=self.autocast_dtype is not None)
 
-    def _refuse_too_many_nonfinite_steps(self) -> None:
-        skipped, limit = int(self.nonfinite_steps), self.config.max_nonfinite_steps
-        if skipped > limit:
-            raise DistilflowError(
-                f"training diverged: {skipped} steps had a NaN or infinite loss or gradient (more than "
-                f"max_nonfinite_steps={limit}) by step {self.step}; lower the learning rate (or max_grad_norm) and run "
-                "again with --restart (earlier checkpoints and the saved model are kept)"
-            )
-
-    def _refuse_nonfinite(self, what: str, value: float) -> None:
-        if not math.isfinite(value):
-            raise DistilflowError(
-                f"training diverged: the {what} is {value} at step {self.step}; lower the learning rate (or "
-                "max_grad_norm) and run again with --restart (earlier checkpoints and the saved model are kept)")
-
-    def _refuse_diverged_weights(self) -> None:
-        """Never checkpoint (or, after the last step, ship) weights that are NaN or infinite."""
-        finite = torch.stack([torch.isfinite(p).all() for p in self.trainable]).all()
-        if not bool(finite):  # one wait for the GPU per checkpoint
-            raise DistilflowError(
-                f"training diverged: the weights are NaN or infinite at step {self.step}; lower the learning rate "
-                "(or max_grad_norm) and run again with --restart (earlier checkpoints and the saved model are kept)"
-            )
+    def _refuse_divergence(self) -> None:
+        refuse_too_many_nonfinite_steps(int(self.nonfinite_steps), self.config.max_nonfinite_steps, self.step)
 
     def validate(self, prefix: str = "") -> dict[str, float]:
         return self.evaluate(self.validation_set, prefix, max_sequences=self.config.eval_sequences)

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from distilflow.errors import DistilflowError
 from distilflow.base.files import exclusive, replace_folder, write_atomically, write_json
 from distilflow.base.model_folder import MODEL_META, save_model
+from distilflow.errors import DistilflowError
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_partial(tmp_path):

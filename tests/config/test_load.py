@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from distilflow.base.provenance import flatten
 from distilflow.config import Params
-from distilflow.errors import DistilflowError
 from distilflow.config.load import apply_override, load_params, write_overrides
-from distilflow.ops.tracking import flatten
+from distilflow.errors import DistilflowError
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS_FILE = ROOT / "params.yaml"

@@ -90,8 +90,8 @@ def test_reading_a_chunk_at_a_time_splits_exactly_as_the_whole_text_would(tmp_pa
 def test_each_corpus_file_is_read_once_to_hash_check_and_decode(tmp_path):
     """One scan gives the hash, the binary refusal and the encoding; a file cut inside a UTF-8 character is
     Latin-1, as decoding the whole file said."""
-    from distilflow.data.corpus import scan_files
     from distilflow.base.pretrained import file_sha256
+    from distilflow.data.corpus import scan_files
 
     (tmp_path / "a.txt").write_bytes("héllo\n\nworld".encode("utf-8"))
     (tmp_path / "b.txt").write_bytes("héllo".encode("utf-8")[:2])

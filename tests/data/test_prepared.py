@@ -2,15 +2,10 @@ import numpy as np
 import pytest
 
 from distilflow.config import CorpusSource, DataConfig
-from tests.conftest import tiny_data_config
-from distilflow.data.prepared import (
-    load_prepared,
-    pack_sentences,
-    prepare_corpus,
-    special_token_wrapping,
-    split_sentences,
-)
+from distilflow.data.packing import pack_sentences, special_token_wrapping, split_sentences
+from distilflow.data.prepared import load_prepared, prepare_corpus
 from distilflow.errors import DistilflowError
+from tests.conftest import tiny_data_config
 
 
 def test_sentences_split_after_terminal_punctuation():

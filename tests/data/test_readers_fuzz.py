@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from distilflow.config import CorpusSource
 from distilflow.data.corpus import clean, load_paragraphs
-from distilflow.data.prepared import pack_sentences
+from distilflow.data.packing import pack_sentences
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_data import get_task, read_release_tsv
 

@@ -6,7 +6,6 @@ import pytest
 
 from distilflow.config import GlueConfig
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.glue_runs import summarize
 from distilflow.evaluation.glue_data import (
     TASKS,
     compute_metrics,
@@ -18,6 +17,7 @@ from distilflow.evaluation.glue_data import (
     task_score,
 )
 from distilflow.evaluation.glue_results import glue_score, ratio
+from distilflow.evaluation.glue_runs import summarize
 from tests.conftest import HUB, SHARED
 
 HUB_GLUE = str(HUB / "nyu-mll" / "glue")

@@ -6,16 +6,16 @@ import mlflow
 import numpy as np
 import pytest
 
+from distilflow.base import hashing
+from distilflow.base.hashing import executed_modules
 from distilflow.config import StudentConfig
+from distilflow.config.load import validate_params
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import finetune, glue_runs, latency
 from distilflow.evaluation.glue_data import get_task
 from distilflow.evaluation.glue_results import TaskResult, build_report, read_report
 from distilflow.evaluation.report import render_markdown
 from distilflow.jobs import glue as glue_job
-from distilflow.base import hashing
-from distilflow.base.hashing import executed_modules
-from distilflow.config.load import validate_params
 from distilflow.train.student import build_student
 from tests.conftest import SHARED, tiny_params
 

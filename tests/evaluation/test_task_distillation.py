@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, TrainingArguments
 
+from distilflow.config.load import validate_params
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import finetune, glue_runs
 from distilflow.evaluation.glue_data import get_task
@@ -19,7 +20,6 @@ from distilflow.evaluation.task_distillation import (
     soft_target_loss,
 )
 from distilflow.jobs import glue_task
-from distilflow.config.load import validate_params
 from tests.conftest import tiny_params
 
 

@@ -3,9 +3,9 @@ that drifts past the tolerance is refused and the previous one stays."""
 
 import pytest
 
+from distilflow.config.load import validate_params
 from distilflow.errors import DistilflowError
 from distilflow.jobs import export
-from distilflow.config.load import validate_params
 from tests.conftest import run_stages, tiny_params
 
 

@@ -8,10 +8,10 @@ import torch
 from transformers import AutoModelForMaskedLM
 from transformers import pipeline as hf_pipeline
 
+from distilflow.base.provenance import flatten
+from distilflow.config.load import validate_params
 from distilflow.errors import DistilflowError
 from distilflow.jobs import distill, evaluate, prepare, teacher
-from distilflow.config.load import validate_params
-from distilflow.ops.tracking import flatten
 from tests.conftest import assert_layers_copied, run_stages, tiny_params
 
 

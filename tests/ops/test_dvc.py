@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
+from distilflow.base import stage_env
 from distilflow.config import DataSourceConfig, VersioningConfig
 from distilflow.errors import DistilflowError
 from distilflow.ops import dvc as versioning
-from distilflow.base import stage_env
 from tests.conftest import ROOT
 
 

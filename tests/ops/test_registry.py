@@ -12,7 +12,7 @@ from transformers import BertForMaskedLM
 from distilflow.config import PromotionConfig, RegistryConfig
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_results import GlueReport, ModelScores
-from distilflow.ops import registry
+from distilflow.ops import promotion_rule, registry
 from tests.conftest import tiny_bert_config
 
 CHAMPION = {"glue_score": "0.70", "glue_retention": "0.90", "glue_tasks": "rte,mrpc", "latency_ms_cpu_b1": "5.0"}
@@ -20,16 +20,16 @@ CHAMPION = {"glue_score": "0.70", "glue_retention": "0.90", "glue_tasks": "rte,m
 
 def test_decide_beats_champion_by_the_margin():
     policy = PromotionConfig(min_glue_gain=0.01)
-    assert registry.decide(policy, {**CHAMPION, "glue_score": "0.72"}, CHAMPION).promote
-    assert not registry.decide(policy, {**CHAMPION, "glue_score": "0.705"}, CHAMPION).promote
+    assert promotion_rule.decide(policy, {**CHAMPION, "glue_score": "0.72"}, CHAMPION).promote
+    assert not promotion_rule.decide(policy, {**CHAMPION, "glue_score": "0.705"}, CHAMPION).promote
 
 
 def test_decide_checks_retention_latency_and_comparable_tasks():
-    assert registry.decide(PromotionConfig(), CHAMPION, None).promote  # the first one
-    assert "retention" in registry.decide(PromotionConfig(min_retention=0.95), CHAMPION, None).reason
-    slow = registry.decide(PromotionConfig(max_latency_ms=4.0), CHAMPION, None)
+    assert promotion_rule.decide(PromotionConfig(), CHAMPION, None).promote  # the first one
+    assert "retention" in promotion_rule.decide(PromotionConfig(min_retention=0.95), CHAMPION, None).reason
+    slow = promotion_rule.decide(PromotionConfig(max_latency_ms=4.0), CHAMPION, None)
     assert not slow.promote and "budget" in slow.reason
-    other_tasks = registry.decide(PromotionConfig(), {**CHAMPION, "glue_score": "0.9", "glue_tasks": "rte"}, CHAMPION)
+    other_tasks = promotion_rule.decide(PromotionConfig(), {**CHAMPION, "glue_score": "0.9", "glue_tasks": "rte"}, CHAMPION)
     assert not other_tasks.promote and "not comparable" in other_tasks.reason
 
 
@@ -42,7 +42,7 @@ def _report(**settings) -> GlueReport:
 
 
 def test_version_tags_from_report():
-    tags = registry.version_tags(_report(), {"corpus": "abc.dir"})
+    tags = promotion_rule.version_tags(_report(), {"corpus": "abc.dir"})
     assert {key: tags[key] for key in ("glue_score", "glue_tasks", "glue_retention", "latency_ms_cpu_b1",
                                        "dvc_corpus", "glue_seeds", "glue_max_train_examples")} == {
         "glue_score": "0.610000", "glue_tasks": "rte,mrpc", "glue_retention": "0.900000",
@@ -55,34 +55,34 @@ def test_latencies_are_compared_only_between_versions_timed_alike():
     encoder latency against another's fill-mask or older-protocol figure."""
     report = _report()
     report.timing = {"protocol": "interleaved-median-iqr/1", "model": "encoder", "threads": 2, "machine": "x"}
-    champion = registry.version_tags(report, {})
+    champion = promotion_rule.version_tags(report, {})
     assert champion["latency_protocol"] == "interleaved-median-iqr/1" and champion["latency_model"] == "encoder"
     better = {**champion, "glue_score": "0.99"}
-    assert registry.decide(PromotionConfig(), better, champion).promote
+    assert promotion_rule.decide(PromotionConfig(), better, champion).promote
     for tag, other in (("latency_protocol", "median/0"), ("latency_model", "fill-mask")):
-        decision = registry.decide(PromotionConfig(), better, {**champion, tag: other})
+        decision = promotion_rule.decide(PromotionConfig(), better, {**champion, tag: other})
         assert not decision.promote and tag in decision.reason and "not comparable" in decision.reason
     untagged = {key: value for key, value in champion.items() if not key.startswith("latency_")}
-    assert not registry.decide(PromotionConfig(), better, untagged).promote  # measured before protocols were named
+    assert not promotion_rule.decide(PromotionConfig(), better, untagged).promote  # measured before protocols were named
 
 
 @pytest.mark.parametrize("setting,value", [("seeds", [1, 2, 3]), ("max_train_examples", None),
                                            ("learning_rates", [1e-4, 3e-4])])
 def test_decide_compares_only_versions_fine_tuned_the_same_way(setting, value):
-    champion = registry.version_tags(_report(), {})
-    better = {**registry.version_tags(_report(**{setting: value}), {}), "glue_score": "0.99"}
-    decision = registry.decide(PromotionConfig(), better, champion)
+    champion = promotion_rule.version_tags(_report(), {})
+    better = {**promotion_rule.version_tags(_report(**{setting: value}), {}), "glue_score": "0.99"}
+    decision = promotion_rule.decide(PromotionConfig(), better, champion)
     assert not decision.promote and f"glue_{setting}" in decision.reason and "not comparable" in decision.reason
-    same_settings = {**registry.version_tags(_report(), {}), "glue_score": "0.99"}
-    assert registry.decide(PromotionConfig(), same_settings, champion).promote
+    same_settings = {**promotion_rule.version_tags(_report(), {}), "glue_score": "0.99"}
+    assert promotion_rule.decide(PromotionConfig(), same_settings, champion).promote
 
 
 def test_decide_without_retention_says_so():
-    tags = registry.version_tags(_report().model_copy(update={"glue_retention": None}), {})
+    tags = promotion_rule.version_tags(_report().model_copy(update={"glue_retention": None}), {})
     assert "glue_retention" not in tags
-    refused = registry.decide(PromotionConfig(min_retention=0.5), tags, None)
+    refused = promotion_rule.decide(PromotionConfig(min_retention=0.5), tags, None)
     assert not refused.promote and "teacher's GLUE score is 0" in refused.reason
-    assert registry.decide(PromotionConfig(min_retention=0.0), tags, None).promote
+    assert promotion_rule.decide(PromotionConfig(min_retention=0.0), tags, None).promote
 
 
 def test_a_broken_registry_is_not_reported_as_an_empty_one(tmp_path, monkeypatch):

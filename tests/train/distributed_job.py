@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
 from distilflow.config import LossConfig, MaskingConfig, StudentConfig, TrainConfig
 from distilflow.data.masking import build_masker
-from distilflow.data.prepared import tokenize_and_pack
+from distilflow.data.packing import tokenize_and_pack
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.student import build_student
 from distilflow.train.trainer import Trainer

@@ -17,8 +17,7 @@ from distilflow.train.losses import DistillationLoss
 from distilflow.train.student import build_student
 from distilflow.train.teacher_head import freeze_all_but_head
 from distilflow.train.trainer import Trainer
-from tests.conftest import HUB
-from tests.conftest import tiny_data_config
+from tests.conftest import HUB, tiny_data_config
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

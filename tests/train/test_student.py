@@ -2,9 +2,9 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, pipeline
 
+from distilflow.base.model_folder import count_parameters
 from distilflow.config import StudentConfig
 from distilflow.errors import DistilflowError
-from distilflow.base.model_folder import count_parameters
 from distilflow.train.student import build_student, select_teacher_layers
 from tests.conftest import assert_layers_copied
 

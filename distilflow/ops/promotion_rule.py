@@ -1,0 +1,71 @@
+"""The promotion rule, on a registered version's tags: a latency budget, a retention floor, and beating the
+champion on comparable GLUE settings. The tags carry everything it reads (version_tags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distilflow.config import PromotionConfig
+from distilflow.evaluation.glue_results import GlueReport
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reason: str
+
+
+def decide(policy: PromotionConfig, challenger: dict[str, str], champion: dict[str, str] | None) -> Decision:
+    """The promotion rule on version tags: latency budget, retention floor, and beating the champion."""
+    latency_key = f"latency_ms_{policy.latency}"
+    if policy.max_latency_ms is not None:
+        if latency_key not in challenger:
+            return Decision(False, f"no measured {latency_key} to check against the latency budget")
+        if float(challenger[latency_key]) > policy.max_latency_ms:
+            return Decision(False, f"{latency_key} {float(challenger[latency_key]):.1f} ms > budget {policy.max_latency_ms} ms")
+    if "glue_retention" not in challenger:
+        if policy.min_retention > 0:
+            return Decision(False, "no GLUE retention (the teacher's GLUE score is 0 or below): the retention floor "
+                                   "cannot be checked, promote by hand")
+    elif float(challenger["glue_retention"]) < policy.min_retention:
+        return Decision(False, f"GLUE retention {float(challenger['glue_retention']):.3f} < {policy.min_retention}")
+    if champion is None:
+        return Decision(True, "first version that meets the rule")
+    differing = [key for key in comparable_tags(challenger) | comparable_tags(champion)
+                 if challenger.get(key) != champion.get(key)]
+    if differing:
+        what = "; ".join(f"{key} {challenger.get(key)} vs {champion.get(key)}" for key in sorted(differing))
+        return Decision(False, f"GLUE or latency settings differ from the champion's ({what}): figures are not "
+                               "comparable, promote by hand")
+    needed = float(champion["glue_score"]) + policy.min_glue_gain
+    if float(challenger["glue_score"]) < needed:
+        return Decision(False, f"GLUE score {float(challenger['glue_score']):.4f} < champion's "
+                               f"{float(champion['glue_score']):.4f} + margin {policy.min_glue_gain}")
+    return Decision(True, f"GLUE score {float(challenger['glue_score']):.4f} >= champion's "
+                          f"{float(champion['glue_score']):.4f} + margin {policy.min_glue_gain}")
+
+
+GLUE_SETTING_TAG = "glue_{}"  # one tag per setting that makes GLUE scores comparable
+
+
+LATENCY_SETTING_TAGS = ("latency_protocol", "latency_model")  # latencies compare only when measured alike
+
+
+def comparable_tags(tags: dict[str, str]) -> set[str]:
+    glue_settings = {key for key in tags if key.startswith("glue_") and key not in ("glue_score", "glue_retention")}
+    return glue_settings | set(LATENCY_SETTING_TAGS)
+
+
+def version_tags(report: GlueReport, data_hashes: dict[str, str]) -> dict[str, str]:
+    """Tags for a new version: what the promotion rule and the `models` table read, and the data it used."""
+    student = report.student
+    tags = {"glue_score": f"{student.glue_score:.6f}"}
+    tags.update({GLUE_SETTING_TAG.format(key): value for key, value in report.comparable_settings().items()})
+    if report.glue_retention is not None:
+        tags["glue_retention"] = f"{report.glue_retention:.6f}"
+    tags.update({key: f"{value:.3f}" for key, value in student.speed.items() if key.startswith("latency_ms_")})
+    if report.timing:  # which model and protocol those latencies measured, and where
+        tags.update({"latency_protocol": str(report.timing["protocol"]), "latency_model": str(report.timing["model"]),
+                     "latency_machine": f"{report.timing['machine']}, {report.timing['threads']} threads"})
+    tags.update({f"dvc_{name}": value for name, value in data_hashes.items()})
+    return tags
