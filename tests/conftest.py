@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -32,7 +33,8 @@ os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
 import torch  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel  # noqa: E402
 
-from distilflow.config import CorpusSource, DataConfig  # noqa: E402
+from distilflow.config import CorpusSource, DataConfig, Params  # noqa: E402
+from distilflow.config.load import validate_params  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -40,6 +42,12 @@ torch.set_num_threads(2)
 def tiny_bert_config(vocab_size: int, layers: int = 4) -> BertConfig:
     return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
                       intermediate_size=64, max_position_embeddings=128)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_tracking_uri(monkeypatch):
+    """Runs log to the store their params name, never to one this shell's MLFLOW_TRACKING_URI points at."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +125,29 @@ def tiny_params(tmp_path: Path, corpus: Path, teacher: str | Path, **sections) -
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
     return raw
+
+
+@pytest.fixture
+def make_params(tmp_path, small_corpus, headless_teacher_dir):
+    """Validated tiny params writing under tmp_path: a teacher (the head-less one unless given) and sections."""
+    def make(teacher: str | Path | None = None, **sections) -> Params:
+        return validate_params(tiny_params(tmp_path, small_corpus, teacher or headless_teacher_dir, **sections))
+
+    return make
+
+
+@pytest.fixture
+def params(make_params) -> Params:
+    return make_params()
+
+
+def save_tiny_student(folder: Path, tokenizer, seed: int) -> Path:
+    """A random 1-layer student saved as a model folder distilflow wrote (its fingerprint names the seed)."""
+    torch.manual_seed(seed)
+    BertForMaskedLM(tiny_bert_config(len(tokenizer), layers=1)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "distilflow.json").write_text(json.dumps({"fingerprint": f"student-{seed}"}))
+    return folder
 
 
 def tiny_glue_release(folder: Path) -> Path:

@@ -102,7 +102,6 @@ def test_usage_error_is_not_a_traceback(monkeypatch, capsys):
 
 
 def test_rollback_without_a_registry_is_one_line(tmp_path, monkeypatch, capsys, small_corpus, headless_teacher_dir):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
     code, _, err = _run(monkeypatch, capsys, "rollback", "--params", params)
     _assert_one_line_error(code, err, "no registered model", "make run")

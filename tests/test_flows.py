@@ -31,7 +31,6 @@ def project(first_contact, monkeypatch):
     project, done = first_contact
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     monkeypatch.chdir(project)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return project
 
 

@@ -9,7 +9,6 @@ import pytest
 from distilflow.base import hashing
 from distilflow.base.hashing import executed_modules
 from distilflow.config import StudentConfig
-from distilflow.config.load import validate_params
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import finetune, glue_runs, latency
 from distilflow.evaluation.glue_data import get_task
@@ -17,19 +16,14 @@ from distilflow.evaluation.glue_results import TaskResult, build_report, read_re
 from distilflow.evaluation.report import render_markdown
 from distilflow.jobs import glue as glue_job
 from distilflow.train.student import build_student
-from tests.conftest import SHARED, tiny_params
+from tests.conftest import SHARED
 
 
 @pytest.fixture
-def params(tmp_path, small_corpus, teacher_with_head_dir, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    raw = tiny_params(tmp_path, small_corpus, teacher_with_head_dir)
-    raw["glue"] = {"tasks": ["rte", "stsb"], "max_train_examples": 32, "epochs": 1, "batch_size": 8,
-                   "seeds": [1, 2], "max_seq_length": 32, "progress": False,
-                   "latency": {"batch_sizes": [1, 4], "seq_length": 16, "repeats": 2}}
-    raw["paths"]["glue"] = str(tmp_path / "glue")
-    raw["paths"]["metrics"] = str(tmp_path / "metrics")
-    return validate_params(raw)
+def params(make_params, teacher_with_head_dir):
+    return make_params(teacher_with_head_dir, glue={
+        "tasks": ["rte", "stsb"], "max_train_examples": 32, "epochs": 1, "batch_size": 8, "seeds": [1, 2],
+        "max_seq_length": 32, "progress": False, "latency": {"batch_sizes": [1, 4], "seq_length": 16, "repeats": 2}})
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, TrainingArguments
 
-from distilflow.config.load import validate_params
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import finetune, glue_runs
 from distilflow.evaluation.glue_data import get_task
@@ -20,7 +19,6 @@ from distilflow.evaluation.task_distillation import (
     soft_target_loss,
 )
 from distilflow.jobs import glue_task
-from tests.conftest import tiny_params
 
 
 def test_soft_target_loss_is_the_tempered_kl_and_mse_for_regression():
@@ -74,15 +72,11 @@ def test_soft_targets_that_do_not_fit_the_training_set_are_refused(tmp_path):
 
 
 @pytest.fixture
-def params(tmp_path, small_corpus, teacher_with_head_dir, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    raw = tiny_params(tmp_path, small_corpus, teacher_with_head_dir)
-    raw["glue"] = {"tasks": ["stsb"], "max_train_examples": 24, "epochs": 1, "batch_size": 8, "seeds": [1],
-                   "learning_rates": [1e-3], "max_seq_length": 32, "progress": False,
-                   "distillation": {"weight": 0.5, "temperature": 2.0, "epochs": None}}  # None: glue.epochs
-    raw["teacher"]["model"] = str(teacher_with_head_dir)
-    raw["paths"]["glue"] = str(tmp_path / "glue")
-    return validate_params(raw)
+def params(make_params, teacher_with_head_dir):
+    return make_params(teacher_with_head_dir, glue={
+        "tasks": ["stsb"], "max_train_examples": 24, "epochs": 1, "batch_size": 8, "seeds": [1],
+        "learning_rates": [1e-3], "max_seq_length": 32, "progress": False,
+        "distillation": {"weight": 0.5, "temperature": 2.0, "epochs": None}})  # None: glue.epochs
 
 
 @pytest.fixture

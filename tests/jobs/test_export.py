@@ -3,18 +3,15 @@ that drifts past the tolerance is refused and the previous one stays."""
 
 import pytest
 
-from distilflow.config.load import validate_params
 from distilflow.errors import DistilflowError
 from distilflow.jobs import export
-from tests.conftest import run_stages, tiny_params
+from tests.conftest import run_stages
 
 
 @pytest.fixture
-def params(tmp_path, small_corpus, headless_teacher_dir, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return validate_params(tiny_params(tmp_path, small_corpus, headless_teacher_dir,
-                                       export={"latency": {"batch_sizes": [1, 4], "seq_length": 16, "repeats": 2},
-                                               "max_int8_accuracy_drop": 1.0, "max_int8_glue_drop": 1.0}))
+def params(make_params):
+    return make_params(export={"latency": {"batch_sizes": [1, 4], "seq_length": 16, "repeats": 2},
+                               "max_int8_accuracy_drop": 1.0, "max_int8_glue_drop": 1.0})
 
 
 def test_export_checks_measures_and_refuses_a_drifting_model(params):

@@ -15,12 +15,6 @@ from distilflow.jobs import distill, evaluate, prepare, teacher
 from tests.conftest import assert_layers_copied, run_stages, tiny_params
 
 
-@pytest.fixture
-def params(tmp_path, small_corpus, headless_teacher_dir, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return validate_params(tiny_params(tmp_path, small_corpus, headless_teacher_dir))
-
-
 def test_distill_headless_teacher_end_to_end(params, tmp_path):
     result = run_stages(params)
 
@@ -70,8 +64,8 @@ def test_distill_reads_only_its_declared_inputs(params):
 
 
 def test_evaluate_requires_a_head(params, headless_teacher_dir):
+    prepare.run(params)
     with pytest.raises(DistilflowError, match="no masked-LM head"):
-        prepare.run(params)
         evaluate.run(params, str(headless_teacher_dir))
 
 

@@ -16,7 +16,6 @@ from distilflow.ops import mlflow_store, tracking
 
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> TrackingConfig:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return TrackingConfig(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db", artifact_root=tmp_path / "artifacts",
                           experiment="test", system_metrics=False)
 

@@ -7,13 +7,11 @@ import urllib.request
 
 import mlflow
 import pytest
-import torch
-from transformers import BertForMaskedLM
 
 from distilflow.config import PromotionConfig, RegistryConfig, TrackingConfig
 from distilflow.ops import registry, tracking
 from distilflow.ops.local_server import free_port, local_server
-from tests.conftest import tiny_bert_config
+from tests.conftest import save_tiny_student
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +25,8 @@ def server(tmp_path_factory):
         yield url, root
 
 
-def _student(folder, tokenizer, seed: int):
-    torch.manual_seed(seed)
-    model = BertForMaskedLM(tiny_bert_config(len(tokenizer), layers=1))
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return model
-
-
 def test_distill_register_promote_and_load_the_champion_through_a_server(server, tmp_path, tokenizer, monkeypatch):
     url, root = server
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = TrackingConfig(tracking_uri=url, experiment="team", artifact_root=tmp_path / "not-used",
                             system_metrics=False)
     registry_config = RegistryConfig(model_name="team-student", promotion=PromotionConfig(min_retention=0.0))
@@ -45,7 +34,7 @@ def test_distill_register_promote_and_load_the_champion_through_a_server(server,
     versions = []
     for seed in (1, 2):
         folder = tmp_path / f"student-{seed}"
-        _student(folder, tokenizer, seed)
+        save_tiny_student(folder, tokenizer, seed)
         with tracking.mlflow_run(config, "distill") as run:  # as the distill stage logs its student
             model_id = tracking.log_student_model(folder, registry_config.input_example, registry_config.top_k,
                                                   {"test_mlm_loss": 5.0 + seed})
@@ -69,7 +58,6 @@ def test_distill_register_promote_and_load_the_champion_through_a_server(server,
 def test_the_runs_table_data_through_the_rest_api(server, monkeypatch):
     """What the MLflow UI's runs table asks the server for: pipeline runs with their headline metrics."""
     url, _ = server
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = TrackingConfig(tracking_uri=url, experiment="team-runs", system_metrics=False)
     experiment_id = tracking.configure(config)
     for temperature, score in ((2, 0.61), (4, 0.64)):
@@ -100,7 +88,6 @@ def test_promotions_racing_through_a_server_leave_alias_and_history_agreeing(ser
     from tests.ops.test_registry import race_promotions
 
     url, _ = server
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     mlflow.set_tracking_uri(url)
     outcomes = race_promotions(url, "raced-on-a-server", rounds=10, source="s3://nowhere/model")  # never read
     assert all(alias == last for alias, last in outcomes), outcomes

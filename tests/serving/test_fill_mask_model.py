@@ -21,7 +21,6 @@ SENTENCE = "I completed writing my [MASK]."
 @pytest.fixture
 def champion(tmp_path, tokenizer, monkeypatch):
     """A tiny student distilled (logged), registered and promoted, as the pipeline leaves it."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = TrackingConfig(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db", experiment="serving",
                             artifact_root=tmp_path / "mlruns" / "artifacts", system_metrics=False)
     registry_config = RegistryConfig(model_name="served-student", promotion=PromotionConfig(min_retention=0.0))

@@ -93,8 +93,9 @@ def test_kill_and_resume_on_the_gpu_restores_the_cuda_rng(prepared, tokenizer, t
 
         with monkeypatch.context() as patch:
             patch.setattr(Trainer, "_optimizer_step", dies_at_step_5)
+            interrupted = trainer(folder)
             with pytest.raises(KeyboardInterrupt):
-                trainer(folder).run()
+                interrupted.run()
         resumed = trainer(folder)
         assert resumed.run(resume=True).resumed_from == 4
         return resumed.model.state_dict()
