@@ -38,7 +38,7 @@ def _dvc(*args: str) -> str:
     return subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True, check=True).stdout
 
 
-STAGES = ["prepare", "teacher", "distill", "glue@rte", "glue@mrpc", "export", "glue_report"]  # export reads the
+STAGES = ["prepare", "teacher", "distill", "glue@rte", "glue@mrpc", "glue_report", "export"]  # export reads the
 # classifiers the GLUE stages keep
 
 

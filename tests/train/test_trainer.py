@@ -7,6 +7,7 @@ from distilflow.config import LossConfig, MaskingConfig, StudentConfig, TrainCon
 from distilflow.data.masking import build_masker
 from distilflow.data.prepared import prepare_corpus
 from distilflow.errors import DistilflowError
+from distilflow.train.divergence import step_unless_nonfinite
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.student import build_student
 from distilflow.train.trainer import Trainer
@@ -210,7 +211,7 @@ def test_fused_adamw_skips_the_update_on_the_device_when_told(prepared, tokenize
     for p in parameters:
         p.grad = torch.ones_like(p)
     before = [p.detach().clone() for p in parameters]
-    trainer._update_unless(torch.tensor(True))
+    step_unless_nonfinite(trainer.optimizer, torch.tensor(True))
     assert all(torch.equal(a, b) for a, b in zip(before, parameters))
-    trainer._update_unless(torch.tensor(False))
+    step_unless_nonfinite(trainer.optimizer, torch.tensor(False))
     assert not torch.equal(before[0], parameters[0])
