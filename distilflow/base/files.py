@@ -66,6 +66,18 @@ def replace_folder(output: Path, fill: Callable[[Path], None], marker: str) -> P
     return output
 
 
+@contextmanager
+def scratch_folder(output: Path) -> Iterator[Path]:
+    """A work folder beside `output` (same disk: no copy when its results move in), removed at the end. A
+    killed run's leftovers, ours by name, are removed first (the caller holds `output`'s lock)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{output.name}-work-"
+    for stale in output.parent.glob(f"{prefix}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=output.parent) as work:
+        yield Path(work)
+
+
 def refuse_foreign_folder(folder: Path, marker: str) -> None:
     """distilflow replaces only folders it wrote (they hold `marker`): a paths.* key pointed at a
     user's folder must never delete it."""

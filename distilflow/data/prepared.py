@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import PreTrainedTokenizerBase
 
-from distilflow.base.files import replace_folder
+from distilflow.base.files import replace_folder, scratch_folder
 from distilflow.base.hashing import fingerprint
 from distilflow.base.pretrained import file_sha256
 from distilflow.config import CorpusSource, DataConfig
@@ -71,12 +69,8 @@ def tokenize_corpus(source: CorpusSource, tokenizer: PreTrainedTokenizerBase, co
 
 def prepare_corpus(config: DataConfig, tokenizer: PreTrainedTokenizerBase, output: Path) -> PreparedData:
     """Tokenize train (and test) text into `output` (swapped in whole); its fingerprint names the content."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{output.name}-work-"
-    for stale in output.parent.glob(f"{prefix}*"):  # a killed prepare's (ours by name; the stage lock is held)
-        shutil.rmtree(stale, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=output.parent) as work:
-        return _prepare(config, tokenizer, output, Path(work))
+    with scratch_folder(output) as work:
+        return _prepare(config, tokenizer, output, work)
 
 
 def _prepare(config: DataConfig, tokenizer: PreTrainedTokenizerBase, output: Path, work: Path) -> PreparedData:
