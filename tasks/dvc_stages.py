@@ -55,12 +55,12 @@ def reproduce_stage(params: Params, stage: str, run_id: str) -> bool:
         if not outcome.out_of_memory:
             break
         logger.warning("%s: CUDA out of memory with micro-batch split %d; retrying with split %d", stage, split, 2 * split)
-    update_progress_artifact(progress_id, 100.0, description=f"{stage}: {'done' if outcome.ran else 'unchanged, skipped'}")
+    update_progress_artifact(progress_id, 100.0, description=f"{stage}: {'done' if outcome.ran else outcome.verdict}")
     if outcome.bad_input:
         raise DistilflowError(f"stage {stage}: {outcome.error}")
     if outcome.exit_code != 0 or outcome.error:
         raise StageFailed(f"stage {stage} failed ({outcome.error}); log: {outcome.log_file}")
-    logger.info("%s: %s", stage, "ran" if outcome.ran else "unchanged, skipped")
+    logger.info("%s: %s", stage, outcome.verdict)
     return outcome.ran
 
 

@@ -138,10 +138,15 @@ def pipeline_stages() -> list[str]:
 @dataclass
 class StageOutcome:
     stage: str
-    ran: bool  # False: DVC found nothing changed and skipped it
+    ran: bool  # False: DVC found nothing changed and skipped it, or restored the outputs from its run-cache
     exit_code: int  # the stage command's own exit code (0 when it succeeded or was skipped)
     error: str  # the last error line, for a one-line message
     log_file: Path
+    restored: bool = False  # inputs DVC had seen before: their outputs checked out from its run-cache, no run
+
+    @property
+    def verdict(self) -> str:
+        return "ran" if self.ran else "restored from DVC's run-cache" if self.restored else "unchanged, skipped"
 
     @property
     def out_of_memory(self) -> bool:
@@ -172,9 +177,10 @@ def reproduce(stage: str, env: dict[str, str], log_file: Path,
         match = re.search(r"exited with (\d+)", output)
         exit_code = int(match.group(1)) if match else process.returncode
     skipped = f"Stage '{stage}' didn't change, skipping" in output
+    restored = f"Stage '{stage}' is cached - skipping run" in output
     error = _last_error_line(subprocess.CompletedProcess([], process.returncode, output, ""))
-    return StageOutcome(stage, ran=not skipped, exit_code=exit_code,
-                        error=error if process.returncode else "", log_file=log_file)
+    return StageOutcome(stage, ran=not (skipped or restored), exit_code=exit_code,
+                        error=error if process.returncode else "", log_file=log_file, restored=restored)
 
 
 def _copy_new_output(log_file: Path, position: int, echo: IO[bytes] | None) -> int:

@@ -40,6 +40,19 @@ def test_reproduce_reports_ran_skipped_and_the_exit_code(dvc_project):
     assert failed.out_of_memory and failed.error.startswith(stage_env.OUT_OF_MEMORY_MARKER)
 
 
+def test_reproduce_tells_a_run_cache_restore_from_a_run(dvc_project):
+    (dvc_project / "params.yaml").write_text("word: one\n")
+    (dvc_project / "dvc.yaml").write_text(
+        "stages:\n  say:\n    cmd: cat params.yaml > out.txt\n    params: [word]\n    outs: [out.txt]\n")
+    env = {**__import__("os").environ}
+    outcomes = []
+    for word in ("one", "two", "one"):
+        (dvc_project / "params.yaml").write_text(f"word: {word}\n")
+        outcomes.append(versioning.reproduce("say", env, dvc_project / "logs" / "say.log"))
+    assert [outcome.verdict for outcome in outcomes] == ["ran", "ran", "restored from DVC's run-cache"]
+    assert (dvc_project / "out.txt").read_text() == "word: one\n"
+
+
 def test_pin_imports_then_updates_and_records_the_hash(dvc_project, tmp_path_factory):
     source = tmp_path_factory.mktemp("source")
     (source / "a.txt").write_text("one")
