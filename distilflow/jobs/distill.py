@@ -1,7 +1,9 @@
 """Stage `distill`: the student (paths.student) from the prepared corpus and the complete teacher.
 
-Student = the teacher's layers, every other one; loss = α_ce·soft targets at temperature T +
-α_mlm·masked-LM + α_cos·hidden-state cosine; masks drawn anew for every batch. Resumable.
+Student = some of the teacher's layers (student.layers, every other one counted from the top by default),
+copied; loss = the nonzero terms of distill.loss (soft targets at temperature T, masked LM, hidden-state
+cosine; optionally logit MSE and the hidden/attention/relation terms); masks drawn anew for every batch.
+Resumable (training_session.py).
 """
 
 from __future__ import annotations
