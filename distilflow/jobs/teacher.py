@@ -23,7 +23,6 @@ from distilflow.data.masking import build_masker
 from distilflow.data.prepared import PreparedData, load_prepared
 from distilflow.jobs.training_session import TrainingSession
 from distilflow.ops import tracking
-from distilflow.train.distributed import process_group
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.mlm_metrics import masked_lm_metrics
 from distilflow.train.resume import ResumePolicy
@@ -69,10 +68,9 @@ def _complete_teacher(params: Params, session: TrainingSession) -> TeacherArtifa
     teacher_fingerprint = model_fingerprint(teacher)
     meta = {"fingerprint": teacher_fingerprint, "source": params.teacher.model, "head_trained": False,
             "head_untrained": bool(missing_head), "metrics": {}}
-    group = process_group()
-    if group.is_main:  # under torchrun one process writes the folder
+    if session.group.is_main:  # under torchrun one process writes the folder
         save_model(teacher, tokenizer, output, meta)
-    group.barrier()
+    session.group.barrier()
     return TeacherArtifact(str(output), teacher_fingerprint, "untrained" if missing_head else "own", metrics={})
 
 
