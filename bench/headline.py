@@ -10,9 +10,11 @@ MLM-only > the 0-step copy > random init, on GLUE.
 
 Each job writes one JSON (and a teacher its soft targets) under bench/results/headline/ the moment it ends,
 with its figures, recipe, seed, commit, machine, threads and date; a job whose file exists is not redone,
-so a killed campaign loses at most the jobs it was running. Students are distilled by the CLI into
-artifacts/headline/ (not committed: a new checkout distils them again, bit-identically; their JSON holds
-the weights' fingerprint, and a student that differs is refused).
+so a killed campaign loses at most the jobs it was running, and of those only the steps since their last
+checkpoint (every 100 steps, under artifacts/headline/finetune/: a 10-epoch CoLA teacher outlasts a
+session). Students are distilled by the CLI into artifacts/headline/ (not committed: a new checkout distils
+them again, bit-identically; their JSON holds the weights' fingerprint, and a student that differs is
+refused).
 
   1. students (params/headline.yaml: 1,000 distillation steps, layers 1,3,5): the default one, a second
      distillation seed, and the ablation's MLM-only, 0-step copy and random init
@@ -30,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -209,19 +212,28 @@ def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None
         teacher_pair = (result_name("selection", TEACHER, task_name, chosen_recipe(TEACHER, task_name), SELECTION_SEED)
                         if phase == "selection" else result_name("final", TEACHER, task_name, None, seed))
         soft_targets = np.load(RESULTS / f"{teacher_pair}.soft_targets.npy")
+    name = result_name(phase, model, task_name, recipe if phase == "selection" else None, seed)
+    checkpoints = checkpoint_folder(name)
+    resumed_from = sorted(p.name for p in checkpoints.glob("checkpoint-*"))  # a killed session's last one
     started = time.perf_counter()
     outcome = finetune_and_evaluate(source, task, splits, config, seed, config.learning_rates[0],
-                                    soft_targets=soft_targets, predict_train=role == "teacher")
+                                    soft_targets=soft_targets, predict_train=role == "teacher",
+                                    checkpoints=checkpoints)
     seconds = time.perf_counter() - started
     if outcome.train_logits is not None:
-        np.save(RESULTS / f"{result_name(phase, model, task_name, recipe if phase == 'selection' else None, seed)}"
-                          f".soft_targets.npy", outcome.train_logits.astype(np.float32))
+        np.save(RESULTS / f"{name}.soft_targets.npy", outcome.train_logits.astype(np.float32))
     return {"phase": phase, "model": model, "model_source": source, "task": task_name, "recipe": recipe,
             "seed": seed, "score": task_score(task, outcome.metrics), "metrics": outcome.metrics,
             "evaluated_on": (f"held-out {config.selection.holdout:.0%} of the training set "
                              f"(selection seed {config.selection.seed})" if phase == "selection" else "dev"),
             "train_rows": len(splits["train"]), "soft_targets_from": teacher_pair,
-            "glue": config.model_dump(mode="json", exclude={"latency", "progress"}), "seconds": seconds}
+            "glue": config.model_dump(mode="json", exclude={"latency", "progress"}), "seconds": seconds,
+            "resumed_from": resumed_from[-1] if resumed_from else None}  # then seconds are this last part's
+
+
+def checkpoint_folder(name: str) -> Path:
+    """Where job `name` keeps its fine-tuning checkpoints: a session's end loses at most the last 100 steps."""
+    return WORK / "finetune" / name
 
 
 # -- running it -------------------------------------------------------------------------------------
@@ -279,6 +291,7 @@ def work(params) -> None:
         try:
             record = {"job": job.name, **job.run(), **provenance()}
             (RESULTS / f"{job.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+            shutil.rmtree(checkpoint_folder(job.name), ignore_errors=True)
         finally:
             (RESULTS / f"{job.name}.running").unlink(missing_ok=True)
 

@@ -2,12 +2,15 @@
 
 Sequence-classification head (regression for STS-B), dynamic padding, AdamW with warmup and linear
 decay; the model is evaluated on the task's dev set(s) with the official metrics. With a teacher's soft
-targets, the student learns from them too (task_distillation.py).
+targets, the student learns from them too (task_distillation.py). Given a checkpoint folder, a fine-tuning
+that was stopped resumes where it was (the Trainer's own checkpoints: weights, optimizer, schedule, RNG and
+the place in the epoch), so a 10-epoch teacher on CoLA can outlast a session.
 """
 
 from __future__ import annotations
 
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_utils import get_last_checkpoint
 
 from distilflow.base.devices import pick_device
 from distilflow.base.model_folder import save_model
@@ -37,10 +41,13 @@ class FineTuned:
 
 def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dataset], config: GlueConfig,
                           seed: int, learning_rate: float, soft_targets: np.ndarray | None = None,
-                          predict_train: bool = False, save_to: Path | None = None) -> FineTuned:
+                          predict_train: bool = False, save_to: Path | None = None,
+                          checkpoints: Path | None = None, checkpoint_every: int = 100) -> FineTuned:
     """Train on splits['train'] (with the teacher's `soft_targets` for it, row by row, when given) and
     evaluate on the task's dev set(s); `predict_train` also returns the logits on the training set (a
-    teacher's soft targets), `save_to` keeps the fine-tuned classifier."""
+    teacher's soft targets), `save_to` keeps the fine-tuned classifier. With `checkpoints` (a folder the
+    caller owns and clears), the state is saved there every `checkpoint_every` steps and a run finds and
+    resumes the last one."""
     tokenizer = load_tokenizer(model_name)
     # The classifier (and a student's pooler) start random: from this run's seed, not from whatever state the
     # process's RNG is in (that left the student's GLUE scores varying from run to run).
@@ -50,9 +57,9 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
     if soft_targets is not None:
         encoded["train"] = encoded["train"].add_column(TEACHER_COLUMN, soft_targets.tolist())
     on_gpu = pick_device(config.device).type == "cuda"
-    with tempfile.TemporaryDirectory() as scratch:
+    with nullcontext(str(checkpoints)) if checkpoints else tempfile.TemporaryDirectory() as output_dir:
         args = TrainingArguments(
-            output_dir=scratch,
+            output_dir=output_dir,
             per_device_train_batch_size=config.batch_size,
             per_device_eval_batch_size=config.eval_batch_size,
             learning_rate=learning_rate,
@@ -65,7 +72,9 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
             use_cpu=not on_gpu,
             bf16=on_gpu,
             eval_strategy="no",
-            save_strategy="no",
+            save_strategy="steps" if checkpoints else "no",
+            save_steps=checkpoint_every,
+            save_total_limit=1,  # the last one is all a resume needs
             logging_strategy="no",
             report_to="none",
             disable_tqdm=not config.progress,
@@ -85,7 +94,7 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
             distillation = config.distillation
             trainer = TaskDistillationTrainer(**common, weight=distillation.weight,
                                               temperature=distillation.temperature, regression=task.is_regression)
-        trainer.train()
+        trainer.train(resume_from_checkpoint=_last_checkpoint(checkpoints))
         results = {}
         for name in task.evaluations:
             output = trainer.predict(encoded[name])
@@ -99,6 +108,10 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
                         "learning_rate": learning_rate, "task_distillation": soft_targets is not None,
                         "dev_metrics": results})
     return FineTuned(results, train_logits)
+
+
+def _last_checkpoint(folder: Path | None) -> str | None:
+    return get_last_checkpoint(str(folder)) if folder is not None and folder.is_dir() else None
 
 
 def _classifier(model_name: str, task: GlueTask):
