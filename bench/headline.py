@@ -35,6 +35,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -215,11 +216,10 @@ def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None
     name = result_name(phase, model, task_name, recipe if phase == "selection" else None, seed)
     checkpoints = checkpoint_folder(name)
     resumed_from = sorted(p.name for p in checkpoints.glob("checkpoint-*"))  # a killed session's last one
-    started = time.perf_counter()
-    outcome = finetune_and_evaluate(source, task, splits, config, seed, config.learning_rates[0],
-                                    soft_targets=soft_targets, predict_train=role == "teacher",
-                                    checkpoints=checkpoints)
-    seconds = time.perf_counter() - started
+    with Stopwatch(checkpoints / "seconds.txt") as clock:
+        outcome = finetune_and_evaluate(source, task, splits, config, seed, config.learning_rates[0],
+                                        soft_targets=soft_targets, predict_train=role == "teacher",
+                                        checkpoints=checkpoints)
     if outcome.train_logits is not None:
         np.save(RESULTS / f"{name}.soft_targets.npy", outcome.train_logits.astype(np.float32))
     return {"phase": phase, "model": model, "model_source": source, "task": task_name, "recipe": recipe,
@@ -227,8 +227,35 @@ def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None
             "evaluated_on": (f"held-out {config.selection.holdout:.0%} of the training set "
                              f"(selection seed {config.selection.seed})" if phase == "selection" else "dev"),
             "train_rows": len(splits["train"]), "soft_targets_from": teacher_pair,
-            "glue": config.model_dump(mode="json", exclude={"latency", "progress"}), "seconds": seconds,
-            "resumed_from": resumed_from[-1] if resumed_from else None}  # then seconds are this last part's
+            "glue": config.model_dump(mode="json", exclude={"latency", "progress"}), "seconds": clock.seconds,
+            "resumed_from": resumed_from[-1] if resumed_from else None}
+
+
+class Stopwatch:
+    """Wall seconds of a job over all its attempts: the earlier ones' total is kept in `file` (each minute, so
+    a killed attempt loses at most one; the steps it redoes from its checkpoint are counted again)."""
+
+    def __init__(self, file: Path):
+        self.file, self.stopped, self.ended = file, threading.Event(), None
+        self.before = float(file.read_text()) if file.is_file() else 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.before + (self.ended or time.perf_counter()) - self.started
+
+    def __enter__(self) -> "Stopwatch":
+        self.started = time.perf_counter()
+        threading.Thread(target=self._keep, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.ended = time.perf_counter()
+        self.stopped.set()
+
+    def _keep(self) -> None:
+        while not self.stopped.wait(60):
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            self.file.write_text(f"{self.seconds:.1f}")
 
 
 def checkpoint_folder(name: str) -> Path:

@@ -122,6 +122,24 @@ def distillation_seed_table(records: list[dict], students: list[dict]) -> list[s
     return lines
 
 
+def compute_table(results: Path) -> list[str]:
+    """What the campaign cost so far: each job's recorded wall seconds (one thread; bench/headline.py runs two
+    side by side on 2 cores), summed by part of the campaign."""
+    parts: dict[str, list[float]] = {}
+    for path in sorted(results.glob("*.json")):
+        record = json.loads(path.read_text())
+        if "seconds" not in record:
+            continue
+        phase, model = record.get("phase"), record.get("model")
+        part = ("distillation" if record["job"].startswith("student.") else "selection" if phase == "selection"
+                else "headline (teacher, default student)" if model in (TEACHER, DEFAULT_STUDENT)
+                else "ablation and distillation seed" if phase == "final" else "setup (pin, prepare, teacher head)")
+        parts.setdefault(part, []).append(record["seconds"])
+    lines = ["| part | jobs done | hours (sum of the jobs' wall times, 1 thread each) |", "|---|---|---|"]
+    lines += [f"| {part} | {len(values)} | {sum(values) / 3600:.1f} |" for part, values in parts.items()]
+    return lines
+
+
 def render(results: Path) -> str:
     records = load(results)
     students = [json.loads(p.read_text()) for p in sorted(results.glob("student.*.json"))]
@@ -129,7 +147,9 @@ def render(results: Path) -> str:
                       *selection_table(records), "", "**Dev sets, selected recipes, full training sets**", "",
                       *final_table(records), "", "**The distillation seed**", "",
                       *distillation_seed_table(records, students), "", "**The seed's claim on GLUE** (the default "
-                      "student's selected recipe and seeds)", "", *ablation_table(records), "", END])
+                      "student's selected recipe and seeds)", "", *ablation_table(records), "", "**Compute so far** (a "
+                      "job's time includes any pause of the campaign while it ran, and the steps a resumed job "
+                      "redid)", "", *compute_table(results), "", END])
 
 
 def write(block: str, docs: Path = DOCS) -> str:
