@@ -70,22 +70,22 @@ def pipeline_flow(overrides: list[str] | None = None) -> dict:
             pin_data(params, run_id)
             record_inputs(params, run_id)
         stage = reproduce_stage.with_options(retries=params.orchestration.stage_retries, retry_delay_seconds=10)
-        stages_ran = {}
+        stages = {}  # name -> what DVC did with it
         for name in list_stages():
             with clock(name):
-                stages_ran[name] = stage(params, name, run_id)
+                stages[name] = stage(params, name, run_id)
         with clock("register + promote"):
             log_headline_metrics(params, run_id)
             version, created = register_student(params, run_id)
             decision = promote_by_rule(params, version)
         with clock("push to DVC remote"):
             push_data(params)
-        report = publish_report(params, run_id, stages_ran, version, created, decision, clock.seconds, clock.total())
+        report = publish_report(params, run_id, stages, version, created, decision, clock.seconds, clock.total())
         succeeded = True
     finally:
         close_pipeline_run(params, run_id, succeeded)
     return {"mlflow_run_id": run_id, "version": version, "registered_new": created,
-            "promoted": decision.promote, "reason": decision.reason, "stages_ran": stages_ran, "report": report,
+            "promoted": decision.promote, "reason": decision.reason, "stages": stages, "report": report,
             "seconds": clock.seconds, "total_seconds": clock.total()}
 
 

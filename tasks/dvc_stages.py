@@ -31,8 +31,9 @@ def list_stages() -> list[str]:
 
 
 @task(name="stage", task_run_name="{stage}", retry_condition_fn=not_bad_input)
-def reproduce_stage(params: Params, stage: str, run_id: str) -> bool:
-    """Run one dvc.yaml stage (if anything it depends on changed) in its own process; True if it ran.
+def reproduce_stage(params: Params, stage: str, run_id: str) -> str:
+    """Run one dvc.yaml stage (if anything it depends on changed) in its own process; what DVC did: "ran",
+    "restored from DVC's run-cache" or "unchanged, skipped".
 
     On CUDA out-of-memory the stage is rerun with the micro-batch split in two (same effective batch),
     resuming from its last checkpoint, up to orchestration.oom_retries times.
@@ -61,7 +62,7 @@ def reproduce_stage(params: Params, stage: str, run_id: str) -> bool:
     if outcome.exit_code != 0 or outcome.error:
         raise StageFailed(f"stage {stage} failed ({outcome.error}); log: {outcome.log_file}")
     logger.info("%s: %s", stage, outcome.verdict)
-    return outcome.ran
+    return outcome.verdict
 
 
 def _stage_env(run_id: str, split: int, progress_file: Path) -> dict[str, str]:

@@ -59,7 +59,7 @@ def close_pipeline_run(params: Params, run_id: str, succeeded: bool) -> None:
 
 
 @task(name="publish report")
-def publish_report(params: Params, run_id: str, stages_ran: dict[str, bool], version: str, created: bool,
+def publish_report(params: Params, run_id: str, stages: dict[str, str], version: str, created: bool,
                    decision: promotion_rule.Decision, seconds: dict[str, float], total_seconds: float) -> str:
     glue_markdown = (params.paths.glue / MARKDOWN_FILE).read_text()
     markdown = "\n".join([
@@ -68,16 +68,17 @@ def publish_report(params: Params, run_id: str, stages_ran: dict[str, bool], ver
         f"- Registered model: `{params.registry.model_name}` version {version} "
         f"({'new, alias challenger' if created else 'already registered'})",
         f"- Promotion: {'champion' if decision.promote else 'unchanged'} — {decision.reason}", "",
-        *wall_time_table(stages_ran, seconds, total_seconds), "", glue_markdown, _export_markdown(params)])
+        *wall_time_table(stages, seconds, total_seconds), "", glue_markdown, _export_markdown(params)])
     create_markdown_artifact(markdown, key="distilflow-report", description="GLUE, retention, speed, registry")
     tracking.configure(params.tracking)
     tracking.log_to_run(run_id, {}, tags={run_summary.DESCRIPTION_TAG: run_summary.description(params, markdown)})
     return str(write_text(params.paths.glue / "pipeline_report.md", markdown))
 
 
-def wall_time_table(stages_ran: dict[str, bool], seconds: dict[str, float], total_seconds: float) -> list[str]:
-    """Each step's wall time (a stage DVC skipped says so) and the flow's total, as a Markdown table."""
-    rows = [f"| {step} | {'' if step not in stages_ran else 'ran' if stages_ran[step] else 'skipped'} "
+def wall_time_table(stages: dict[str, str], seconds: dict[str, float], total_seconds: float) -> list[str]:
+    """Each step's wall time, what DVC did with each stage (ran, restored from its run-cache, skipped) and the
+    flow's total, as a Markdown table."""
+    rows = [f"| {step} | {stages.get(step, '')} "
             f"| {clock_time(value)} |" for step, value in seconds.items()]
     return ["| step | stage | wall time |", "|---|---|---|", *rows, f"| **total** (flow) | | **{clock_time(total_seconds)}** |"]
 

@@ -35,7 +35,7 @@ def run_pipeline(set_: Annotated[Optional[list[str]], typer.Option(
     dvc.require_sources(params.versioning)
     _require_reachable_prefect_server()
     result = run_flow(overrides=set_ or [])
-    typer.echo("\n".join(wall_time_table(result["stages_ran"], result["seconds"], result["total_seconds"])))
+    typer.echo("\n".join(wall_time_table(result["stages"], result["seconds"], result["total_seconds"])))
     command_seconds = time.perf_counter() - started
     typer.echo(f"command total (Prefect's start-up included): {command_seconds:.0f} s")
     _record_run_times(params, set_ or [], result, command_seconds)
@@ -55,7 +55,7 @@ def _record_run_times(params, overrides: list[str], result: dict, command_second
 
     write_json(params.paths.glue.parent / "pipeline_run.json", {
         "command": "distilflow pipeline", "overrides": overrides, "seconds": result["seconds"],
-        "stages_ran": result["stages_ran"], "flow_seconds": result["total_seconds"], "command_seconds": command_seconds,
+        "stages": result["stages"], "flow_seconds": result["total_seconds"], "command_seconds": command_seconds,
         "commit": git_commit(), **machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
