@@ -5,6 +5,7 @@ MLM-only > the 0-step copy > random init, on GLUE.
     python bench/headline.py                  # the campaign, resumable (params/headline.yaml)
     python bench/headline.py --workers 2      # two jobs side by side, one thread each (2 cores)
     python bench/headline.py --status         # what is done, running, waiting
+    python bench/headline.py --job NAME       # one job of the plan (e.g. student.0-step), beside the others
     python bench/headline.py --report         # docs/results.md §12's tables from the committed results
     python bench/headline.py --report --write # ... written into docs/results.md (a test keeps them equal)
 
@@ -301,10 +302,15 @@ def claim(name: str) -> bool:
             return claim(name)
 
 
-def work(params) -> None:
-    """Run jobs until none is left: the first job not done, not taken and whose needs are done."""
+def work(params, only: str | None = None) -> None:
+    """Run jobs until none is left: the first job not done, not taken and whose needs are done (with `only`,
+    that one job, once its needs are done)."""
     while True:
         jobs = plan(params)
+        if only is not None:
+            jobs = [job for job in jobs if job.name == only]
+            if not jobs:
+                raise SystemExit(f"no job named {only}: `python bench/headline.py --status` lists them")
         pending = [job for job in jobs if not done(job.name)]
         if not pending:
             print("headline: every job is done", flush=True)
@@ -315,12 +321,16 @@ def work(params) -> None:
             time.sleep(30)  # the others wait on jobs another worker is running
             continue
         print(f"== {job.name} ({len(pending)} left)", flush=True)
-        try:
-            record = {"job": job.name, **job.run(), **provenance()}
-            (RESULTS / f"{job.name}.json").write_text(json.dumps(record, indent=2) + "\n")
-            shutil.rmtree(checkpoint_folder(job.name), ignore_errors=True)
-        finally:
-            (RESULTS / f"{job.name}.running").unlink(missing_ok=True)
+        run_job(job)
+
+
+def run_job(job: Job) -> None:
+    try:
+        record = {"job": job.name, **job.run(), **provenance()}
+        (RESULTS / f"{job.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        shutil.rmtree(checkpoint_folder(job.name), ignore_errors=True)
+    finally:
+        (RESULTS / f"{job.name}.running").unlink(missing_ok=True)
 
 
 def status(params) -> None:
@@ -337,6 +347,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=1, help="jobs side by side (threads split between them)")
     parser.add_argument("--status", action="store_true")
+    parser.add_argument("--job", help="run this one job (waiting for its needs), e.g. student.0-step")
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--write", action="store_true", help="with --report: into docs/results.md")
     args = parser.parse_args()
@@ -360,7 +371,7 @@ def main() -> None:
         workers = [subprocess.Popen([sys.executable, __file__], env=env) for _ in range(args.workers)]
         sys.exit(max(worker.wait() for worker in workers))
     else:
-        work(params)
+        work(params, args.job)
 
 
 if __name__ == "__main__":
