@@ -93,18 +93,21 @@ def final_table(records: list[dict]) -> list[str]:
         f"| mean of per-task ratios (CoLA weighs fully) | {interval(per_task)} |"]
 
 
-def ablation_table(records: list[dict]) -> list[str]:
-    lines = ["| student | GLUE score (mean ± std) | " + "per task | seeds |", "|---|---|---|---|"]
+def ablation_table(records: list[dict], students: list[dict]) -> list[str]:
+    students = {r["job"]: r for r in students}
+    lines = ["| student | held-out MLM loss | GLUE score (mean ± std) | per task | seeds |", "|---|---|---|---|---|"]
     tasks = sorted({r["task"] for r in records if r["phase"] == "final"})
     for model, label in ABLATION.items():
+        meta = students.get(f"student.{model}", {}).get("metrics")
+        held_out = f"{meta['test_mlm_loss']:.3f}" if meta else "(not distilled yet)"
         table = scores(records, "final", model)
         seeds = sorted(set.intersection(*[set(table.get(task, {})) for task in tasks])) if tasks else []
         if not seeds:
-            lines.append(f"| {label} | (not finished) | | |")
+            lines.append(f"| {label} | {held_out} | (not finished) | | |")
             continue
         glue = [statistics.mean(table[task][seed] for task in tasks) for seed in seeds]
         per_task = ", ".join(f"{task} {mean_std([table[task][seed] for seed in seeds])}" for task in tasks)
-        lines.append(f"| {label} | {mean_std(glue)} | {per_task} | {', '.join(map(str, seeds))} |")
+        lines.append(f"| {label} | {held_out} | {mean_std(glue)} | {per_task} | {', '.join(map(str, seeds))} |")
     return lines
 
 
@@ -147,7 +150,7 @@ def render(results: Path) -> str:
                       *selection_table(records), "", "**Dev sets, selected recipes, full training sets**", "",
                       *final_table(records), "", "**The distillation seed**", "",
                       *distillation_seed_table(records, students), "", "**The seed's claim on GLUE** (the default "
-                      "student's selected recipe and seeds)", "", *ablation_table(records), "", "**Compute so far** (a "
+                      "student's selected recipe and seeds)", "", *ablation_table(records, students), "", "**Compute so far** (a "
                       "job's time includes any pause of the campaign while it ran, and the steps a resumed job "
                       "redid)", "", *compute_table(results), "", END])
 
