@@ -54,8 +54,7 @@ def selection_table(records: list[dict]) -> list[str]:
     if not rows:
         return ["No selection result yet."]
     tasks = sorted({r["task"] for r in rows})
-    # what the final phase used: the selection's choice (its ties go to the first recipe of the grid)
-    chosen = {(r["model"], r["task"]): r["recipe"] for r in records if r.get("phase") == "final"}
+    chosen = chosen_recipes(rows)
     lines = ["| model | recipe | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]
     for model in (TEACHER, DEFAULT_STUDENT):
         for recipe in sorted({r["recipe"] for r in rows if r["model"] == model}):
@@ -64,6 +63,20 @@ def selection_table(records: list[dict]) -> list[str]:
                 "" if t not in cell else f"**{cell[t]:.1f}**" if chosen.get((model, t)) == recipe else f"{cell[t]:.1f}"
                 for t in tasks) + " |")
     return lines
+
+
+def chosen_recipes(selection: list[dict]) -> dict[tuple[str, str], str]:
+    """(model, task) -> the recipe the final phase takes, once every recipe of the grid has a held-out score:
+    bench/headline.py's rule (the best score; ties go to the first recipe of the grid)."""
+    from headline import STUDENT_RECIPES, TEACHER_RECIPES  # bench/, beside this file
+
+    found = {(r["model"], r["task"], r["recipe"]): r["score"] for r in selection}
+    chosen = {}
+    for model, task in {(model, task) for model, task, _ in found}:
+        grid = TEACHER_RECIPES if model == TEACHER else STUDENT_RECIPES
+        if all((model, task, recipe) in found for recipe in grid):
+            chosen[model, task] = max(grid, key=lambda recipe: found[model, task, recipe])
+    return chosen
 
 
 def final_table(records: list[dict]) -> list[str]:

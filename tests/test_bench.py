@@ -61,3 +61,13 @@ def test_a_headline_jobs_seconds_add_up_over_the_attempts_a_session_end_cut(tmp_
     with Stopwatch(kept) as second:
         pass
     assert 600 <= second.seconds < 601
+
+
+def test_the_recipes_the_report_marks_chosen_are_the_ones_the_campaign_takes():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import headline
+    from headline_report import chosen_recipes, load
+
+    chosen = chosen_recipes([r for r in load(headline.RESULTS) if r["phase"] == "selection"])
+    assert chosen  # the teacher's selection is committed on all four tasks
+    assert all(recipe == headline.chosen_recipe(model, task) for (model, task), recipe in chosen.items())
