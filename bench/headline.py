@@ -198,6 +198,7 @@ def recipe_config(params, role: str, recipe: str, holdout: bool):
 
 def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None, seed: int) -> dict:
     import numpy as np
+    from transformers.trainer_utils import get_last_checkpoint
 
     from distilflow.evaluation.finetune import finetune_and_evaluate
     from distilflow.evaluation.glue_data import get_task, task_score
@@ -216,8 +217,8 @@ def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None
         soft_targets = np.load(RESULTS / f"{teacher_pair}.soft_targets.npy")
     name = result_name(phase, model, task_name, recipe if phase == "selection" else None, seed)
     checkpoints = checkpoint_folder(name)
-    resumed_from = sorted(p.name for p in checkpoints.glob("checkpoint-*"))  # a killed session's last one
-    with Stopwatch(checkpoints / "seconds.txt") as clock:
+    resumed_from = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None  # a cut attempt's
+    with JobClock(checkpoints / "seconds.txt") as clock:
         outcome = finetune_and_evaluate(source, task, splits, config, seed, config.learning_rates[0],
                                         soft_targets=soft_targets, predict_train=role == "teacher",
                                         checkpoints=checkpoints)
@@ -229,10 +230,10 @@ def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None
                              f"(selection seed {config.selection.seed})" if phase == "selection" else "dev"),
             "train_rows": len(splits["train"]), "soft_targets_from": teacher_pair,
             "glue": config.model_dump(mode="json", exclude={"latency", "progress"}), "seconds": clock.seconds,
-            "resumed_from": resumed_from[-1] if resumed_from else None}
+            "resumed_from": Path(resumed_from).name if resumed_from else None}
 
 
-class Stopwatch:
+class JobClock:
     """Wall seconds of a job over all its attempts: the earlier ones' total is kept in `file` (each minute, so
     a killed attempt loses at most one; the steps it redoes from its checkpoint are counted again)."""
 
@@ -244,7 +245,7 @@ class Stopwatch:
     def seconds(self) -> float:
         return self.before + (self.ended or time.perf_counter()) - self.started
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> "JobClock":
         self.started = time.perf_counter()
         threading.Thread(target=self._keep, daemon=True).start()
         return self

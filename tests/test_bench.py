@@ -51,14 +51,14 @@ def test_a_headline_jobs_seconds_add_up_over_the_attempts_a_session_end_cut(tmp_
     """The recipe's measured time on 2 cores is the sum of its jobs' seconds: a job resumed from its checkpoint
     in a later session counts its earlier attempts too (kept in its checkpoint folder)."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from headline import Stopwatch
+    from headline import JobClock
 
     kept = tmp_path / "finetune" / "job" / "seconds.txt"
-    with Stopwatch(kept) as first:
+    with JobClock(kept) as first:
         kept.parent.mkdir(parents=True)
         kept.write_text("600.0")  # what its minute-by-minute record says when the session ends
     assert first.seconds < 1  # this attempt alone: it had nothing before it
-    with Stopwatch(kept) as second:
+    with JobClock(kept) as second:
         pass
     assert 600 <= second.seconds < 601
 
