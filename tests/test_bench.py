@@ -71,3 +71,23 @@ def test_the_recipes_the_report_marks_chosen_are_the_ones_the_campaign_takes():
     chosen = chosen_recipes([r for r in load(headline.RESULTS) if r["phase"] == "selection"])
     assert chosen  # the teacher's selection is committed on all four tasks
     assert all(recipe == headline.chosen_recipe(model, task) for (model, task), recipe in chosen.items())
+
+
+def test_the_headline_retention_is_given_both_ways_with_t_intervals_over_seeds(tmp_path):
+    """The headline number itself: per seed, seed k's student against seed k's teacher, as the ratio of GLUE
+    scores and as the mean of per-task ratios; then mean and 95% t-interval (2 degrees of freedom) over seeds."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from headline_report import final_table
+
+    teacher = {"a": [80, 80, 80], "b": [40, 40, 40]}
+    student = {"a": [72, 76, 80], "b": [20, 30, 40]}  # GLUE 46, 53, 60 against 60 each seed
+    records = [{"phase": "final", "model": model, "task": task, "seed": 42 + i, "score": score / 100, "recipe": "r"}
+               for model, table in (("teacher", teacher), ("distilled", student))
+               for task, values in table.items() for i, score in enumerate(values)]
+    table = "\n".join(final_table(records))
+    # ratio of GLUE scores: 76.7, 88.3, 100 -> 88.3 ± t(0.975, 2) · 11.67/√3 = 88.3 ± 29.0
+    assert "| ratio of GLUE scores (means over tasks) | 88.3% [59.4, 117.3] |" in table
+    # per-task ratios: (90+50)/2, (95+75)/2, (100+100)/2 = 70, 85, 100 -> 85.0 ± 4.303 · 15/√3 = 85.0 ± 37.3
+    assert "| mean of per-task ratios (CoLA weighs fully) | 85.0% [47.7, 122.3] |" in table
+    assert "| a | 80.0 ± 0.0 (r, 3 seeds) | 76.0 ± 4.0 (r, 3 seeds) | 95.0% |" in table
+    assert "**60.0 ± 0.0** | **53.0 ± 7.0** | **88.3%** |" in table
