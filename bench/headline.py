@@ -283,6 +283,9 @@ def provenance() -> dict:
                                 capture_output=True, text=True, cwd=ROOT).stdout.strip())
     return {"commit": commit + ("+uncommitted distilflow changes" if dirty else ""), "params": str(PARAMS.relative_to(ROOT)),
             "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()})",
+            # the kernels torch picked (AVX2, AVX512...): a re-distilled student matches its fingerprint only
+            # where they are the same
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
