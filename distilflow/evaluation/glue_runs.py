@@ -6,6 +6,9 @@ task-specific distillation.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -22,12 +25,14 @@ from distilflow.base.model_folder import MODEL_META
 from distilflow.base.pretrained import encoder_fingerprint
 from distilflow.config import GlueConfig
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.finetune import finetune_and_evaluate
+from distilflow.evaluation.finetune import FineTuned, finetune_and_evaluate
 from distilflow.evaluation.glue_data import GlueTask, held_out_splits, load_task, task_data_hash, task_score
 from distilflow.evaluation.glue_results import TaskResult
 from distilflow.evaluation.task_distillation import load_soft_targets, save_soft_targets, soft_targets_file
 
 CACHE_VERSION = "glue-v2"
+OUTCOME = "outcome.json"  # a finished fine-tuning's dev metrics, beside its training-set logits
+CHECKPOINT_EVERY = 100  # steps: what a killed fine-tuning can lose
 # Modules (and packages) whose source cannot change a score: the settings' values are in the key, not
 # config/'s code; errors, file writing and hashing do not touch a number. Editing them keeps the recorded baselines.
 SCORE_NEUTRAL_MODULES = ("distilflow.config", "distilflow.errors", "distilflow.base.files", "distilflow.base.hashing")
@@ -35,7 +40,7 @@ SCORE_NEUTRAL_MODULES = ("distilflow.config", "distilflow.errors", "distilflow.b
 
 def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path | None = None,
                   soft_targets: np.ndarray | None = None, keep_classifier: Path | None = None,
-                  records_dir: Path | None = None) -> TaskResult:
+                  records_dir: Path | None = None, checkpoints: Path | None = None) -> TaskResult:
     """Fine-tune over the lr grid x seeds; pick the lr with the best median dev score.
 
     With `cache_dir`, a result is reused only for the same weights, task data, settings, code and
@@ -43,7 +48,10 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
     comes with the soft targets of its selected lr's first seed (`baseline_soft_targets`).
     `records_dir` holds baselines recorded in the repository, copied into the cache when it lacks them.
     `soft_targets` (the teacher's, on this training set) turn on task-specific distillation;
-    `keep_classifier` keeps the first seed's classifier of the selected lr there."""
+    `keep_classifier` keeps the first seed's classifier of the selected lr there.
+    `checkpoints` (a folder distilflow owns): each fine-tuning saves its state there every 100 steps and
+    each finished one its outcome, so a killed run resumes where it was; only a run of the same weights,
+    data, settings, code and soft targets resumes them (a key names the folder; other keys are cleared)."""
     splits = task_splits(task, config)
     cache_file = None
     if cache_dir is not None:
@@ -53,6 +61,8 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
         if cache_file.is_file():
             return TaskResult.model_validate_json(cache_file.read_text())
     runs, train_logits, kept = [], {}, {}
+    resumable = None if checkpoints is None else resumable_folder(checkpoints, model_name, task, splits, config,
+                                                                  soft_targets)
     for learning_rate in config.learning_rates:
         for index, seed in enumerate(config.seeds):
             first_seed = index == 0
@@ -60,9 +70,15 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
             if keep_classifier is not None and first_seed:
                 save_to = keep_classifier.with_name(f"{keep_classifier.name}.lr{learning_rate:g}")
                 kept[learning_rate] = save_to
-            outcome = finetune_and_evaluate(model_name, task, splits, config, seed, learning_rate,
-                                            soft_targets=soft_targets, predict_train=cache_file is not None and first_seed,
-                                            save_to=save_to)
+            predict_train = cache_file is not None and first_seed
+            folder = None if resumable is None else resumable / f"lr{learning_rate:g}-seed{seed}"
+            outcome = finished_outcome(folder, predict_train, save_to)
+            if outcome is None:
+                outcome = finetune_and_evaluate(model_name, task, splits, config, seed, learning_rate,
+                                                soft_targets=soft_targets, predict_train=predict_train, save_to=save_to,
+                                                checkpoints=None if folder is None else folder / "trainer",
+                                                checkpoint_every=CHECKPOINT_EVERY)
+                keep_outcome(folder, outcome)
             if outcome.train_logits is not None:
                 train_logits[learning_rate] = outcome.train_logits
             runs.append({"learning_rate": learning_rate, "seed": seed, "metrics": outcome.metrics,
@@ -73,7 +89,43 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
     if cache_file is not None:
         save_soft_targets(soft_targets_file(cache_file), train_logits[result.learning_rate])
         write_text(cache_file, result.model_dump_json(indent=2))
+    if resumable is not None:
+        shutil.rmtree(resumable, ignore_errors=True)
     return result
+
+
+def resumable_folder(checkpoints: Path, model_name: str, task: GlueTask, splits, config: GlueConfig,
+                     soft_targets: np.ndarray | None) -> Path:
+    """checkpoints/<key>: the key holds everything that decides the scores, the student's task distillation and
+    its soft targets too. Folders of other keys (an older student, other settings) would never resume: cleared."""
+    targets = None if soft_targets is None else hashlib.sha256(np.ascontiguousarray(soft_targets).tobytes()).hexdigest()
+    key = fingerprint(cache_key(model_name, task, splits, config), config.distillation.model_dump(mode="json"), targets)
+    if checkpoints.is_dir():
+        for stale in checkpoints.iterdir():
+            if stale.name != key and re.fullmatch(r"[0-9a-f]{16}", stale.name):  # only the folders named here
+                shutil.rmtree(stale, ignore_errors=True)
+    return checkpoints / key
+
+
+def finished_outcome(folder: Path | None, predict_train: bool, save_to: Path | None) -> FineTuned | None:
+    """A fine-tuning an earlier attempt finished, with what this one needs of it (logits, the classifier)."""
+    if folder is None or not (folder / OUTCOME).is_file():
+        return None
+    logits = folder / "train_logits.npy"
+    if (predict_train and not logits.is_file()) or (save_to is not None and not (save_to / MODEL_META).is_file()):
+        return None
+    return FineTuned(json.loads((folder / OUTCOME).read_text()), np.load(logits) if logits.is_file() else None)
+
+
+def keep_outcome(folder: Path | None, outcome: FineTuned) -> None:
+    """The outcome first, then its trainer checkpoints go: a kill between the two loses nothing."""
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    if outcome.train_logits is not None:
+        np.save(folder / "train_logits.npy", outcome.train_logits)
+    write_text(folder / OUTCOME, json.dumps(outcome.metrics))
+    shutil.rmtree(folder / "trainer", ignore_errors=True)
 
 
 def record_baseline(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path, records_dir: Path) -> Path:

@@ -71,7 +71,8 @@ def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask,
         tracking.log_params({"task_distillation": soft_targets is not None})
         result = evaluate_task(model_name, task, recipe, cache_dir=cache, soft_targets=soft_targets,
                                keep_classifier=keep_classifier,
-                               records_dir=params.paths.glue_baselines if cache is not None else None)
+                               records_dir=params.paths.glue_baselines if cache is not None else None,
+                               checkpoints=params.paths.glue / "checkpoints" / f"{role}-{task.name}")
         tracking.log_params({"selected_learning_rate": result.learning_rate})
         tracking.log_metrics({"score": result.score, **result.flat_metrics()})
     return result

@@ -169,3 +169,32 @@ def test_the_quick_runs_teacher_baselines_are_recorded_for_this_code():
                                   params.glue)
         record = ROOT / params.paths.glue_baselines / f"{task.name}-{key}.json"
         assert record.is_file(), f"{record.name} not recorded: `distilflow glue --model data/teacher --record`"
+
+
+def test_a_killed_evaluation_resumes_its_fine_tunings_and_skips_the_finished_ones(params, student_dir, tmp_path,
+                                                                                  monkeypatch):
+    """The pipeline's GLUE stage outlasting its process: seed 1 finished, seed 2 killed after its checkpoint;
+    the rerun reuses seed 1, resumes seed 2 and gets the uninterrupted result; another model's folder is not
+    resumed but cleared."""
+    from transformers import Trainer
+
+    task, checkpoints = get_task("rte"), tmp_path / "checkpoints"
+    whole = glue_runs.evaluate_task(student_dir, task, params.glue)  # 32 rows / 8: 4 steps per seed, seeds 1, 2
+    monkeypatch.setattr(glue_runs, "CHECKPOINT_EVERY", 2)
+    real_step, steps = Trainer.training_step, []
+
+    def counted(self, *args, **kwargs):
+        steps.append(1)
+        if len(steps) == 7:  # seed 2's third step, after its checkpoint at step 2
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "training_step", counted)
+    with pytest.raises(KeyboardInterrupt):
+        glue_runs.evaluate_task(student_dir, task, params.glue, checkpoints=checkpoints)
+    (stale := checkpoints / "0123456789abcdef").mkdir()  # an older student's
+    steps.clear()
+    resumed = glue_runs.evaluate_task(student_dir, task, params.glue, checkpoints=checkpoints)
+    assert len(steps) == 2  # seed 1 not redone, seed 2 from step 2 of 4
+    assert resumed == whole
+    assert not stale.exists() and list(checkpoints.iterdir()) == []  # done: nothing left to resume
