@@ -13,9 +13,12 @@ Each job writes one JSON (and a teacher its soft targets) under bench/results/he
 with its figures, recipe, seed, commit, machine, threads and date; a job whose file exists is not redone,
 so a killed campaign loses at most the jobs it was running, and of those only the steps since their last
 checkpoint (every 100 steps, under artifacts/headline/finetune/: a 10-epoch CoLA teacher outlasts a
-session). Students are distilled by the CLI into artifacts/headline/ (not committed: a new checkout distils
-them again, bit-identically; their JSON holds the weights' fingerprint, and a student that differs is
-refused).
+session). The pinned data, the prepared corpus, the teacher with its head and the students live in data/ and
+artifacts/headline/ (not committed): on a new machine, the jobs that made them run again when a job still
+to do needs them, and each such rebuild is recorded beside the first (bench/results/headline/rebuilt/). A
+rebuilt model can differ from the first in the last bits (float rounding differs between machines): every
+student score names the weights it was made with (`student_fingerprint`) and the report shows each build's
+held-out MLM loss.
 
   1. students (params/headline.yaml: 1,000 distillation steps, layers 1,3,5): the default one, a second
      distillation seed, and the ablation's MLM-only, 0-step copy and random init
@@ -46,7 +49,9 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params" / "headline.yaml"
 RESULTS = ROOT / "bench" / "results" / "headline"
+REBUILT = RESULTS / "rebuilt"  # a job's second record, when a new machine had to make its products again
 WORK = ROOT / "artifacts" / "headline"
+DATA = ROOT / "data"  # what `distilflow pin` puts under DVC
 TEACHER = "teacher"
 STUDENTS = {  # name: distill overrides on params/headline.yaml
     "distilled": [],
@@ -109,7 +114,7 @@ def distill_job(student: str) -> Job:
 def glue_job(params, phase: str, model: str, task: str, recipe: str | None, seed: int) -> Job:
     role = "teacher" if model == TEACHER else "student"
     recipes = TEACHER_RECIPES if role == "teacher" else STUDENT_RECIPES
-    needs = [] if model == TEACHER else [f"student.{model}"]
+    needs = ["pin"] if model == TEACHER else ["pin", f"student.{model}"]
     if recipe is None:  # the final phase: the recipe the selection chose for this role and task
         needs += [result_name("selection", TEACHER if role == "teacher" else DEFAULT_STUDENT, task, r, SELECTION_SEED)
                   for r in recipes]
@@ -161,16 +166,25 @@ def distill(student: str) -> dict:
 
 
 def student_folder(student: str) -> Path:
-    """The distilled student, checked against the fingerprint its JSON recorded (another checkout distils it
-    again: it must be the same weights)."""
-    folder = WORK / "students" / student / "student"
-    recorded = json.loads((RESULTS / f"student.{student}.json").read_text())["fingerprint"]
-    if not (folder / "distilflow.json").is_file():
-        raise SystemExit(f"{folder} is missing: run the student.{student} job first (delete its JSON to redo it)")
-    found = json.loads((folder / "distilflow.json").read_text())["fingerprint"]
-    if found != recorded:
-        raise SystemExit(f"{folder} has weights {found}, the results were made with {recorded}: not mixing them")
-    return folder
+    return WORK / "students" / student / "student"
+
+
+def products(name: str) -> list[Path]:
+    """What job `name` leaves on this machine (not committed) for the jobs after it; none for a GLUE job."""
+    if name == "pin":
+        return [DATA / source for source in ("corpus", "glue", "teacher")]
+    if name == "prepare":
+        return [WORK / "prepared" / "meta.json"]
+    if name == "teacher-head":
+        return [WORK / "teacher" / "distilflow.json"]
+    if name.startswith("student."):
+        return [student_folder(name.removeprefix("student.")) / "distilflow.json"]
+    return []
+
+
+def here(name: str) -> bool:
+    """Done, and what it made is on this machine."""
+    return done(name) and all(path.exists() for path in products(name))
 
 
 def chosen_recipe(role_model: str, task: str) -> str:
@@ -210,6 +224,7 @@ def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None
     task = get_task(task_name)
     splits = task_splits(task, config)
     source = params.teacher.model if role == "teacher" else str(student_folder(model))
+    weights = None if role == "teacher" else json.loads((Path(source) / "distilflow.json").read_text())["fingerprint"]
     teacher_pair, soft_targets = None, None
     if role == "student" and config.distillation.weight > 0:
         teacher_pair = (result_name("selection", TEACHER, task_name, chosen_recipe(TEACHER, task_name), SELECTION_SEED)
@@ -226,6 +241,7 @@ def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None
         np.save(RESULTS / f"{name}.soft_targets.npy", outcome.train_logits.astype(np.float32))
     return {"phase": phase, "model": model, "model_source": source, "task": task_name, "recipe": recipe,
             "seed": seed, "score": task_score(task, outcome.metrics), "metrics": outcome.metrics,
+            "student_fingerprint": weights,
             "evaluated_on": (f"held-out {config.selection.holdout:.0%} of the training set "
                              f"(selection seed {config.selection.seed})" if phase == "selection" else "dev"),
             "train_rows": len(splits["train"]), "soft_targets_from": teacher_pair,
@@ -306,45 +322,83 @@ def claim(name: str) -> bool:
             return claim(name)
 
 
+def to_run(jobs: list[Job], wanted: list[Job]) -> list[Job]:
+    """`wanted` (jobs not done) and, in plan order, the done jobs whose products they need, directly or through
+    another such job, and this machine lacks (a new machine): those are rebuilt."""
+    by_name = {job.name: job for job in jobs}
+    rebuild, names = set(), [need for job in wanted for need in job.needs]
+    while names:
+        name = names.pop()
+        if name not in rebuild and done(name) and not here(name):
+            rebuild.add(name)
+            names.extend(by_name[name].needs)
+    return [job for job in jobs if job.name in rebuild or job in wanted]
+
+
 def work(params, only: str | None = None) -> None:
-    """Run jobs until none is left: the first job not done, not taken and whose needs are done (with `only`,
-    that one job, once its needs are done)."""
+    """Run jobs until none is left: the first one to run (`to_run`), not taken, whose needs are here (with
+    `only`, that one job and what it needs rebuilt)."""
     while True:
         jobs = plan(params)
-        if only is not None:
-            jobs = [job for job in jobs if job.name == only]
-            if not jobs:
-                raise SystemExit(f"no job named {only}: `python bench/headline.py --status` lists them")
-        pending = [job for job in jobs if not done(job.name)]
-        if not pending:
+        wanted = [job for job in jobs if only in (None, job.name) and not (here(job.name) if only else done(job.name))]
+        if only is not None and only not in {job.name for job in jobs}:
+            raise SystemExit(f"no job named {only}: `python bench/headline.py --status` lists them")
+        queue = to_run(jobs, wanted)
+        if not queue:
             print("headline: every job is done", flush=True)
             return
-        ready = [job for job in pending if all(done(need) for need in job.needs)]
+        ready = [job for job in queue if all(here(need) for need in job.needs)]
         job = next((job for job in ready if claim(job.name)), None)
         if job is None:
             time.sleep(30)  # the others wait on jobs another worker is running
             continue
-        print(f"== {job.name} ({len(pending)} left)", flush=True)
+        print(f"== {job.name}{' (rebuilt on this machine)' if done(job.name) else ''} ({len(queue)} left)", flush=True)
         run_job(job)
 
 
 def run_job(job: Job) -> None:
+    """The job's JSON; for a rebuild, a second record beside the first (rebuilt/), the first left as it is."""
     try:
+        if done(job.name) and here(job.name):  # another worker rebuilt it meanwhile
+            return
+        rebuilt = done(job.name)
         record = {"job": job.name, **job.run(), **provenance()}
-        (RESULTS / f"{job.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        if rebuilt:
+            require_same_data(job.name, record)
+            record["rebuilds"] = json.loads((RESULTS / f"{job.name}.json").read_text()).get("finished")
+        target = rebuilt_record(job.name) if rebuilt else RESULTS / f"{job.name}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(record, indent=2) + "\n")
         shutil.rmtree(checkpoint_folder(job.name), ignore_errors=True)
     finally:
         (RESULTS / f"{job.name}.running").unlink(missing_ok=True)
 
 
+def rebuilt_record(name: str) -> Path:
+    """rebuilt/<job>.build<N>.json: the first build is the job's own JSON."""
+    build = 2
+    while (REBUILT / f"{name}.build{build}.json").exists():
+        build += 1
+    return REBUILT / f"{name}.build{build}.json"
+
+
+def require_same_data(name: str, record: dict) -> None:
+    """A rebuild may differ in the last bits of a model, never in the pinned corpus, GLUE data or teacher."""
+    if name == "pin" and record["dvc"] != read("pin")["dvc"]:
+        raise SystemExit(f"the pinned data differ from the campaign's ({record['dvc']} vs {read('pin')['dvc']}): "
+                         "versioning.sources in params/headline.yaml must point at the same corpus, GLUE and teacher")
+
+
 def status(params) -> None:
     jobs = plan(params)
+    rebuild = {job.name for job in to_run(jobs, [job for job in jobs if not done(job.name)]) if done(job.name)}
     for job in jobs:
-        state = ("done" if done(job.name) else "running" if (RESULTS / f"{job.name}.running").exists()
-                 else "ready" if all(done(n) for n in job.needs) else "waiting")
-        seconds = read(job.name).get("seconds") if state == "done" else None
+        state = ("running" if (RESULTS / f"{job.name}.running").exists() else "rebuild" if job.name in rebuild
+                 else "done" if done(job.name) else "ready" if all(here(n) for n in job.needs) else "waiting")
+        seconds = read(job.name).get("seconds") if done(job.name) else None
         print(f"{state:8} {job.name}" + (f"  ({seconds / 60:.0f} min)" if seconds else ""))
-    print(f"{sum(done(job.name) for job in jobs)} of {len(jobs)} done")
+    print(f"{sum(done(job.name) for job in jobs)} of {len(jobs)} done"
+          + (f"; {len(rebuild)} to rebuild on this machine (rebuilt/)" if rebuild else ""))
 
 
 def main() -> None:

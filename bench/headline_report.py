@@ -151,8 +151,28 @@ def compute_table(results: Path) -> list[str]:
                 else "headline (teacher, default student)" if model in (TEACHER, DEFAULT_STUDENT)
                 else "ablation and distillation seed" if phase == "final" else "setup (pin, prepare, teacher head)")
         parts.setdefault(part, []).append(record["seconds"])
+    for path in sorted(results.glob("rebuilt/*.json")):  # the price of a new machine, paid again each time
+        parts.setdefault("rebuilt on a new machine", []).append(json.loads(path.read_text())["seconds"])
     lines = ["| part | jobs done | hours (sum of the jobs' wall times, 1 thread each) |", "|---|---|---|"]
     lines += [f"| {part} | {len(values)} | {sum(values) / 3600:.1f} |" for part, values in parts.items()]
+    return lines
+
+
+def builds_table(results: Path) -> list[str]:
+    """The jobs a new machine made again (bench/headline.py rebuilds what a job still to do needs): each build's
+    weights and held-out MLM loss beside the first's, so a difference in the last bits shows."""
+    rebuilt = sorted((results / "rebuilt").glob("*.json"))
+    if not rebuilt:
+        return ["No job has been rebuilt on another machine yet."]
+    lines = ["| job | build | finished | cpu kernels | weights | held-out MLM loss |", "|---|---|---|---|---|---|"]
+    for job in sorted({path.name.split(".build")[0] for path in rebuilt}):
+        builds = [results / f"{job}.json", *sorted(results.glob(f"rebuilt/{job}.build*.json"))]
+        for number, path in enumerate(builds, 1):
+            record = json.loads(path.read_text())
+            metrics = record.get("metrics", {})
+            loss = metrics.get("test_mlm_loss", metrics.get("heldout_mlm_loss_after"))
+            lines.append(f"| {job} | {number} | {record['finished'][:16]} | {record.get('cpu_capability', '?')} | "
+                         f"{record.get('fingerprint', '–')} | {'–' if loss is None else f'{loss:.4f}'} |")
     return lines
 
 
@@ -165,7 +185,10 @@ def render(results: Path) -> str:
                       *distillation_seed_table(records, students), "", "**The seed's claim on GLUE** (the default "
                       "student's selected recipe and seeds)", "", *ablation_table(records, students), "", "**Compute so far** (a "
                       "job's time includes any pause of the campaign while it ran, and the steps a resumed job "
-                      "redid)", "", *compute_table(results), "", END])
+                      "redid)", "", *compute_table(results), "", "**Rebuilt on a new machine** (the prepared corpus, the "
+                      "teacher's head and the students are not committed: a new machine makes them again when a job "
+                      "left needs them; each student score names its weights, `student_fingerprint`)", "",
+                      *builds_table(results), "", END])
 
 
 def write(block: str, docs: Path = DOCS) -> str:

@@ -1,6 +1,7 @@
 """The benchmarks a lent GPU runs once (bench/gpu_check.sh): a refactor must not break them unseen."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -91,3 +92,53 @@ def test_the_headline_retention_is_given_both_ways_with_t_intervals_over_seeds(t
     assert "| mean of per-task ratios (CoLA weighs fully) | 85.0% [47.7, 122.3] |" in table
     assert "| a | 80.0 ± 0.0 (r, 3 seeds) | 76.0 ± 4.0 (r, 3 seeds) | 95.0% |" in table
     assert "**60.0 ± 0.0** | **53.0 ± 7.0** | **88.3%** |" in table
+
+
+def test_a_new_machine_rebuilds_what_the_jobs_left_to_do_need_and_records_it_beside_the_first(tmp_path, monkeypatch):
+    """The campaign on a fresh checkout: the committed JSONs say pin..student are done, but the prepared corpus,
+    the teacher with its head and the student are not on this machine. The GLUE job still to do needs the
+    student: it, and what it needs in turn, are made again first (pin's data are here: not redone), their new
+    records go to rebuilt/, the first ones stay as they were."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import headline
+
+    results, work, data = tmp_path / "results", tmp_path / "work", tmp_path / "data"
+    for name, value in (("RESULTS", results), ("REBUILT", results / "rebuilt"), ("WORK", work), ("DATA", data)):
+        monkeypatch.setattr(headline, name, value)
+    for source in ("corpus", "glue", "teacher"):
+        (data / source).mkdir(parents=True)
+    ran = []
+
+    def making(name, *paths):
+        def run():
+            ran.append(name)
+            for path in paths:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("{}")
+            return {"made": name}
+        return run
+
+    jobs = [headline.Job("pin", [], making("pin")),
+            headline.Job("prepare", ["pin"], making("prepare", work / "prepared" / "meta.json")),
+            headline.Job("teacher-head", ["prepare"], making("teacher-head", work / "teacher" / "distilflow.json")),
+            headline.Job("student.distilled", ["teacher-head"],
+                         making("student", work / "students" / "distilled" / "student" / "distilflow.json")),
+            headline.Job("final.distilled.rte.selected.seed42", ["pin", "student.distilled"], making("glue"))]
+    monkeypatch.setattr(headline, "plan", lambda params: jobs)
+    results.mkdir()
+    firsts = {job.name: json.dumps({"job": job.name, "finished": "2026-12-01T00:00:00+00:00"}) for job in jobs[:4]}
+    for name, text in firsts.items():
+        (results / f"{name}.json").write_text(text)
+
+    assert [job.name for job in headline.to_run(jobs, jobs[4:])] == [job.name for job in jobs[1:]]
+    headline.work(params=None)
+    assert ran == ["prepare", "teacher-head", "student", "glue"]
+    assert all((results / f"{name}.json").read_text() == text for name, text in firsts.items())
+    rebuilt = sorted(path.name for path in (results / "rebuilt").iterdir())
+    assert rebuilt == ["prepare.build2.json", "student.distilled.build2.json", "teacher-head.build2.json"]
+    assert json.loads((results / "final.distilled.rte.selected.seed42.json").read_text())["made"] == "glue"
+    headline.work(params=None)  # everything here and done: nothing runs again
+    assert len(ran) == 4
+    shutil.rmtree(work / "students")  # --job names a done job this machine lacks: it alone is made again
+    headline.work(params=None, only="student.distilled")
+    assert ran[4:] == ["student"] and (results / "rebuilt" / "student.distilled.build3.json").is_file()
