@@ -291,6 +291,7 @@ def done(name: str) -> bool:
 
 
 def provenance() -> dict:
+    """Taken when a job starts: the checkout may move on while it runs."""
     import torch
     import transformers
 
@@ -302,8 +303,7 @@ def provenance() -> dict:
             # the kernels torch picked (AVX2, AVX512...): a re-distilled student matches its fingerprint only
             # where they are the same
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def claim(name: str) -> bool:
@@ -362,7 +362,9 @@ def run_job(job: Job) -> None:
         if done(job.name) and here(job.name):  # another worker rebuilt it meanwhile
             return
         rebuilt = done(job.name)
-        record = {"job": job.name, **job.run(), **provenance()}
+        started = provenance()
+        record = {"job": job.name, **job.run(), **started,
+                  "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         if rebuilt:
             require_same_data(job.name, record)
             record["rebuilds"] = json.loads((RESULTS / f"{job.name}.json").read_text()).get("finished")
