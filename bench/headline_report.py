@@ -79,6 +79,12 @@ def chosen_recipes(selection: list[dict]) -> dict[tuple[str, str], str]:
     return chosen
 
 
+def scored(values: list[float], recipe: str | None) -> str:
+    if not values:
+        return "–"
+    return f"{mean_std(values)} ({recipe}, {len(values)} seed{'s' if len(values) > 1 else ''})"
+
+
 def final_table(records: list[dict]) -> list[str]:
     teacher, student = scores(records, "final", TEACHER), scores(records, "final", DEFAULT_STUDENT)
     tasks = sorted(set(teacher) | set(student))
@@ -89,8 +95,8 @@ def final_table(records: list[dict]) -> list[str]:
     for task in tasks:
         t, s = list(teacher.get(task, {}).values()), list(student.get(task, {}).values())
         ratio = f"{100 * statistics.mean(s) / statistics.mean(t):.1f}%" if t and s else ""
-        lines.append(f"| {task} | {mean_std(t)} ({recipes.get((TEACHER, task), '')}, {len(t)} seeds) | "
-                     f"{mean_std(s)} ({recipes.get((DEFAULT_STUDENT, task), '')}, {len(s)} seeds) | {ratio} |")
+        lines.append(f"| {task} | {scored(t, recipes.get((TEACHER, task)))} | "
+                     f"{scored(s, recipes.get((DEFAULT_STUDENT, task)))} | {ratio} |")
     seeds = sorted(set.intersection(*[set(teacher.get(task, {})) & set(student.get(task, {})) for task in tasks]))
     if not seeds:
         return lines + ["", "No seed has all tasks for both models yet."]
