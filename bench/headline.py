@@ -158,15 +158,19 @@ def yaml_md5(dvc_file: Path) -> str:
 
 
 def distill(student: str) -> dict:
-    folder = WORK / "students" / student
-    record = stage("distill", STUDENTS[student], folder)
-    meta = json.loads((folder / "student" / "distilflow.json").read_text())
+    record = stage("distill", STUDENTS[student], student_folder(student).parent)
+    meta = student_meta(student)
     return {**record, "student": student, "fingerprint": meta["fingerprint"], "teacher_layers": meta["teacher_layers"],
             "metrics": meta["metrics"]}
 
 
 def student_folder(student: str) -> Path:
     return WORK / "students" / student / "student"
+
+
+def student_meta(student: str) -> dict:
+    """What `distilflow distill` wrote beside the weights: their fingerprint, the teacher layers, the metrics."""
+    return json.loads((student_folder(student) / "distilflow.json").read_text())
 
 
 def products(name: str) -> list[Path]:
@@ -224,7 +228,7 @@ def fine_tune(params, phase: str, model: str, task_name: str, recipe: str | None
     task = get_task(task_name)
     splits = task_splits(task, config)
     source = params.teacher.model if role == "teacher" else str(student_folder(model))
-    weights = None if role == "teacher" else json.loads((Path(source) / "distilflow.json").read_text())["fingerprint"]
+    weights = None if role == "teacher" else student_meta(model)["fingerprint"]
     teacher_pair, soft_targets = None, None
     if role == "student" and config.distillation.weight > 0:
         teacher_pair = (result_name("selection", TEACHER, task_name, chosen_recipe(TEACHER, task_name), SELECTION_SEED)
@@ -359,7 +363,7 @@ def work(params, only: str | None = None) -> None:
 def run_job(job: Job) -> None:
     """The job's JSON; for a rebuild, a second record beside the first (rebuilt/), the first left as it is."""
     try:
-        if done(job.name) and here(job.name):  # another worker rebuilt it meanwhile
+        if here(job.name):  # another worker did it (or rebuilt it) meanwhile
             return
         rebuilt = done(job.name)
         started = provenance()
