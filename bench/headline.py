@@ -6,8 +6,8 @@ MLM-only > the 0-step copy > random init, on GLUE.
     python bench/headline.py --workers 2      # two jobs side by side, one thread each (2 cores)
     python bench/headline.py --status         # what is done, running, waiting
     python bench/headline.py --job NAME       # one job of the plan (e.g. student.0-step), beside the others
-    python bench/headline.py --report         # docs/results.md §12's tables from the committed results
-    python bench/headline.py --report --write # ... written into docs/results.md (a test keeps them equal)
+    python bench/headline.py --report         # docs/results.md §12's tables and the README's headline sentence
+    python bench/headline.py --report --write # ... written into docs/results.md and README.md (tests keep them equal)
 
 Each job writes one JSON (and a teacher its soft targets) under bench/results/headline/ the moment it ends,
 with its figures, recipe, seed, commit, machine, threads and date; a job whose file exists is not redone,
@@ -413,7 +413,7 @@ def main() -> None:
     parser.add_argument("--status", action="store_true")
     parser.add_argument("--job", help="run this one job (waiting for its needs), e.g. student.0-step")
     parser.add_argument("--report", action="store_true")
-    parser.add_argument("--write", action="store_true", help="with --report: into docs/results.md")
+    parser.add_argument("--write", action="store_true", help="with --report: into docs/results.md and README.md")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
@@ -424,9 +424,10 @@ def main() -> None:
     params = load_params(PARAMS, [])
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.report:
-        from headline_report import render, write
+        from headline_report import render, render_readme, write
 
-        print(write(render(RESULTS)) if args.write else render(RESULTS))
+        tables, readme = render(RESULTS), render_readme(RESULTS)
+        print(write(tables, readme) if args.write else f"{tables}\n\n{readme}")
     elif args.status:
         status(params)
     elif args.workers > 1:  # each worker its share of the cores, the same queue

@@ -32,6 +32,14 @@ def test_the_headline_tables_in_the_docs_are_the_committed_results():
     assert render(ROOT / "bench" / "results" / "headline") in DOCS.read_text()
 
 
+def test_the_readmes_headline_sentence_is_the_committed_results():
+    """The README's retention figures are generated too (the same command): none is typed by hand."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from headline_report import README, render_readme
+
+    assert render_readme(ROOT / "bench" / "results" / "headline") in README.read_text()
+
+
 def test_the_int8_latency_block_in_the_docs_is_the_committed_results():
     """docs/results.md §13 is generated from bench/results/latency/*.json (bench/int8_latency.py --report --write)."""
     sys.path.insert(0, str(ROOT / "bench"))
@@ -78,7 +86,7 @@ def test_the_headline_retention_is_given_both_ways_with_t_intervals_over_seeds(t
     """The headline number itself: per seed, seed k's student against seed k's teacher, as the ratio of GLUE
     scores and as the mean of per-task ratios; then mean and 95% t-interval (2 degrees of freedom) over seeds."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from headline_report import final_table
+    from headline_report import final_table, readme_block
 
     teacher = {"a": [80, 80, 80], "b": [40, 40, 40]}
     student = {"a": [72, 76, 80], "b": [20, 30, 40]}  # GLUE 46, 53, 60 against 60 each seed
@@ -92,6 +100,14 @@ def test_the_headline_retention_is_given_both_ways_with_t_intervals_over_seeds(t
     assert "| mean of per-task ratios (CoLA weighs fully) | 85.0% [47.7, 122.3] |" in table
     assert "| a | 80.0 ± 0.0 (r, 3 seeds) | 76.0 ± 4.0 (r, 3 seeds) | 95.0% |" in table
     assert "**60.0 ± 0.0** | **53.0 ± 7.0** | **88.3%** |" in table
+    # the README's sentence quotes the same two figures, and says when seeds are still missing
+    assert readme_block(records, ["a", "b"], [42, 43, 44]).count("**88.3% [59.4, 117.3]**") == 1
+    assert "**85.0% [47.7, 122.3]**" in readme_block(records, ["a", "b"], [42, 43, 44])
+    assert "so far" not in readme_block(records, ["a", "b"], [42, 43, 44])
+    first_seed = [r for r in records if r["seed"] == 42]
+    assert "**76.7% (one seed)**" in readme_block(first_seed, ["a", "b"], [42, 43, 44])
+    assert "(so far: 1 of 3 seeds)" in readme_block(first_seed, ["a", "b"], [42, 43, 44])
+    assert "3 of the 12 dev-set fine-tunings" in readme_block(first_seed[:3], ["a", "b"], [42, 43, 44])
 
 
 def test_a_new_machine_rebuilds_what_the_jobs_left_to_do_need_and_records_it_beside_the_first(tmp_path, monkeypatch):
