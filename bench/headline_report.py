@@ -215,14 +215,32 @@ def builds_table(results: Path) -> list[str]:
     return lines
 
 
+def weights_used(records: list[dict], students: list[dict], models: list[str]) -> list[str]:
+    """Which builds of each student's weights its dev scores came from: a new machine distils a student again,
+    and a rebuild can differ in the last bits (the last table), so scores from two builds say so."""
+    first = {r["job"].removeprefix("student."): r.get("fingerprint") for r in students}
+    used = {}
+    for r in records:
+        if r.get("phase") == "final" and r["model"] in models:
+            # results from before `student_fingerprint` was recorded were made before any rebuild: the first build
+            used.setdefault(r["model"], set()).add(r.get("student_fingerprint") or first.get(r["model"]))
+    if not used:
+        return []
+    return ["", "Weights behind these scores: " + "; ".join(
+        f"{model} {len(prints)} build{'s' if len(prints) > 1 else ''} (" + ", ".join(f"`{p}`" for p in sorted(prints)) + ")"
+        for model, prints in sorted(used.items())) + "."]
+
+
 def render(results: Path) -> str:
     records = load(results)
     students = [json.loads(p.read_text()) for p in sorted(results.glob("student.*.json"))]
     return "\n".join([BEGIN, "", "**Selection** (held-out slices of the training sets, seed 42; bold: the recipe chosen per task)", "",
                       *selection_table(records), "", "**Dev sets, selected recipes, full training sets**", "",
-                      *final_table(records), "", "**The distillation seed**", "",
-                      *distillation_seed_table(records, students), "", "**The seed's claim on GLUE** (the default "
-                      "student's selected recipe and seeds)", "", *ablation_table(records, students), "", "**Compute so far** (a "
+                      *final_table(records), *weights_used(records, students, [DEFAULT_STUDENT]), "",
+                      "**The distillation seed**", "",
+                      *distillation_seed_table(records, students), *weights_used(records, students, ["distilled-seed43"]), "", "**The seed's claim on GLUE** (the default "
+                      "student's selected recipe and seeds)", "", *ablation_table(records, students),
+                      *weights_used(records, students, [m for m in ABLATION if m != DEFAULT_STUDENT]), "", "**Compute so far** (a "
                       "job's time includes any pause of the campaign while it ran, and the steps a resumed job "
                       "redid)", "", *compute_table(results), "", "**Rebuilt on a new machine** (the prepared corpus, the "
                       "teacher's head and the students are not committed: a new machine makes them again when a job "

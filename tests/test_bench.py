@@ -110,6 +110,23 @@ def test_the_headline_retention_is_given_both_ways_with_t_intervals_over_seeds(t
     assert "3 of the 12 dev-set fine-tunings" in readme_block(first_seed[:3], ["a", "b"], [42, 43, 44])
 
 
+def test_the_report_names_every_build_of_a_students_weights_behind_its_scores():
+    """A new machine distils the student again (last bits may differ): scores from two builds say so; a score
+    recorded before fingerprints were (no `student_fingerprint`) counts as the first build's."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from headline_report import weights_used
+
+    students = [{"job": "student.distilled", "fingerprint": "first"}]
+    records = [{"phase": "final", "model": "distilled", "student_fingerprint": None},
+               {"phase": "final", "model": "distilled", "student_fingerprint": "second"},
+               {"phase": "final", "model": "distilled", "student_fingerprint": "first"},
+               {"phase": "selection", "model": "distilled", "student_fingerprint": "third"}]
+    assert weights_used(records, students, ["distilled"]) == ["", "Weights behind these scores: distilled 2 builds "
+                                                              "(`first`, `second`)."]
+    assert weights_used(records[:1], students, ["distilled"])[1] == "Weights behind these scores: distilled 1 build (`first`)."
+    assert weights_used(records, students, ["mlm-only"]) == []
+
+
 def test_a_new_machine_rebuilds_what_the_jobs_left_to_do_need_and_records_it_beside_the_first(tmp_path, monkeypatch):
     """The campaign on a fresh checkout: the committed JSONs say pin..student are done, but the prepared corpus,
     the teacher with its head and the student are not on this machine. The GLUE job still to do needs the
