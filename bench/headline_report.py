@@ -154,8 +154,10 @@ def ablation_table(records: list[dict], students: list[dict]) -> list[str]:
         held_out = f"{meta['test_mlm_loss']:.3f}" if meta else "(not distilled yet)"
         table = scores(records, "final", model)
         seeds = sorted(set.intersection(*[set(table.get(task, {})) for task in tasks])) if tasks else []
-        if not seeds:
-            lines.append(f"| {label} | {held_out} | (not finished) | | |")
+        if not seeds:  # what is done so far, per task: no GLUE score until a seed has every task
+            done = ", ".join(f"{task} {mean_std(list(table[task].values()))} ({len(table[task])})"
+                             for task in tasks if task in table)
+            lines.append(f"| {label} | {held_out} | (not finished) | {done} | {'so far (seeds per task)' if done else ''} |")
             continue
         glue = [statistics.mean(table[task][seed] for task in tasks) for seed in seeds]
         per_task = ", ".join(f"{task} {mean_std([table[task][seed] for seed in seeds])}" for task in tasks)

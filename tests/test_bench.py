@@ -110,6 +110,17 @@ def test_the_headline_retention_is_given_both_ways_with_t_intervals_over_seeds(t
     assert "3 of the 12 dev-set fine-tunings" in readme_block(first_seed[:3], ["a", "b"], [42, 43, 44])
 
 
+def test_the_ablation_shows_a_students_unfinished_tasks_without_a_glue_score():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from headline_report import ablation_table
+
+    records = [{"phase": "final", "model": model, "task": task, "seed": seed, "score": score}
+               for model, task, seed, score in (("teacher", "cola", 42, 0.3), ("teacher", "rte", 42, 0.5),
+                                                ("0-step", "rte", 42, 0.50), ("0-step", "rte", 43, 0.54))]
+    row = next(line for line in ablation_table(records, []) if line.startswith("| 0-step"))
+    assert row.endswith("| (not finished) | rte 52.0 ± 2.8 (2) | so far (seeds per task) |")
+
+
 def test_the_report_names_every_build_of_a_students_weights_behind_its_scores():
     """A new machine distils the student again (last bits may differ): scores from two builds say so; a score
     recorded before fingerprints were (no `student_fingerprint`) counts as the first build's."""
