@@ -121,6 +121,17 @@ def test_the_ablation_shows_a_students_unfinished_tasks_without_a_glue_score():
     assert row.endswith("| (not finished) | rte 52.0 ± 2.8 (2) | so far (seeds per task) |")
 
 
+def test_the_compute_table_counts_rebuilds_and_takes_a_rebuilt_pin_without_seconds(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    from headline_report import compute_table
+
+    (tmp_path / "rebuilt").mkdir()
+    (tmp_path / "pin.json").write_text('{"job": "pin"}')
+    (tmp_path / "rebuilt" / "pin.build2.json").write_text('{"job": "pin"}')
+    (tmp_path / "rebuilt" / "student.distilled.build2.json").write_text('{"job": "student.distilled", "seconds": 5400}')
+    assert compute_table(tmp_path)[2:] == ["| rebuilt on a new machine | 1 | 1.5 |"]
+
+
 def test_the_report_names_every_build_of_a_students_weights_behind_its_scores():
     """A new machine distils the student again (last bits may differ): scores from two builds say so; a score
     recorded before fingerprints were (no `student_fingerprint`) counts as the first build's."""
