@@ -183,19 +183,17 @@ def compute_table(results: Path) -> list[str]:
     """What the campaign cost so far: each job's recorded wall seconds (one thread; bench/headline.py runs two
     side by side on 2 cores), summed by part of the campaign."""
     parts: dict[str, list[float]] = {}
-    for path in sorted(results.glob("*.json")):
+    # a new machine's rebuilds (rebuilt/) are the price of that machine, paid again each time; pin records no seconds
+    for path in [*sorted(results.glob("*.json")), *sorted(results.glob("rebuilt/*.json"))]:
         record = json.loads(path.read_text())
         if "seconds" not in record:
             continue
         phase, model = record.get("phase"), record.get("model")
-        part = ("distillation" if record["job"].startswith("student.") else "selection" if phase == "selection"
+        part = ("rebuilt on a new machine" if path.parent.name == "rebuilt"
+                else "distillation" if record["job"].startswith("student.") else "selection" if phase == "selection"
                 else "headline (teacher, default student)" if model in (TEACHER, DEFAULT_STUDENT)
                 else "ablation and distillation seed" if phase == "final" else "setup (pin, prepare, teacher head)")
         parts.setdefault(part, []).append(record["seconds"])
-    for path in sorted(results.glob("rebuilt/*.json")):  # the price of a new machine, paid again each time
-        record = json.loads(path.read_text())
-        if "seconds" in record:  # pin records none (seconds of copying)
-            parts.setdefault("rebuilt on a new machine", []).append(record["seconds"])
     lines = ["| part | jobs done | hours (sum of the jobs' wall times, 1 thread each) |", "|---|---|---|"]
     lines += [f"| {part} | {len(values)} | {sum(values) / 3600:.1f} |" for part, values in parts.items()]
     return lines
