@@ -88,12 +88,17 @@ def scored(values: list[float], recipe: str | None) -> str:
     return f"{mean_std(values)} ({recipe}, {len(values)} seed{'s' if len(values) > 1 else ''})"
 
 
+def complete_seeds(tasks: list[str], *tables: dict[str, dict[int, float]]) -> list[int]:
+    """The seeds on which every table has every task."""
+    return sorted(set.intersection(*[set(table.get(task, {})) for table in tables for task in tasks])) if tasks else []
+
+
 def retention(records: list[dict]) -> dict | None:
     """The headline over the seeds where teacher and default student have every task: per seed k, seed k's
     student against seed k's teacher, as the ratio of GLUE scores and as the mean of per-task ratios."""
     teacher, student = scores(records, "final", TEACHER), scores(records, "final", DEFAULT_STUDENT)
     tasks = sorted(set(teacher) | set(student))
-    seeds = sorted(set.intersection(*[set(teacher.get(task, {})) & set(student.get(task, {})) for task in tasks])) if tasks else []
+    seeds = complete_seeds(tasks, teacher, student)
     if not seeds:
         return None
     glue = {m: [statistics.mean(table[task][seed] for task in tasks) for seed in seeds]
@@ -153,7 +158,7 @@ def ablation_table(records: list[dict], students: list[dict]) -> list[str]:
         meta = students.get(f"student.{model}", {}).get("metrics")
         held_out = f"{meta['test_mlm_loss']:.3f}" if meta else "(not distilled yet)"
         table = scores(records, "final", model)
-        seeds = sorted(set.intersection(*[set(table.get(task, {})) for task in tasks])) if tasks else []
+        seeds = complete_seeds(tasks, table)
         if not seeds:  # what is done so far, per task: no GLUE score until a seed has every task
             done = ", ".join(f"{task} {mean_std(list(table[task].values()))} ({len(table[task])})"
                              for task in tasks if task in table)
@@ -171,7 +176,7 @@ def distillation_seed_table(records: list[dict], students: list[dict]) -> list[s
     for model, seed in ((DEFAULT_STUDENT, 42), ("distilled-seed43", 43)):
         table = scores(records, "final", model)
         tasks = sorted(table)
-        seeds = sorted(set.intersection(*[set(v) for v in table.values()])) if table else []
+        seeds = complete_seeds(tasks, table)
         glue = [statistics.mean(table[task][s] for task in tasks) for s in seeds]
         meta = students.get(f"student.{model}", {}).get("metrics")
         held_out = f"{meta['test_mlm_loss']:.3f} | {meta['test_mlm_accuracy']:.3f}" if meta else "(not distilled yet) |"
