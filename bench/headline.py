@@ -146,9 +146,10 @@ def stage(command: str, overrides: list[str] = (), folder: Path | None = None) -
 
 def pin() -> dict:
     """The corpus, GLUE data and teacher under DVC (data/*.dvc), as `make run` pins them."""
+    started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "distilflow", "pin", "--params", str(PARAMS)], check=True, cwd=ROOT)
-    return {"command": "distilflow pin", "dvc": {name: yaml_md5(ROOT / f"data/{name}.dvc") for name in
-                                                  ("corpus", "glue", "teacher")}}
+    return {"command": "distilflow pin", "seconds": time.perf_counter() - started,
+            "dvc": {name: yaml_md5(ROOT / f"data/{name}.dvc") for name in ("corpus", "glue", "teacher")}}
 
 
 def yaml_md5(dvc_file: Path) -> str:
@@ -310,6 +311,18 @@ def provenance() -> dict:
             "threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__}
 
 
+def held(name: str) -> bool:
+    """A process on this machine runs job `name`: its lock names a live pid (a killed session leaves a stale one)."""
+    try:
+        pid = (RESULTS / f"{name}.running").read_text()
+        if not pid:
+            return True  # its worker created it this instant and is writing its pid
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def claim(name: str) -> bool:
     """Take a job for this process (a lock file with its pid); a lock whose process is gone is taken over."""
     lock = RESULTS / f"{name}.running"
@@ -318,12 +331,10 @@ def claim(name: str) -> bool:
             handle.write(str(os.getpid()))
         return True
     except FileExistsError:
-        try:
-            os.kill(int(lock.read_text() or 0), 0)
+        if held(name):
             return False
-        except (OSError, ValueError):
-            lock.unlink(missing_ok=True)
-            return claim(name)
+        lock.unlink(missing_ok=True)
+        return claim(name)
 
 
 def to_run(jobs: list[Job], wanted: list[Job]) -> list[Job]:
@@ -399,7 +410,7 @@ def status(params) -> None:
     jobs = plan(params)
     rebuild = {job.name for job in to_run(jobs, [job for job in jobs if not done(job.name)]) if done(job.name)}
     for job in jobs:
-        state = ("running" if (RESULTS / f"{job.name}.running").exists() else "rebuild" if job.name in rebuild
+        state = ("running" if held(job.name) else "rebuild" if job.name in rebuild
                  else "done" if done(job.name) else "ready" if all(here(n) for n in job.needs) else "waiting")
         seconds = read(job.name).get("seconds") if done(job.name) else None
         print(f"{state:8} {job.name}" + (f"  ({seconds / 60:.0f} min)" if seconds else ""))

@@ -185,10 +185,10 @@ def distillation_seed_table(records: list[dict], students: list[dict]) -> list[s
 
 
 def compute_table(results: Path) -> list[str]:
-    """What the campaign cost so far: each job's recorded wall seconds (one thread; bench/headline.py runs two
-    side by side on 2 cores), summed by part of the campaign."""
+    """What the campaign cost so far: each job's recorded wall seconds times the threads it ran on (mostly one:
+    bench/headline.py runs two side by side on 2 cores), summed by part of the campaign."""
     parts: dict[str, list[float]] = {}
-    # a new machine's rebuilds (rebuilt/) are the price of that machine, paid again each time; pin records no seconds
+    # a new machine's rebuilds (rebuilt/) are the price of that machine, paid again each time; the first pins recorded no seconds
     for path in [*sorted(results.glob("*.json")), *sorted(results.glob("rebuilt/*.json"))]:
         record = json.loads(path.read_text())
         if "seconds" not in record:
@@ -198,8 +198,8 @@ def compute_table(results: Path) -> list[str]:
                 else "distillation" if record["job"].startswith("student.") else "selection" if phase == "selection"
                 else "headline (teacher, default student)" if model in (TEACHER, DEFAULT_STUDENT)
                 else "ablation and distillation seed" if phase == "final" else "setup (pin, prepare, teacher head)")
-        parts.setdefault(part, []).append(record["seconds"])
-    lines = ["| part | jobs done | hours (sum of the jobs' wall times, 1 thread each) |", "|---|---|---|"]
+        parts.setdefault(part, []).append(record["seconds"] * record.get("threads", 1))
+    lines = ["| part | jobs done | core-hours (each job's wall time × its threads) |", "|---|---|---|"]
     lines += [f"| {part} | {len(values)} | {sum(values) / 3600:.1f} |" for part, values in parts.items()]
     return lines
 

@@ -1,6 +1,7 @@
 """The benchmarks a lent GPU runs once (bench/gpu_check.sh): a refactor must not break them unseen."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -129,7 +130,8 @@ def test_the_compute_table_counts_rebuilds_and_takes_a_rebuilt_pin_without_secon
     (tmp_path / "pin.json").write_text('{"job": "pin"}')
     (tmp_path / "rebuilt" / "pin.build2.json").write_text('{"job": "pin"}')
     (tmp_path / "rebuilt" / "student.distilled.build2.json").write_text('{"job": "student.distilled", "seconds": 5400}')
-    assert compute_table(tmp_path)[2:] == ["| rebuilt on a new machine | 1 | 1.5 |"]
+    (tmp_path / "rebuilt" / "prepare.build2.json").write_text('{"job": "prepare", "seconds": 900, "threads": 2}')
+    assert compute_table(tmp_path)[2:] == ["| rebuilt on a new machine | 2 | 2.0 |"]  # 1.5 h + 0.25 h on 2 threads
 
 
 def test_the_report_names_every_build_of_a_students_weights_behind_its_scores():
@@ -197,3 +199,19 @@ def test_a_new_machine_rebuilds_what_the_jobs_left_to_do_need_and_records_it_bes
     shutil.rmtree(work / "students")  # --job names a done job this machine lacks: it alone is made again
     headline.work(params=None, only="student.distilled")
     assert ran[4:] == ["student"] and (results / "rebuilt" / "student.distilled.build3.json").is_file()
+
+
+def test_a_killed_sessions_lock_is_neither_running_nor_in_the_way(tmp_path, monkeypatch):
+    """A session's end kills its workers and leaves their `.running` locks: the next session's status must not
+    call those jobs running, and a worker takes them over; a live worker's lock keeps them off."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import headline
+
+    monkeypatch.setattr(headline, "RESULTS", tmp_path)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs, as after the session's end
+    (tmp_path / "killed.running").write_text(str(gone.pid))
+    (tmp_path / "live.running").write_text(str(os.getppid()))
+    assert not headline.held("killed") and headline.held("live")
+    assert headline.claim("killed") and (tmp_path / "killed.running").read_text() == str(os.getpid())
+    assert not headline.claim("live")
