@@ -188,7 +188,8 @@ def compute_table(results: Path) -> list[str]:
     """What the campaign cost so far: each job's recorded wall seconds times the threads it ran on (mostly one:
     bench/headline.py runs two side by side on 2 cores), summed by part of the campaign."""
     parts: dict[str, list[float]] = {}
-    # a new machine's rebuilds (rebuilt/) are the price of that machine, paid again each time; the first pins recorded no seconds
+    # a new machine's rebuilds (rebuilt/) are the price of that machine, paid again each time;
+    # the first pins recorded no seconds
     for path in [*sorted(results.glob("*.json")), *sorted(results.glob("rebuilt/*.json"))]:
         record = json.loads(path.read_text())
         if "seconds" not in record:
