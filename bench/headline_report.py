@@ -141,12 +141,16 @@ def readme_block(records: list[dict], tasks: list[str], seeds: list[int]) -> str
                 f"{2 * len(tasks) * len(seeds)} dev-set fine-tunings of teacher and default student are committed, and "
                 f"no seed has every task for both yet.")
     else:
-        glue, so_far = found["glue"], "" if set(seeds) <= set(found["seeds"]) else f" (so far: {len(found['seeds'])} of {len(seeds)} seeds)"
+        glue, found_seeds = found["glue"], ", ".join(map(str, found["seeds"]))
+        over = (f"mean over fine-tuning seeds {found_seeds} [95% t-interval]" if len(found["seeds"]) > 1
+                else f"fine-tuning seed {found_seeds} only")
+        if not set(seeds) <= set(found["seeds"]):
+            over += f"; {len(found['seeds'])} of {len(seeds)} seeds so far"
         text = (f"**Retention with full training sets** (docs/results.md §12, from `bench/results/headline/`): the "
                 f"default 3-layer student keeps **{interval(found['of_means'])}** of the teacher's GLUE score as the "
                 f"ratio of GLUE scores, and **{interval(found['per_task'])}** as the mean of per-task ratios "
-                f"(mean over fine-tuning seeds {', '.join(map(str, found['seeds']))} [95% t-interval]){so_far}; GLUE score "
-                f"({', '.join(found['tasks'])}): teacher {mean_std(glue[TEACHER])}, student {mean_std(glue[DEFAULT_STUDENT])}.")
+                f"({over}); GLUE score ({', '.join(found['tasks'])}): teacher {mean_std(glue[TEACHER])}, "
+                f"student {mean_std(glue[DEFAULT_STUDENT])}.")
     return "\n".join([README_BEGIN, text, README_END])
 
 
