@@ -177,14 +177,14 @@ def ablation_table(records: list[dict], students: list[dict]) -> list[str]:
 def distillation_seed_table(records: list[dict], students: list[dict]) -> list[str]:
     students = {r["job"]: r for r in students}
     lines = ["| student | distillation seed | held-out MLM loss | MLM accuracy | GLUE score (mean ± std) |", "|---|---|---|---|---|"]
+    tasks = sorted({r["task"] for r in records if r["phase"] == "final"})  # all of them: a GLUE score needs every task
     for model, seed in ((DEFAULT_STUDENT, 42), ("distilled-seed43", 43)):
         table = scores(records, "final", model)
-        tasks = sorted(table)
         seeds = complete_seeds(tasks, table)
         glue = [statistics.mean(table[task][s] for task in tasks) for s in seeds]
         meta = students.get(f"student.{model}", {}).get("metrics")
         held_out = f"{meta['test_mlm_loss']:.3f} | {meta['test_mlm_accuracy']:.3f}" if meta else "(not distilled yet) |"
-        lines.append(f"| {model} | {seed} | {held_out} | {mean_std(glue) or '–'} ({len(seeds)} seeds) |")
+        lines.append(f"| {model} | {seed} | {held_out} | {mean_std(glue) or '–'} ({len(seeds)} seed{'' if len(seeds) == 1 else 's'}) |")
     return lines
 
 

@@ -123,6 +123,18 @@ def test_the_ablation_shows_a_students_unfinished_tasks_without_a_glue_score():
     assert row.endswith("| (not finished) | rte 52.0 ± 2.8 (2) | so far (seeds per task) |")
 
 
+def test_the_distillation_seed_gets_a_glue_score_only_once_it_has_every_task():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from headline_report import distillation_seed_table
+
+    records = [{"phase": "final", "model": model, "task": task, "seed": 42, "score": score}
+               for model, task, score in (("distilled", "cola", 0.2), ("distilled", "rte", 0.6),
+                                          ("distilled-seed43", "rte", 0.5))]
+    rows = distillation_seed_table(records, [])
+    assert rows[2].endswith("| 40.0 (1 seed) |")  # (20 + 60) / 2
+    assert rows[3].endswith("| – (0 seeds) |")  # rte alone is not a GLUE score
+
+
 def test_the_compute_table_counts_rebuilds_and_takes_a_rebuilt_pin_without_seconds(tmp_path):
     sys.path.insert(0, str(ROOT / "bench"))
     from headline_report import compute_table
