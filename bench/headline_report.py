@@ -105,7 +105,11 @@ def retention(records: list[dict]) -> dict | None:
             for m, table in ((TEACHER, teacher), (DEFAULT_STUDENT, student))}
     return {"tasks": tasks, "seeds": seeds, "glue": glue,
             "of_means": [100 * s / t for s, t in zip(glue[DEFAULT_STUDENT], glue[TEACHER])],
-            "per_task": [100 * statistics.mean(student[task][seed] / teacher[task][seed] for task in tasks) for seed in seeds]}
+            "per_task": [100 * statistics.mean(student[task][seed] / teacher[task][seed] for task in tasks) for seed in seeds],
+            # a student above its teacher on one task (RTE's 277 dev pairs) can carry the mean of per-task ratios:
+            # this one counts no task above 100%
+            "per_task_capped": [100 * statistics.mean(min(1.0, student[task][seed] / teacher[task][seed]) for task in tasks)
+                                for seed in seeds]}
 
 
 def final_table(records: list[dict]) -> list[str]:
@@ -129,7 +133,8 @@ def final_table(records: list[dict]) -> list[str]:
         f"**{mean_std(glue[DEFAULT_STUDENT])}** | **{100 * statistics.mean(glue[DEFAULT_STUDENT]) / statistics.mean(glue[TEACHER]):.1f}%** |",
         "", "| retention over seeds (seed k's student against seed k's teacher) | mean [95% interval] |", "|---|---|",
         f"| ratio of GLUE scores (means over tasks) | {interval(found['of_means'])} |",
-        f"| mean of per-task ratios (CoLA weighs fully) | {interval(found['per_task'])} |"]
+        f"| mean of per-task ratios (CoLA weighs fully) | {interval(found['per_task'])} |",
+        f"| mean of per-task ratios, none counted above 100% | {interval(found['per_task_capped'])} |"]
 
 
 def readme_block(records: list[dict], tasks: list[str], seeds: list[int]) -> str:
@@ -149,7 +154,7 @@ def readme_block(records: list[dict], tasks: list[str], seeds: list[int]) -> str
         text = (f"**Retention with full training sets** (docs/results.md §12, from `bench/results/headline/`): the "
                 f"default 3-layer student keeps **{interval(found['of_means'])}** of the teacher's GLUE score as the "
                 f"ratio of GLUE scores, and **{interval(found['per_task'])}** as the mean of per-task ratios "
-                f"({over}); GLUE score ({', '.join(found['tasks'])}): teacher {mean_std(glue[TEACHER])}, "
+                f"({interval(found['per_task_capped'])} if no task counts above 100%) ({over}); GLUE score ({', '.join(found['tasks'])}): teacher {mean_std(glue[TEACHER])}, "
                 f"student {mean_std(glue[DEFAULT_STUDENT])}.")
     return "\n".join([README_BEGIN, text, README_END])
 
