@@ -103,13 +103,13 @@ def retention(records: list[dict]) -> dict | None:
         return None
     glue = {m: [statistics.mean(table[task][seed] for task in tasks) for seed in seeds]
             for m, table in ((TEACHER, teacher), (DEFAULT_STUDENT, student))}
+    ratios = [[student[task][seed] / teacher[task][seed] for task in tasks] for seed in seeds]
     return {"tasks": tasks, "seeds": seeds, "glue": glue,
             "of_means": [100 * s / t for s, t in zip(glue[DEFAULT_STUDENT], glue[TEACHER])],
-            "per_task": [100 * statistics.mean(student[task][seed] / teacher[task][seed] for task in tasks) for seed in seeds],
+            "per_task": [100 * statistics.mean(seed_ratios) for seed_ratios in ratios],
             # a student above its teacher on one task (RTE's 277 dev pairs) can carry the mean of per-task ratios:
             # this one counts no task above 100%
-            "per_task_capped": [100 * statistics.mean(min(1.0, student[task][seed] / teacher[task][seed]) for task in tasks)
-                                for seed in seeds]}
+            "per_task_capped": [100 * statistics.mean(min(1.0, r) for r in seed_ratios) for seed_ratios in ratios]}
 
 
 def final_table(records: list[dict]) -> list[str]:
@@ -154,8 +154,8 @@ def readme_block(records: list[dict], tasks: list[str], seeds: list[int]) -> str
         text = (f"**Retention with full training sets** (docs/results.md §12, from `bench/results/headline/`): the "
                 f"default 3-layer student keeps **{interval(found['of_means'])}** of the teacher's GLUE score as the "
                 f"ratio of GLUE scores, and **{interval(found['per_task'])}** as the mean of per-task ratios "
-                f"({interval(found['per_task_capped'])} if no task counts above 100%) ({over}); GLUE score ({', '.join(found['tasks'])}): teacher {mean_std(glue[TEACHER])}, "
-                f"student {mean_std(glue[DEFAULT_STUDENT])}.")
+                f"({interval(found['per_task_capped'])} if no task counts above 100%) ({over}); GLUE score "
+                f"({', '.join(found['tasks'])}): teacher {mean_std(glue[TEACHER])}, student {mean_std(glue[DEFAULT_STUDENT])}.")
     return "\n".join([README_BEGIN, text, README_END])
 
 
@@ -189,7 +189,8 @@ def distillation_seed_table(records: list[dict], students: list[dict]) -> list[s
         glue = [statistics.mean(table[task][s] for task in tasks) for s in seeds]
         meta = students.get(f"student.{model}", {}).get("metrics")
         held_out = f"{meta['test_mlm_loss']:.3f} | {meta['test_mlm_accuracy']:.3f}" if meta else "(not distilled yet) |"
-        lines.append(f"| {model} | {seed} | {held_out} | {mean_std(glue) or '–'} ({len(seeds)} seed{'' if len(seeds) == 1 else 's'}) |")
+        counted = f"{len(seeds)} seed{'' if len(seeds) == 1 else 's'}"
+        lines.append(f"| {model} | {seed} | {held_out} | {mean_std(glue) or '–'} ({counted}) |")
     return lines
 
 
