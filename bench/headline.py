@@ -360,7 +360,7 @@ def work(params, only: str | None = None) -> None:
             raise SystemExit(f"no job named {only}: `python bench/headline.py --status` lists them")
         queue = to_run(jobs, wanted)
         if not queue:
-            print("headline: every job is done", flush=True)
+            print(f"headline: {only} is done" if only else "headline: every job is done", flush=True)
             return
         ready = [job for job in queue if all(here(need) for need in job.needs)]
         job = next((job for job in ready if claim(job.name)), None)
