@@ -88,6 +88,11 @@ def scored(values: list[float], recipe: str | None) -> str:
     return f"{mean_std(values)} ({recipe}, {len(values)} seed{'s' if len(values) > 1 else ''})"
 
 
+def final_tasks(records: list[dict]) -> list[str]:
+    """Every task with a final score, whichever model: a GLUE score needs them all."""
+    return sorted({r["task"] for r in records if r["phase"] == "final"})
+
+
 def complete_seeds(tasks: list[str], *tables: dict[str, dict[int, float]]) -> list[int]:
     """The seeds on which every table has every task."""
     return sorted(set.intersection(*[set(table.get(task, {})) for table in tables for task in tasks])) if tasks else []
@@ -162,7 +167,7 @@ def readme_block(records: list[dict], tasks: list[str], seeds: list[int]) -> str
 def ablation_table(records: list[dict], students: list[dict]) -> list[str]:
     students = {r["job"]: r for r in students}
     lines = ["| student | held-out MLM loss | GLUE score (mean ± std) | per task | seeds |", "|---|---|---|---|---|"]
-    tasks = sorted({r["task"] for r in records if r["phase"] == "final"})
+    tasks = final_tasks(records)
     for model, label in ABLATION.items():
         meta = students.get(f"student.{model}", {}).get("metrics")
         held_out = f"{meta['test_mlm_loss']:.3f}" if meta else "(not distilled yet)"
@@ -182,7 +187,7 @@ def ablation_table(records: list[dict], students: list[dict]) -> list[str]:
 def distillation_seed_table(records: list[dict], students: list[dict]) -> list[str]:
     students = {r["job"]: r for r in students}
     lines = ["| student | distillation seed | held-out MLM loss | MLM accuracy | GLUE score (mean ± std) |", "|---|---|---|---|---|"]
-    tasks = sorted({r["task"] for r in records if r["phase"] == "final"})  # all of them: a GLUE score needs every task
+    tasks = final_tasks(records)
     for model, seed in ((DEFAULT_STUDENT, 42), ("distilled-seed43", 43)):
         table = scores(records, "final", model)
         seeds = complete_seeds(tasks, table)
