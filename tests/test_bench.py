@@ -149,7 +149,8 @@ def test_the_compute_table_counts_rebuilds_and_takes_a_rebuilt_pin_without_secon
     (tmp_path / "rebuilt" / "pin.build2.json").write_text('{"job": "pin"}')
     (tmp_path / "rebuilt" / "student.distilled.build2.json").write_text('{"job": "student.distilled", "seconds": 5400}')
     (tmp_path / "rebuilt" / "prepare.build2.json").write_text('{"job": "prepare", "seconds": 900, "threads": 2}')
-    assert compute_table(tmp_path)[2:] == ["| rebuilt on a new machine | 2 | 2.0 |"]  # 1.5 h + 0.25 h on 2 threads
+    assert compute_table(tmp_path)[2:] == ["| rebuilt on a new machine | 2 | 2.0 |",  # 1.5 h + 0.25 h on 2 threads
+                                           "| **all** | 2 | 2.0 (about 1 h on 2 cores) |"]
 
 
 def test_the_report_names_every_build_of_a_students_weights_behind_its_scores():
