@@ -43,13 +43,13 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
-def interval(values: list[float]) -> str:
+def interval(values: list[float], unit: str = "%") -> str:
     """Mean and 95% t-interval over seeds (n − 1 degrees of freedom)."""
     if len(values) < 2:
-        return f"{values[0]:.1f}% (one seed)" if values else "–"
+        return f"{values[0]:.1f}{unit} (one seed)" if values else "–"
     mean, sem = statistics.mean(values), statistics.stdev(values) / len(values) ** 0.5
     half = stats.t.ppf(0.975, len(values) - 1) * sem
-    return f"{mean:.1f}% [{mean - half:.1f}, {mean + half:.1f}]"
+    return f"{mean:.1f}{unit} [{mean - half:.1f}, {mean + half:.1f}]"
 
 
 def selection_table(records: list[dict]) -> list[str]:
@@ -184,6 +184,30 @@ def ablation_table(records: list[dict], students: list[dict]) -> list[str]:
     return lines
 
 
+def paired_table(records: list[dict], pairs: list[tuple[str, str]]) -> list[str]:
+    """For each (student, reference): both GLUE scores per fine-tuning seed and their difference. One seed
+    fine-tunes both the same way, so the differences pair, and their interval is the comparison's."""
+    tasks = final_tasks(records)
+    lines = ["| student | against | GLUE score per fine-tuning seed | reference minus student, per seed | "
+             "mean difference [95% interval] |", "|---|---|---|---|---|"]
+    default = scores(records, "final", DEFAULT_STUDENT)
+    lines.append(f"| {DEFAULT_STUDENT} | – | " + ", ".join(
+        f"{seed}: {statistics.mean(default[task][seed] for task in tasks):.2f}" for seed in complete_seeds(tasks, default))
+                 + " | | |")
+    for model, reference in pairs:
+        table, base = scores(records, "final", model), scores(records, "final", reference)
+        seeds = complete_seeds(tasks, table, base)
+        if not seeds:
+            lines.append(f"| {model} | {reference} | (no complete seed yet) | | |")
+            continue
+        glue = {m: [statistics.mean(t[task][seed] for task in tasks) for seed in seeds] for m, t in
+                ((model, table), (reference, base))}
+        differences = [r - g for r, g in zip(glue[reference], glue[model])]
+        lines.append(f"| {model} | {reference} | " + ", ".join(f"{seed}: {g:.2f}" for seed, g in zip(seeds, glue[model]))
+                     + " | " + ", ".join(f"{round(d, 2) + 0.0:+.2f}" for d in differences) + f" | {interval(differences, ' points')} |")
+    return lines
+
+
 def distillation_seed_table(records: list[dict], students: list[dict]) -> list[str]:
     students = {r["job"]: r for r in students}
     lines = ["| student | distillation seed | held-out MLM loss | MLM accuracy | GLUE score (mean ± std) |", "|---|---|---|---|---|"]
@@ -266,7 +290,12 @@ def render(results: Path) -> str:
                       "**The distillation seed**", "",
                       *distillation_seed_table(records, students), *weights_used(records, students, ["distilled-seed43"]), "", "**The seed's claim on GLUE** (the default "
                       "student's selected recipe and seeds)", "", *ablation_table(records, students),
-                      *weights_used(records, students, [m for m in ABLATION if m != DEFAULT_STUDENT]), "", "**Compute so far** (a "
+                      *weights_used(records, students, [m for m in ABLATION if m != DEFAULT_STUDENT]), "",
+                      "**Paired by fine-tuning seed** (GLUE scores; each student against the one above it in the claimed order, the "
+                      "distillation seed against the default student)", "",
+                      *paired_table(records, [*zip(list(ABLATION)[1:], ABLATION),  # each against the one above it
+                                              ("distilled-seed43", DEFAULT_STUDENT)]),
+                      "", "**Compute so far** (a "
                       "job's time includes any pause of the campaign while it ran, and the steps a resumed job "
                       "redid)", "", *compute_table(results), "", "**Rebuilt on a new machine** (the prepared corpus, the "
                       "teacher's head and the students are not committed: a new machine makes them again when a job "

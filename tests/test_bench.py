@@ -140,6 +140,22 @@ def test_the_distillation_seed_gets_a_glue_score_only_once_it_has_every_task():
     assert rows[3].endswith("| – (0 seeds) |")  # rte alone is not a GLUE score
 
 
+def test_the_paired_table_compares_seed_by_seed_and_only_on_seeds_both_students_have_complete():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from headline_report import paired_table
+
+    scores = {("distilled", 42): (0.20, 0.60), ("distilled", 43): (0.24, 0.60), ("distilled", 44): (0.22, 0.62),
+              ("mlm-only", 42): (0.18, 0.58), ("mlm-only", 43): (0.20, 0.60), ("mlm-only", 44): (0.20, 0.60),
+              ("0-step", 42): (0.10, 0.50)}  # 0-step: only one seed, and mlm-only is not its reference here
+    records = [{"phase": "final", "model": model, "task": task, "seed": seed, "score": score}
+               for (model, seed), pair in scores.items() for task, score in zip(("cola", "rte"), pair)]
+    rows = paired_table(records, [("mlm-only", "distilled"), ("0-step", "teacher")])
+    assert rows[2] == "| distilled | – | 42: 40.00, 43: 42.00, 44: 42.00 | | |"
+    # differences 2, 2, 2 points: no spread, so the interval is the point itself
+    assert rows[3] == "| mlm-only | distilled | 42: 38.00, 43: 40.00, 44: 40.00 | +2.00, +2.00, +2.00 | 2.0 points [2.0, 2.0] |"
+    assert rows[4] == "| 0-step | teacher | (no complete seed yet) | | |"
+
+
 def test_the_compute_table_counts_rebuilds_and_takes_a_rebuilt_pin_without_seconds(tmp_path):
     sys.path.insert(0, str(ROOT / "bench"))
     from headline_report import compute_table
