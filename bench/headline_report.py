@@ -142,8 +142,9 @@ def final_table(records: list[dict]) -> list[str]:
         f"| mean of per-task ratios, none counted above 100% | {interval(found['per_task_capped'])} |"]
 
 
-def readme_block(records: list[dict], tasks: list[str], seeds: list[int]) -> str:
-    """The README's headline sentence: the retention figures of §12 as they stand, never typed by hand."""
+def readme_block(records: list[dict], tasks: list[str], seeds: list[int], spent: float | None = None) -> str:
+    """The README's headline sentence: the retention figures of §12 as they stand, and what measuring them has
+    cost so far (`spent`, core-seconds), never typed by hand."""
     found = retention(records)
     if found is None:
         done = sum(r.get("phase") == "final" and r["model"] in (TEACHER, DEFAULT_STUDENT) for r in records)
@@ -161,6 +162,9 @@ def readme_block(records: list[dict], tasks: list[str], seeds: list[int]) -> str
                 f"ratio of GLUE scores, and **{interval(found['per_task'])}** as the mean of per-task ratios "
                 f"({interval(found['per_task_capped'])} if no task counts above 100%) ({over}); GLUE score "
                 f"({', '.join(found['tasks'])}): teacher {mean_std(glue[TEACHER])}, student {mean_std(glue[DEFAULT_STUDENT])}.")
+    if spent is not None:
+        text += (f" `python bench/headline.py` has taken {spent / 3600:.1f} core-hours up to its last "
+                 f"result (about {spent / 7200:.0f} h on 2 cores; §12's compute table).")
     return "\n".join([README_BEGIN, text, README_END])
 
 
@@ -226,6 +230,17 @@ def distillation_seed_table(records: list[dict], students: list[dict]) -> list[s
 def compute_table(results: Path) -> list[str]:
     """What the campaign cost so far: each job's recorded wall seconds times the threads it ran on (mostly one:
     bench/headline.py runs two side by side on 2 cores), summed by part of the campaign."""
+    parts = core_seconds(results)
+    lines = ["| part | jobs done | core-hours (each job's wall time × its threads) |", "|---|---|---|"]
+    lines += [f"| {part} | {len(values)} | {sum(values) / 3600:.1f} |" for part, values in parts.items()]
+    every = [seconds for values in parts.values() for seconds in values]
+    # two jobs side by side keep both cores busy, so the campaign's time on 2 cores is about half its core-hours
+    lines.append(f"| **all** | {len(every)} | {sum(every) / 3600:.1f} (about {sum(every) / 7200:.0f} h on 2 cores) |")
+    return lines
+
+
+def core_seconds(results: Path) -> dict[str, list[float]]:
+    """Part of the campaign -> each of its jobs' wall seconds × threads."""
     parts: dict[str, list[float]] = {}
     # a new machine's rebuilds (rebuilt/) are the price of that machine, paid again each time;
     # the first pins recorded no seconds
@@ -239,12 +254,7 @@ def compute_table(results: Path) -> list[str]:
                 else "headline (teacher, default student)" if model in (TEACHER, DEFAULT_STUDENT)
                 else "ablation and distillation seed" if phase == "final" else "setup (pin, prepare, teacher head)")
         parts.setdefault(part, []).append(record["seconds"] * record.get("threads", 1))
-    lines = ["| part | jobs done | core-hours (each job's wall time × its threads) |", "|---|---|---|"]
-    lines += [f"| {part} | {len(values)} | {sum(values) / 3600:.1f} |" for part, values in parts.items()]
-    every = [seconds for values in parts.values() for seconds in values]
-    # two jobs side by side keep both cores busy, so the campaign's time on 2 cores is about half its core-hours
-    lines.append(f"| **all** | {len(every)} | {sum(every) / 3600:.1f} (about {sum(every) / 7200:.0f} h on 2 cores) |")
-    return lines
+    return parts
 
 
 def builds_table(results: Path) -> list[str]:
@@ -309,7 +319,8 @@ def render_readme(results: Path) -> str:
     from distilflow.config.load import load_params
 
     glue = load_params(PARAMS, []).glue
-    return readme_block(load(results), glue.tasks, glue.seeds)
+    spent = sum(seconds for values in core_seconds(results).values() for seconds in values)
+    return readme_block(load(results), glue.tasks, glue.seeds, spent)
 
 
 def write(block: str, readme: str, docs: Path = DOCS, readme_file: Path = README) -> str:

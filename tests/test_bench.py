@@ -111,6 +111,9 @@ def test_the_headline_retention_is_given_both_ways_with_t_intervals_over_seeds(t
     assert "**85.0% [47.7, 122.3]**" in readme_block(records, ["a", "b"], [42, 43, 44])
     sentence = readme_block(records, ["a", "b"], [42, 43, 44])
     assert "(mean over fine-tuning seeds 42, 43, 44 [95% t-interval])" in sentence and "so far" not in sentence
+    # and what it cost: core-seconds as core-hours, and about half of them on 2 cores
+    assert "has taken 3.0 core-hours up to its last result (about 2 h on 2 cores" in readme_block(
+        records, ["a", "b"], [42, 43, 44], spent=3 * 3600)
     first_seed = [r for r in records if r["seed"] == 42]
     assert "**76.7% (one seed)**" in readme_block(first_seed, ["a", "b"], [42, 43, 44])
     assert "(fine-tuning seed 42 only; 1 of 3 seeds so far)" in readme_block(first_seed, ["a", "b"], [42, 43, 44])
