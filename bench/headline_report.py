@@ -98,6 +98,11 @@ def complete_seeds(tasks: list[str], *tables: dict[str, dict[int, float]]) -> li
     return sorted(set.intersection(*[set(table.get(task, {})) for table in tables for task in tasks])) if tasks else []
 
 
+def glue_scores(table: dict[str, dict[int, float]], tasks: list[str], seeds: list[int]) -> list[float]:
+    """Per seed, the GLUE score: the mean over tasks."""
+    return [statistics.mean(table[task][seed] for task in tasks) for seed in seeds]
+
+
 def retention(records: list[dict]) -> dict | None:
     """The headline over the seeds where teacher and default student have every task: per seed k, seed k's
     student against seed k's teacher, as the ratio of GLUE scores and as the mean of per-task ratios."""
@@ -106,8 +111,7 @@ def retention(records: list[dict]) -> dict | None:
     seeds = complete_seeds(tasks, teacher, student)
     if not seeds:
         return None
-    glue = {m: [statistics.mean(table[task][seed] for task in tasks) for seed in seeds]
-            for m, table in ((TEACHER, teacher), (DEFAULT_STUDENT, student))}
+    glue = {TEACHER: glue_scores(teacher, tasks, seeds), DEFAULT_STUDENT: glue_scores(student, tasks, seeds)}
     ratios = [[student[task][seed] / teacher[task][seed] for task in tasks] for seed in seeds]
     return {"tasks": tasks, "seeds": seeds, "glue": glue,
             "of_means": [100 * s / t for s, t in zip(glue[DEFAULT_STUDENT], glue[TEACHER])],
@@ -182,7 +186,7 @@ def ablation_table(records: list[dict], students: list[dict]) -> list[str]:
                              for task in tasks if task in table)
             lines.append(f"| {label} | {held_out} | (not finished) | {done} | {'so far (seeds per task)' if done else ''} |")
             continue
-        glue = [statistics.mean(table[task][seed] for task in tasks) for seed in seeds]
+        glue = glue_scores(table, tasks, seeds)
         per_task = ", ".join(f"{task} {mean_std([table[task][seed] for seed in seeds])}" for task in tasks)
         lines.append(f"| {label} | {held_out} | {mean_std(glue)} | {per_task} | {', '.join(map(str, seeds))} |")
     return lines
@@ -195,21 +199,24 @@ def paired_table(records: list[dict], pairs: list[tuple[str, str]]) -> list[str]
     lines = ["| student | against | GLUE score per fine-tuning seed | reference minus student, per seed | "
              "mean difference [95% interval] |", "|---|---|---|---|---|"]
     default = scores(records, "final", DEFAULT_STUDENT)
-    lines.append(f"| {DEFAULT_STUDENT} | – | " + ", ".join(
-        f"{seed}: {statistics.mean(default[task][seed] for task in tasks):.2f}" for seed in complete_seeds(tasks, default))
-                 + " | | |")
+    seeds = complete_seeds(tasks, default)
+    lines.append(f"| {DEFAULT_STUDENT} | – | {per_seed(seeds, glue_scores(default, tasks, seeds))} | | |")
     for model, reference in pairs:
         table, base = scores(records, "final", model), scores(records, "final", reference)
         seeds = complete_seeds(tasks, table, base)
         if not seeds:
             lines.append(f"| {model} | {reference} | (no complete seed yet) | | |")
             continue
-        glue = {m: [statistics.mean(t[task][seed] for task in tasks) for seed in seeds] for m, t in
-                ((model, table), (reference, base))}
-        differences = [r - g for r, g in zip(glue[reference], glue[model])]
-        lines.append(f"| {model} | {reference} | " + ", ".join(f"{seed}: {g:.2f}" for seed, g in zip(seeds, glue[model]))
-                     + " | " + ", ".join(f"{round(d, 2) + 0.0:+.2f}" for d in differences) + f" | {interval(differences, ' points')} |")
+        glue = glue_scores(table, tasks, seeds)
+        differences = [r - g for r, g in zip(glue_scores(base, tasks, seeds), glue)]
+        shown = ", ".join(f"{round(d, 2) + 0.0:+.2f}" for d in differences)  # + 0.0: no "-0.00"
+        mean = interval(differences, " points")
+        lines.append(f"| {model} | {reference} | {per_seed(seeds, glue)} | {shown} | {mean} |")
     return lines
+
+
+def per_seed(seeds: list[int], values: list[float]) -> str:
+    return ", ".join(f"{seed}: {value:.2f}" for seed, value in zip(seeds, values))
 
 
 def distillation_seed_table(records: list[dict], students: list[dict]) -> list[str]:
@@ -219,7 +226,7 @@ def distillation_seed_table(records: list[dict], students: list[dict]) -> list[s
     for model, seed in ((DEFAULT_STUDENT, 42), ("distilled-seed43", 43)):
         table = scores(records, "final", model)
         seeds = complete_seeds(tasks, table)
-        glue = [statistics.mean(table[task][s] for task in tasks) for s in seeds]
+        glue = glue_scores(table, tasks, seeds)
         meta = students.get(f"student.{model}", {}).get("metrics")
         held_out = f"{meta['test_mlm_loss']:.3f} | {meta['test_mlm_accuracy']:.3f}" if meta else "(not distilled yet) |"
         counted = f"{len(seeds)} seed{'' if len(seeds) == 1 else 's'}"
@@ -301,8 +308,8 @@ def render(results: Path) -> str:
                       *distillation_seed_table(records, students), *weights_used(records, students, ["distilled-seed43"]), "", "**The seed's claim on GLUE** (the default "
                       "student's selected recipe and seeds)", "", *ablation_table(records, students),
                       *weights_used(records, students, [m for m in ABLATION if m != DEFAULT_STUDENT]), "",
-                      "**Paired by fine-tuning seed** (GLUE scores; each student against the one above it in the claimed order, the "
-                      "distillation seed against the default student)", "",
+                      "**Paired by fine-tuning seed** (GLUE scores; each student against the one above it in the "
+                      "claimed order, the distillation seed against the default student)", "",
                       *paired_table(records, [*zip(list(ABLATION)[1:], ABLATION),  # each against the one above it
                                               ("distilled-seed43", DEFAULT_STUDENT)]),
                       "", "**Compute so far** (a "
