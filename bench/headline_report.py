@@ -168,7 +168,7 @@ def readme_block(records: list[dict], tasks: list[str], seeds: list[int], spent:
                 f"({', '.join(found['tasks'])}): teacher {mean_std(glue[TEACHER])}, student {mean_std(glue[DEFAULT_STUDENT])}.")
     if spent is not None:
         text += (f" `python bench/headline.py` has taken {spent / 3600:.1f} core-hours up to its last "
-                 f"result (about {spent / 7200:.0f} h on 2 cores; §12's compute table).")
+                 f"result (about {hours_on_two_cores(spent):.0f} h on 2 cores; §12's compute table).")
     return "\n".join([README_BEGIN, text, README_END])
 
 
@@ -240,10 +240,15 @@ def compute_table(results: Path) -> list[str]:
     parts = core_seconds(results)
     lines = ["| part | jobs done | core-hours (each job's wall time × its threads) |", "|---|---|---|"]
     lines += [f"| {part} | {len(values)} | {sum(values) / 3600:.1f} |" for part, values in parts.items()]
-    every = [seconds for values in parts.values() for seconds in values]
-    # two jobs side by side keep both cores busy, so the campaign's time on 2 cores is about half its core-hours
-    lines.append(f"| **all** | {len(every)} | {sum(every) / 3600:.1f} (about {sum(every) / 7200:.0f} h on 2 cores) |")
+    spent = sum(map(sum, parts.values()))
+    jobs = sum(map(len, parts.values()))
+    lines.append(f"| **all** | {jobs} | {spent / 3600:.1f} (about {hours_on_two_cores(spent):.0f} h on 2 cores) |")
     return lines
+
+
+def hours_on_two_cores(core_seconds: float) -> float:
+    # two jobs side by side keep both cores busy, so the campaign's time on 2 cores is about half its core-hours
+    return core_seconds / 7200
 
 
 def core_seconds(results: Path) -> dict[str, list[float]]:
@@ -326,7 +331,7 @@ def render_readme(results: Path) -> str:
     from distilflow.config.load import load_params
 
     glue = load_params(PARAMS, []).glue
-    spent = sum(seconds for values in core_seconds(results).values() for seconds in values)
+    spent = sum(map(sum, core_seconds(results).values()))
     return readme_block(load(results), glue.tasks, glue.seeds, spent)
 
 
