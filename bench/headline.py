@@ -131,13 +131,15 @@ def stage(command: str, overrides: list[str] = (), folder: Path | None = None) -
     folder = folder or WORK
     paths = [f"paths.prepared={WORK / 'prepared'}", f"paths.teacher={WORK / 'teacher'}",
              f"paths.student={folder / 'student'}", f"paths.checkpoints={folder / 'checkpoints'}",
-             f"paths.metrics={folder / 'metrics'}", f"paths.glue={folder / 'glue'}", f"paths.export={folder / 'export'}"]
+             f"paths.metrics={folder / 'metrics'}", f"paths.glue={folder / 'glue'}",
+             f"paths.export={folder / 'export'}"]
     sets = [arg for override in [*overrides, *paths] for arg in ("--set", override)]
     resume = ["--resume", "--discard-stale"] if command in ("teacher", "distill") else []
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "distilflow", command, "--params", str(PARAMS), *resume, *sets],
                    check=True, cwd=ROOT)
-    record = {"command": f"distilflow {command}", "overrides": list(overrides), "seconds": time.perf_counter() - started}
+    record = {"command": f"distilflow {command}", "overrides": list(overrides),
+              "seconds": time.perf_counter() - started}
     if command == "teacher":
         meta = json.loads((WORK / "teacher" / "distilflow.json").read_text())
         record.update(fingerprint=meta["fingerprint"], metrics=meta["metrics"])
@@ -303,7 +305,8 @@ def provenance() -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "distilflow"],
                                 capture_output=True, text=True, cwd=ROOT).stdout.strip())
-    return {"commit": commit + ("+uncommitted distilflow changes" if dirty else ""), "params": str(PARAMS.relative_to(ROOT)),
+    return {"commit": commit + ("+uncommitted distilflow changes" if dirty else ""),
+            "params": str(PARAMS.relative_to(ROOT)),
             "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()})",
             # the kernels torch picked (AVX2, AVX512...): a re-distilled student matches its fingerprint only
             # where they are the same

@@ -11,10 +11,11 @@ from tests.conftest import MINILM, ROOT
 
 def test_the_speed_bench_runs_one_step_per_side_on_the_cpu(tmp_path, small_corpus):
     out = tmp_path / "speed.json"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "speed.py"), "--shapes", "tiny", "--device", "cpu",
-                           "--rounds", "1", "--steps", "2", "--latency-repeats", "1", "--prepared", str(tmp_path / "none"),
-                           "--corpus", str(small_corpus / "emma.txt"), "--max-sequences", "64", "--tokenizer", str(MINILM),
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    args = ["--shapes", "tiny", "--device", "cpu", "--rounds", "1", "--steps", "2", "--latency-repeats", "1",
+            "--prepared", str(tmp_path / "none"), "--corpus", str(small_corpus / "emma.txt"),
+            "--max-sequences", "64", "--tokenizer", str(MINILM), "--out", str(out)]
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "speed.py"), *args],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())["shapes"]["tiny"]
     assert result["timed_steps_per_side"] == 2
@@ -155,7 +156,8 @@ def test_the_paired_table_compares_seed_by_seed_and_only_on_seeds_both_students_
     rows = paired_table(records, [("mlm-only", "distilled"), ("0-step", "teacher")])
     assert rows[2] == "| distilled | – | 42: 40.00, 43: 42.00, 44: 42.00 | | |"
     # differences 2, 2, 2 points: no spread, so the interval is the point itself
-    assert rows[3] == "| mlm-only | distilled | 42: 38.00, 43: 40.00, 44: 40.00 | +2.00, +2.00, +2.00 | 2.0 points [2.0, 2.0] |"
+    assert rows[3] == ("| mlm-only | distilled | 42: 38.00, 43: 40.00, 44: 40.00 | +2.00, +2.00, +2.00 "
+                       "| 2.0 points [2.0, 2.0] |")
     assert rows[4] == "| 0-step | teacher | (no complete seed yet) | | |"
 
 
@@ -185,7 +187,8 @@ def test_the_report_names_every_build_of_a_students_weights_behind_its_scores():
                {"phase": "selection", "model": "distilled", "student_fingerprint": "third"}]
     assert weights_used(records, students, ["distilled"]) == ["", "Weights behind these scores: distilled 2 builds "
                                                               "(`first`, `second`)."]
-    assert weights_used(records[:1], students, ["distilled"])[1] == "Weights behind these scores: distilled 1 build (`first`)."
+    one_build = "Weights behind these scores: distilled 1 build (`first`)."
+    assert weights_used(records[:1], students, ["distilled"])[1] == one_build
     assert weights_used(records, students, ["mlm-only"]) == []
 
 
