@@ -240,7 +240,7 @@ def distillation_seed_table(records: list[dict], students: list[dict]) -> list[s
 
 
 def compute_table(results: Path) -> list[str]:
-    """What the campaign cost so far: each job's recorded wall seconds times the threads it ran on (mostly one:
+    """What the campaign's finished jobs cost: each job's recorded wall seconds times the threads it ran on (mostly one:
     bench/headline.py runs two side by side on 2 cores), summed by part of the campaign."""
     parts = core_seconds(results)
     lines = ["| part | jobs done | core-hours (each job's wall time × its threads) |", "|---|---|---|"]
@@ -325,8 +325,8 @@ def render(results: Path) -> str:
          [*ablation_table(records, students), *weights_used(records, students, others)]),
         ("**Paired by fine-tuning seed** (GLUE scores; each student against the one above it in the claimed order, "
          "the distillation seed against the default student)", paired_table(records, pairs)),
-        ("**Compute so far** (a job's time includes any pause of the campaign while it ran, and the steps a resumed "
-         "job redid)", compute_table(results)),
+        ("**Compute** (the jobs done; a job's time includes any pause of the campaign while it ran, and the steps "
+         "a resumed job redid)", compute_table(results)),
         ("**Rebuilt on a new machine** (the prepared corpus, the teacher's head and the students are not committed: "
          "a new machine makes them again when a job left needs them; each student score names its weights, "
          "`student_fingerprint`)", builds_table(results)),
