@@ -191,9 +191,13 @@ def ablation_table(records: list[dict], students: list[dict]) -> list[str]:
             lines.append(f"| {label} | {held_out} | (not finished) | {done} | {so_far} |")
             continue
         glue = glue_scores(table, tasks, seeds)
-        per_task = ", ".join(f"{task} {mean_std([table[task][seed] for seed in seeds])}" for task in tasks)
-        lines.append(f"| {label} | {held_out} | {mean_std(glue)} | {per_task} | {', '.join(map(str, seeds))} |")
+        lines.append(f"| {label} | {held_out} | {mean_std(glue)} | {per_task(table, tasks, seeds)} | "
+                     f"{', '.join(map(str, seeds))} |")
     return lines
+
+
+def per_task(table: dict[str, dict[int, float]], tasks: list[str], seeds: list[int]) -> str:
+    return ", ".join(f"{task} {mean_std([table[task][seed] for seed in seeds])}" for task in tasks)
 
 
 def paired_table(records: list[dict], pairs: list[tuple[str, str]]) -> list[str]:
@@ -225,8 +229,8 @@ def per_seed(seeds: list[int], values: list[float]) -> str:
 
 def distillation_seed_table(records: list[dict], students: list[dict]) -> list[str]:
     students = {r["job"]: r for r in students}
-    lines = ["| student | distillation seed | held-out MLM loss | MLM accuracy | GLUE score (mean ± std) |",
-             "|---|---|---|---|---|"]
+    lines = ["| student | distillation seed | held-out MLM loss | MLM accuracy | GLUE score (mean ± std) | per task |",
+             "|---|---|---|---|---|---|"]
     tasks = final_tasks(records)
     for model, seed in ((DEFAULT_STUDENT, 42), ("distilled-seed43", 43)):
         table = scores(records, "final", model)
@@ -235,7 +239,8 @@ def distillation_seed_table(records: list[dict], students: list[dict]) -> list[s
         meta = students.get(f"student.{model}", {}).get("metrics")
         held_out = f"{meta['test_mlm_loss']:.3f} | {meta['test_mlm_accuracy']:.3f}" if meta else "(not distilled yet) |"
         counted = f"{len(seeds)} seed{'' if len(seeds) == 1 else 's'}"
-        lines.append(f"| {model} | {seed} | {held_out} | {mean_std(glue) or '–'} ({counted}) |")
+        lines.append(f"| {model} | {seed} | {held_out} | {mean_std(glue) or '–'} ({counted}) | "
+                     f"{per_task(table, tasks, seeds) if seeds else '–'} |")
     return lines
 
 

@@ -140,8 +140,8 @@ def test_the_distillation_seed_gets_a_glue_score_only_once_it_has_every_task():
                for model, task, score in (("distilled", "cola", 0.2), ("distilled", "rte", 0.6),
                                           ("distilled-seed43", "rte", 0.5))]
     rows = distillation_seed_table(records, [])
-    assert rows[2].endswith("| 40.0 (1 seed) |")  # (20 + 60) / 2
-    assert rows[3].endswith("| – (0 seeds) |")  # rte alone is not a GLUE score
+    assert rows[2].endswith("| 40.0 (1 seed) | cola 20.0, rte 60.0 |")  # (20 + 60) / 2
+    assert rows[3].endswith("| – (0 seeds) | – |")  # rte alone is not a GLUE score
 
 
 def test_the_paired_table_compares_seed_by_seed_and_only_on_seeds_both_students_have_complete():
