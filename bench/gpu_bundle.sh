@@ -4,17 +4,23 @@
 # and the image lacks, the MiniLM tokenizer (no weights: the check uses random teachers of real shapes), a
 # slice of the corpus, and GLUE RTE with the dataset card whose `configs:` tell load_dataset what "rte" is.
 #
-#     bash bench/gpu_bundle.sh          # for the GPU image (Python 3.12); then carry .gpu_bundle
-#     bash bench/gpu_bundle.sh 3.11     # for bench/gpu_rehearsal.sh on this CPU machine
+#     bash bench/gpu_bundle.sh                                  # .gpu_bundle, for the GPU image (Python 3.12)
+#     BUNDLE=/tmp/gpu_rehearsal/bundle bash bench/gpu_bundle.sh 3.11   # what bench/gpu_rehearsal.sh does
 #
 # Every wheel must download (a missing one stops the build here, not the check on the GPU). Building for
-# another Python also checks that the GPU image's cp312 wheels download. What travels (the working tree
-# plus this bundle) is printed and refused above 62 MiB (the device tool takes 64 MiB).
+# another Python also checks that the GPU image's cp312 wheels download; only a build for the image may
+# write .gpu_bundle, the folder that travels (a rehearsal's bundle in it would be refused on the device).
+# The image's bundle is then checked against the image's facts (bench/gpu_preflight.py --image), and what
+# travels (the working tree plus this bundle) is printed and refused above 62 MiB (the tool takes 64 MiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON_VERSION=${1:-3.12}
 SHARED=${SHARED:-../shared}
-BUNDLE=.gpu_bundle
+BUNDLE=${BUNDLE:-.gpu_bundle}
+if [ "$PYTHON_VERSION" != 3.12 ] && [ "$(realpath -m "$BUNDLE")" = "$(realpath -m .gpu_bundle)" ]; then
+  echo "gpu_bundle: a bundle for Python $PYTHON_VERSION would replace .gpu_bundle, the GPU image's (3.12): set BUNDLE to another folder" >&2
+  exit 2
+fi
 LIMIT_BYTES=$((62 * 1024 * 1024))
 
 # The core's imports the GPU image lacks, at the versions pyproject.toml pins (datasets' own needs included)
@@ -39,6 +45,10 @@ download() {  # python version, target folder, packages...: all of them or a fai
   rm -f "$log"
 }
 
+if [ -e "$BUNDLE" ] && [ ! -d "$BUNDLE/wheels" ] && [ -n "$(ls -A "$BUNDLE" 2>/dev/null)" ]; then
+  echo "gpu_bundle: $BUNDLE exists and is not a bundle this script wrote: set BUNDLE to a new folder" >&2
+  exit 2
+fi
 rm -rf "$BUNDLE" && mkdir -p "$BUNDLE/wheels"
 # shellcheck disable=SC2086
 download "$PYTHON_VERSION" "$BUNDLE/wheels" $REQUIRED $IMAGE_HAS
@@ -88,6 +98,12 @@ dataset_info:
 ---
 GLUE RTE, cut from nyu-mll/glue for bench/gpu_check.sh.
 CARD
+
+if [ "$PYTHON_VERSION" != 3.12 ]; then
+  echo "bundle for Python $PYTHON_VERSION in $BUNDLE (a rehearsal's: it does not travel)"
+  exit 0
+fi
+"${PYTHON:-python3}" bench/gpu_preflight.py "$BUNDLE" --image
 
 # What the device tool sends: tracked files, untracked files git does not ignore, and the carried bundle.
 tree_bytes=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 -r stat -c %s -- 2>/dev/null \

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import MINILM, ROOT
 
@@ -17,9 +18,18 @@ def test_the_speed_bench_runs_one_step_per_side_on_the_cpu(tmp_path, small_corpu
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "speed.py"), *args],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(out.read_text())["shapes"]["tiny"]
+    report = json.loads(out.read_text())
+    result = report["shapes"]["tiny"]
     assert result["timed_steps_per_side"] == 2
+    # a CPU's default: fp32 against the reference (like with like), and its bf16 beside it
+    assert {name: side["precision"] for name, side in result["sides"].items()} == {
+        "distilflow": "fp32", "reference": "fp32", "distilflow-bf16": "bf16"}
     assert all(side["median_tokens_per_second"] > 0 for side in result["sides"].values())
+    # MFU against this CPU's measured matrix-product rate at the side's precision
+    assert set(report["peak_tflops"]) == {"fp32", "bf16"} and all(v > 0 for v in report["peak_tflops"].values())
+    ours = result["sides"]["distilflow"]
+    assert ours["mfu"] == ours["median_tokens_per_second"] * result["flops_per_token"] / (report["peak_tflops"]["fp32"] * 1e12)
+    assert result["bf16_vs_fp32"]["speed_ratio"] > 0 and result["bf16_vs_fp32"]["loss_relative_difference"] < 0.05
     # the two steps compute the same loss when given the same mask and KD positions
     assert result["loss_agreement"]["kd_all_relative_difference"] < 1e-5
     assert result["loss_agreement"]["kd_masked_relative_difference"] < 1e-5
@@ -256,3 +266,70 @@ def test_a_killed_sessions_lock_is_neither_running_nor_in_the_way(tmp_path, monk
     assert not headline.held("killed") and headline.held("live")
     assert headline.claim("killed") and (tmp_path / "killed.running").read_text() == str(os.getpid())
     assert not headline.claim("live")
+
+
+GPU_CHECK = ROOT / "bench" / "gpu_check.sh"
+
+
+def test_the_gpu_checks_step_limits_fit_the_calls_budget():
+    """Every step's limit plus its kill-after, summed, leaves 60 s of the device call for the rest (the
+    preflight, the summaries, the files' way back): a slow step is cut by its own limit, never the call."""
+    import re
+
+    script = GPU_CHECK.read_text()
+    call_timeout = int(re.search(r"^CALL_TIMEOUT=(\d+)$", script, re.M).group(1))
+    kill_after = int(re.search(r"^KILL_AFTER=(\d+)$", script, re.M).group(1))
+    limits = [int(limit) for limit in re.findall(r"^step [\w-]+ (\d+) ", script, re.M)]
+    assert len(limits) == 4  # environment, bench, pytest-gpu, cli
+    assert sum(limits) + kill_after * len(limits) <= call_timeout - 60
+    assert f"timeout_s={call_timeout})" in script  # the call the header tells you to make
+
+
+def test_the_gpu_check_writes_at_most_the_8_files_the_device_returns():
+    import re
+
+    script = GPU_CHECK.read_text()
+    logs = re.findall(r"^step [\w-]+ \d+ ([\w.-]+) ", script, re.M)
+    written = set(re.findall(r'\$OUT/([\w.-]+)', script)) | set(logs)
+    assert len(written) <= 8, sorted(written)
+
+
+def test_a_bundle_for_another_python_is_refused_in_one_line_before_any_step(tmp_path):
+    """The preflight reads the wheels' tags against the running Python: a bundle built for another one costs
+    seconds here, not a started machine."""
+    import zipfile
+
+    other = f"cp3{sys.version_info.minor + 1}"
+    wheels = tmp_path / "bundle" / "wheels"
+    wheels.mkdir(parents=True)
+    with zipfile.ZipFile(wheels / f"pyarrow-25.0.1-{other}-{other}-manylinux_2_28_x86_64.whl", "w") as wheel:
+        wheel.writestr("pyarrow-25.0.1.dist-info/METADATA", "Name: pyarrow\nVersion: 25.0.1\n")
+    out = tmp_path / "out"
+    done = subprocess.run(["bash", str(GPU_CHECK)], env={**os.environ, "BUNDLE": str(tmp_path / "bundle"),
+                                                          "OUT": str(out), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout.strip().splitlines() == [f"preflight: pyarrow-25.0.1-{other}-{other}-manylinux_2_28_x86_64.whl "
+                                                 f"is built for {other}, not Python 3.{sys.version_info.minor}: rebuild "
+                                                 "the bundle for it (`bash bench/gpu_bundle.sh`, which builds for the "
+                                                 "GPU image's Python 3.12)"]
+    assert (out / "summary.txt").read_text() == done.stdout  # and no step ran: nothing else in $OUT
+    assert sorted(path.name for path in out.iterdir()) == ["summary.txt"]
+
+
+def test_the_image_preflight_accepts_cp312_wheels_and_refuses_one_the_images_packages_do_not_satisfy(tmp_path):
+    import zipfile
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "pyarrow-25.0.1-cp312-cp312-manylinux_2_28_x86_64.whl", "w") as wheel:
+        wheel.writestr("pyarrow-25.0.1.dist-info/METADATA", "Name: pyarrow\nRequires-Python: >=3.10\n")
+    preflight = [sys.executable, str(ROOT / "bench" / "gpu_preflight.py"), str(tmp_path), "--image"]
+    accepted = subprocess.run(preflight, capture_output=True, text=True)
+    assert accepted.returncode == 0, accepted.stderr
+    with zipfile.ZipFile(wheels / "datasets-9.0.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("datasets-9.0.0.dist-info/METADATA", "Name: datasets\nRequires-Dist: numpy>=3\n")
+    refused = subprocess.run(preflight, capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("preflight: datasets-9.0.0-py3-none-any.whl needs numpy>=3, and the image has "
+                                     "numpy 2.5.2")

@@ -234,8 +234,8 @@ def test_ctrl_c_says_on_its_own_line_what_was_kept_and_how_to_go_on(tmp_path, mo
             raise KeyboardInterrupt
         return original(self, batch)
 
-    original = Trainer._optimizer_step
-    monkeypatch.setattr(Trainer, "_optimizer_step", ctrl_c_at_step_3)
+    original = Trainer.optimizer_step
+    monkeypatch.setattr(Trainer, "optimizer_step", ctrl_c_at_step_3)
     code, _, err = _run(monkeypatch, capsys, "distill", "--with-inputs", "--params", params, "--restart")
     assert code == 130
     assert err.endswith(f"\ninterrupted: the checkpoints written so far are kept; continue with `distilflow distill "

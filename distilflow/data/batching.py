@@ -30,12 +30,23 @@ class MicroBatch:
     target_labels: torch.Tensor  # the original token at each target
     token_index: torch.Tensor  # flat positions of the real (non-pad) tokens
     target_in_tokens: torch.Tensor  # where each target sits among token_index (KD over all tokens)
+    # Known on the CPU when the batch is made: a batch without padding goes to the encoders with no mask,
+    # so that transformers never asks the GPU whether the mask is all ones (a host sync per forward).
+    padded: bool = True
+
+    @property
+    def encoder_mask(self) -> torch.Tensor | None:
+        """The attention mask the encoders need: none when every row is full length."""
+        return self.attention_mask if self.padded else None
 
     def to(self, device: torch.device, non_blocking: bool = False) -> MicroBatch:
-        return MicroBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)})
+        return MicroBatch(*(t.to(device, non_blocking=non_blocking) for t in self._tensors()), padded=self.padded)
 
     def pin_memory(self) -> MicroBatch:
-        return MicroBatch(**{f.name: getattr(self, f.name).pin_memory() for f in fields(self)})
+        return MicroBatch(*(t.pin_memory() for t in self._tensors()), padded=self.padded)
+
+    def _tensors(self) -> list[torch.Tensor]:
+        return [getattr(self, f.name) for f in fields(self) if f.name != "padded"]
 
     @classmethod
     def from_masked(cls, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> MicroBatch:
@@ -43,8 +54,9 @@ class MicroBatch:
         is_target = labels.flatten() != IGNORE_INDEX
         target_index = torch.nonzero(is_target).flatten()
         token_rank = torch.cumsum(is_token.long(), 0) - 1  # position of each token among the real tokens
-        return cls(input_ids, attention_mask, target_index, labels.flatten()[target_index],
-                   torch.nonzero(is_token).flatten(), token_rank[target_index])
+        token_index = torch.nonzero(is_token).flatten()
+        return cls(input_ids, attention_mask, target_index, labels.flatten()[target_index], token_index,
+                   token_rank[target_index], padded=len(token_index) < attention_mask.numel())
 
 
 @dataclass

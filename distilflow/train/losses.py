@@ -96,7 +96,7 @@ class DistillationLoss:
 
         inside = self._intermediate(student, teacher) if cfg.uses_intermediate else None
         with _taps(student, inside.student_layers() if inside else [], inside) as student_inside:
-            student_hidden, student_logits = _view(student)(batch.input_ids, batch.attention_mask,
+            student_hidden, student_logits = _view(student)(batch.input_ids, batch.encoder_mask,
                                                            rows if self.needs_student_logits else None)
         parts: dict[str, torch.Tensor] = {}
         if cfg.alpha_mlm > 0:
@@ -105,7 +105,7 @@ class DistillationLoss:
         if cfg.needs_teacher:
             with torch.no_grad(), _taps(teacher, inside.layer_map if inside else [], inside) as teacher_inside:
                 teacher_hidden, teacher_logits = _view(teacher)(
-                    batch.input_ids, batch.attention_mask, rows if cfg.alpha_ce or cfg.alpha_mse else None)
+                    batch.input_ids, batch.encoder_mask, rows if cfg.alpha_ce or cfg.alpha_mse else None)
             if cfg.alpha_ce > 0:
                 parts["ce"] = soft_target_loss(student_logits, teacher_logits, cfg.temperature, "sum") / kd_count
             if cfg.alpha_mse > 0:

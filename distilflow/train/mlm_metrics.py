@@ -48,9 +48,9 @@ def masked_lm_metrics(
         labels = batch.target_labels
         with torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype or torch.float32,
                             enabled=autocast_dtype is not None):
-            logits = MaskedLMView(model)(batch.input_ids, batch.attention_mask, batch.target_index)[1]
+            logits = MaskedLMView(model)(batch.input_ids, batch.encoder_mask, batch.target_index)[1]
             if teacher is not None:
-                teacher_logits = MaskedLMView(teacher)(batch.input_ids, batch.attention_mask, batch.target_index)[1]
+                teacher_logits = MaskedLMView(teacher)(batch.input_ids, batch.encoder_mask, batch.target_index)[1]
                 teacher_top1 = teacher_logits.argmax(-1)
         totals["loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
         totals["correct"] += int((logits.argmax(-1) == labels).sum())

@@ -9,7 +9,7 @@ from distilflow.config import TrainConfig
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig, fused: bool = False):
-    """AdamW over the trainable parameters (fused on CUDA) and its warmup-then-linear-decay schedule."""
+    """AdamW over the trainable parameters (fused on the GPU's path: base/devices.py) and its warmup-then-linear-decay schedule."""
     optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.learning_rate,
                                   betas=config.adam_betas, eps=config.adam_epsilon, fused=fused)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_fraction * config.max_steps),

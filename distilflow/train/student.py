@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 
 import torch
 from transformers import AutoModelForMaskedLM, PreTrainedModel
+from transformers.masking_utils import create_bidirectional_mask
 
 from distilflow.config import StudentConfig
 from distilflow.errors import DistilflowError
@@ -90,12 +92,30 @@ class MaskedLMView(torch.nn.Module):
     def __init__(self, model: PreTrainedModel):
         super().__init__()
         self.encoder, self.head = split_masked_lm(model)
+        self._prepares_masks = builds_masks_with_transformers(self.encoder)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                 rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """attention_mask: (rows, length), or None for a batch with no padding (MicroBatch.encoder_mask)."""
+        if attention_mask is not None and self._prepares_masks:
+            attention_mask = prepared_mask(self.encoder, attention_mask)
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if rows is None:
             return hidden, None
         selected = hidden.flatten(0, 1).index_select(0, rows)
         with torch.autocast(hidden.device.type, enabled=False):
             return hidden, self.head(selected.float())
+
+
+def builds_masks_with_transformers(encoder: torch.nn.Module) -> bool:
+    """Whether the encoder's modelling code makes its attention mask with transformers' masking utilities
+    (BERT, RoBERTa, DistilBERT, ModernBERT, ...), which take a prepared 4-d mask as it is."""
+    return hasattr(sys.modules.get(type(encoder).__module__), "create_bidirectional_mask")
+
+
+def prepared_mask(encoder: torch.nn.Module, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The (rows, 1, length, length) mask the encoder would make from a 2-d padding mask, made without asking
+    whether it is all ones: that check (`padding_mask.all()`) waits for the GPU at every forward."""
+    placeholder = torch.empty((*attention_mask.shape, 0), dtype=encoder.dtype, device=attention_mask.device)
+    return create_bidirectional_mask(config=encoder.config, inputs_embeds=placeholder, attention_mask=attention_mask,
+                                     allow_is_bidirectional_skip=False)

@@ -19,7 +19,7 @@ from datasets import Dataset
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from distilflow.base.devices import frozen_teacher, pick_autocast_dtype, pick_device
+from distilflow.base.devices import frozen_teacher, pick_autocast_dtype, pick_device, uses_fused_adamw
 from distilflow.base.stage_env import report_progress
 from distilflow.config import TrainConfig
 from distilflow.data.batching import MaskingCollator, StepBatch, StepOrder, sequence_lengths, step_loader
@@ -89,7 +89,8 @@ class Trainer:
                 self.student_view, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 broadcast_buffers=False, find_unused_parameters=not loss_fn.needs_student_logits)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer, self.scheduler = build_optimizer(self.model, config, fused=self.device.type == "cuda")
+        fused = uses_fused_adamw(self.device, self.autocast_dtype)
+        self.optimizer, self.scheduler = build_optimizer(self.model, config, fused=fused)
         self.order = StepOrder(len(train_set), global_batch, config.seed,
                                lengths=sequence_lengths(train_set) if config.group_by_length else None)
         self.collator = MaskingCollator(masker, tokenizer.pad_token_id, config.seed, config.micro_batch_size,
@@ -148,7 +149,7 @@ class Trainer:
         window_tokens, window_start, data_wait = 0, time.perf_counter(), 0.0
         for step_batch, waited in self.batches(self.step, cfg.max_steps):
             data_wait += waited
-            terms = self._optimizer_step(step_batch)
+            terms = self.optimizer_step(step_batch)
             self.step += 1
             window_tokens += step_batch.global_tokens
             progress.update(1)
@@ -187,7 +188,7 @@ class Trainer:
                 return
             yield step_batch, time.perf_counter() - waiting_since
 
-    def _optimizer_step(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
+    def optimizer_step(self, step_batch: StepBatch) -> dict[str, torch.Tensor]:
         summed = self.accumulate_gradients(step_batch)
         summed["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
         # A NaN or infinite gradient, or loss: a diverged model can give a NaN loss with a finite gradient
@@ -213,7 +214,7 @@ class Trainer:
             # DDP averages gradients over processes, but each term is already divided by the whole
             # step's count: scale back so that the sum over processes is the global-batch gradient.
             sync = nullcontext() if index == last or not self.group.is_distributed else self.train_view.no_sync()
-            with sync, self._autocast():
+            with sync, self.autocast():
                 terms = self.loss_fn(self.train_view, self.teacher_view, micro, counts)
                 (terms.total * self.group.world_size).backward()
             for name, value in terms.detached().items():
@@ -229,7 +230,7 @@ class Trainer:
         return {**dict(zip(names, losses.tolist())), "grad_norm": float(terms["grad_norm"]),
                 "nonfinite_steps": int(self.nonfinite_steps)}
 
-    def _autocast(self):
+    def autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                               enabled=self.autocast_dtype is not None)
 

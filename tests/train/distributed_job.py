@@ -48,14 +48,14 @@ def main(out: Path, micro_batch_size: int, how: str = "") -> None:
                       data.select(range(8)), tokenizer, train, out / "checkpoints", run_key="ddp", teacher=teacher,
                       log_metrics=lambda metrics, step: losses.append(metrics.get("loss")))
     if how.startswith("stop-at-"):
-        stop_at, real_step = int(how.removeprefix("stop-at-")), Trainer._optimizer_step
+        stop_at, real_step = int(how.removeprefix("stop-at-")), Trainer.optimizer_step
 
         def dies(self, step_batch):
             if self.step == stop_at:
                 raise SystemExit(3)  # as if the job were killed after the step-N checkpoint
             return real_step(self, step_batch)
 
-        Trainer._optimizer_step = dies
+        Trainer.optimizer_step = dies
     trainer.run(resume=how == "resume")
     if trainer.group.is_main:
         torch.save({"state": trainer.model.state_dict(), "losses": [x for x in losses if x is not None],

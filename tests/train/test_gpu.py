@@ -1,7 +1,12 @@
 """The GPU path: run by bench/gpu_check.sh on a lent GPU (`pytest tests/train/test_gpu.py -m gpu`), skipped
-where CUDA is absent (CI). Imports only the core: the GPU machine has no MLflow, Prefect or DVC."""
+where CUDA is absent (CI). Imports only the core: the GPU machine has no MLflow, Prefect or DVC.
+
+bench/gpu_rehearsal.sh runs them on the CPU (DISTILFLOW_GPU_REHEARSAL=1): bf16 autocast, the teacher
+stored in bf16, fused AdamW and inductor all run there, so every code path the GPU takes is exercised
+except the CUDA kernels; what only CUDA has (its RNG, memory, latency, host syncs) is skipped."""
 
 import math
+import os
 
 import pytest
 import torch
@@ -19,7 +24,11 @@ from distilflow.train.teacher_head import freeze_all_but_head
 from distilflow.train.trainer import Trainer
 from tests.conftest import HUB, tiny_data_config
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+ON_GPU = torch.cuda.is_available()
+DEVICE = "cuda" if ON_GPU else "cpu"
+REHEARSAL = os.environ.get("DISTILFLOW_GPU_REHEARSAL") == "1"
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not (ON_GPU or REHEARSAL), reason="needs a CUDA GPU")]
+cuda_only = pytest.mark.skipif(not ON_GPU, reason="CUDA's own (RNG, memory, kernels, host syncs): not rehearsed on a CPU")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +39,7 @@ def prepared(tmp_path_factory, small_corpus, tokenizer):
 def _train_config(**values) -> TrainConfig:
     return TrainConfig(**{"max_steps": 6, "micro_batch_size": 8, "gradient_accumulation_steps": 2,
                           "learning_rate": 3e-3, "checkpoint_every": 2, "eval_every": 4, "eval_sequences": 16,
-                          "log_every": 2, "device": "cuda", "precision": "bf16", **values})
+                          "log_every": 2, "device": DEVICE, "precision": "bf16", **values})
 
 
 def test_head_training_then_distillation_on_the_gpu_in_bf16(prepared, tokenizer, headless_teacher_dir, tmp_path):
@@ -42,8 +51,8 @@ def test_head_training_then_distillation_on_the_gpu_in_bf16(prepared, tokenizer,
                    prepared.split("validation"), tokenizer, _train_config(), tmp_path / "head", run_key="head",
                    log_metrics=lambda metrics, step: logged.append(metrics))
     head.run()
-    assert head.device.type == "cuda" and head.autocast_dtype == torch.bfloat16
-    assert next(teacher.parameters()).is_cuda
+    assert head.device.type == DEVICE and head.autocast_dtype == torch.bfloat16
+    assert next(teacher.parameters()).device.type == DEVICE
     student, _ = build_student(teacher.cpu(), StudentConfig(), seed=0)
     distill = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
                       prepared.split("train"), prepared.split("validation"), tokenizer, _train_config(),
@@ -52,7 +61,8 @@ def test_head_training_then_distillation_on_the_gpu_in_bf16(prepared, tokenizer,
     result = distill.run()
     assert distill.teacher.base_model.encoder.layer[0].output.dense.weight.dtype == torch.bfloat16
     assert distill.teacher.get_output_embeddings().weight.dtype == torch.float32  # fp32 vocabulary projection
-    assert all(p.is_cuda and p.dtype == torch.float32 for p in distill.model.parameters())  # fp32 master weights
+    assert all(p.device.type == DEVICE and p.dtype == torch.float32 for p in distill.model.parameters())  # fp32 master
+    assert distill.optimizer.defaults["fused"]  # one kernel, and a non-finite step skipped without a host sync
     losses = [m["loss"] for m in logged if "loss" in m]
     assert losses and all(math.isfinite(x) for x in losses)
     assert {"val_mlm_loss", "val_teacher_agreement"} <= set(result.validation)
@@ -71,6 +81,7 @@ def test_bf16_loss_is_close_to_the_fp32_loss(prepared, tokenizer, tiny_teacher, 
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
 
 
+@cuda_only
 def test_kill_and_resume_on_the_gpu_restores_the_cuda_rng(prepared, tokenizer, tiny_teacher, tmp_path, monkeypatch):
     """Killed at step 5, resumed from the step-4 checkpoint: the weights match an uninterrupted run up to
     the GPU's non-deterministic kernels (attention backward), far closer than a resume that lost the
@@ -84,7 +95,7 @@ def test_kill_and_resume_on_the_gpu_restores_the_cuda_rng(prepared, tokenizer, t
                        _train_config(eval_every=100), folder, run_key="k", teacher=tiny_teacher)
 
     def interrupted_then_resumed(folder):
-        real_step = Trainer._optimizer_step
+        real_step = Trainer.optimizer_step
 
         def dies_at_step_5(self, step_batch):
             if self.step == 4:
@@ -92,7 +103,7 @@ def test_kill_and_resume_on_the_gpu_restores_the_cuda_rng(prepared, tokenizer, t
             return real_step(self, step_batch)
 
         with monkeypatch.context() as patch:
-            patch.setattr(Trainer, "_optimizer_step", dies_at_step_5)
+            patch.setattr(Trainer, "optimizer_step", dies_at_step_5)
             interrupted = trainer(folder)
             with pytest.raises(KeyboardInterrupt):
                 interrupted.run()
@@ -119,6 +130,7 @@ def test_kill_and_resume_on_the_gpu_restores_the_cuda_rng(prepared, tokenizer, t
     assert distance(without_cuda_rng) > 100 * max(distance(resumed), 1e-7)
 
 
+@cuda_only
 def test_one_small_glue_task_fine_tunes_on_the_gpu(teacher_with_head_dir):
     task = get_task("rte")
     splits = load_task(task, str(HUB / "nyu-mll" / "glue"))
@@ -131,6 +143,7 @@ def test_one_small_glue_task_fine_tunes_on_the_gpu(teacher_with_head_dir):
     assert 0.0 <= results[""]["accuracy"] <= 1.0
 
 
+@cuda_only
 def test_latency_is_measured_on_the_cpu_and_the_gpu(teacher_with_head_dir):
     speed = measure({"model": str(teacher_with_head_dir)}, [1, 4], seq_length=32, repeats=3, gpu=True)["model"]
     assert {"latency_ms_cpu_b1", "latency_ms_cuda_b1", "latency_ms_cuda_b4"} <= set(speed)
@@ -148,3 +161,29 @@ def test_compiled_encoders_train(prepared, tokenizer, tiny_teacher, tmp_path):
     batch = trainer.collator((0, prepared.split("train")[trainer.order.indices(0)]["input_ids"]))
     assert batch.micro_batches[0].input_ids.shape[1] == 64  # fixed shapes: compiled once
     assert all(math.isfinite(m["loss"]) for m in logged if "loss" in m)
+
+
+@cuda_only
+def test_training_steps_never_wait_for_the_gpu(prepared, tokenizer, tiny_teacher, tmp_path):
+    """A padded batch (a prepared 4-d mask) and a full one (no mask): after a warm-up step, no optimizer step
+    synchronises the host with the GPU (torch raises on the first operation that would)."""
+    from datasets import Dataset
+
+    generator = torch.Generator().manual_seed(0)
+    full_length = Dataset.from_dict({"input_ids": torch.randint(1000, 2000, (64, 32), generator=generator).tolist()})
+    for name, sequences in (("padded", prepared.split("train")), ("full", full_length)):
+        student, _ = build_student(tiny_teacher, StudentConfig(), seed=0)
+        trainer = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer), sequences,
+                          prepared.split("validation"), tokenizer, _train_config(), tmp_path / name, run_key="k",
+                          teacher=tiny_teacher)
+        batches = [batch for batch, _ in trainer.batches(0, 3)]  # pinned, as the loop gets them
+        assert {micro.padded for batch in batches for micro in batch.micro_batches} == {name == "padded"}
+        trainer.optimizer_step(batches[0])  # warm-up: lazy initialisation may synchronise once
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for batch in batches[1:]:
+                trainer.optimizer_step(batch)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        torch.cuda.synchronize()

@@ -141,3 +141,36 @@ def test_vocabulary_projection_runs_only_where_needed(tiny_teacher, tokenizer):
 def test_mlm_only_loss_needs_no_teacher(tiny_teacher, tokenizer):
     terms = DistillationLoss(LossConfig(alpha_ce=0, alpha_cos=0, alpha_mlm=1))(tiny_teacher, None, _masked_batch(tokenizer))
     assert set(terms.parts) == {"mlm"} and math.isfinite(terms.total.item())
+
+
+def test_a_batch_without_padding_reaches_the_encoders_with_no_mask_and_the_same_loss(tiny_teacher):
+    """No mask for a full batch keeps transformers off its `padding_mask.all()` check, a host sync per forward
+    on a GPU; a padded batch gets the prepared 4-d mask, which transformers takes as it is (no check either)."""
+    from distilflow.data.batching import MicroBatch
+    from distilflow.train.student import MaskedLMView, build_student
+    from distilflow.config import StudentConfig
+
+    student, _ = build_student(tiny_teacher, StudentConfig(n_layers=2), seed=0)
+    student.eval()
+    seen = []
+    hooks = [model.base_model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["attention_mask"]),
+                                                        with_kwargs=True) for model in (student, tiny_teacher)]
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(1000, 2000, (4, 16), generator=generator)
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    labels[:, 3] = input_ids[:, 3]
+    full = MicroBatch.from_masked(input_ids, torch.ones_like(input_ids), labels)
+    assert not full.padded and full.encoder_mask is None
+    loss = DistillationLoss(LossConfig())
+    without_mask = loss(student, tiny_teacher, full).total
+    assert seen == [None, None]  # student and teacher, no mask
+    seen.clear()
+    with_mask = loss(MaskedLMView(student), MaskedLMView(tiny_teacher),
+                     MicroBatch(*full._tensors(), padded=True)).total  # the same batch, its all-ones mask passed
+    assert [mask.shape for mask in seen] == [(4, 1, 16, 16)] * 2  # prepared 4-d masks, not the 2-d one
+    assert torch.allclose(with_mask, without_mask, rtol=1e-6, atol=0)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 10:] = 0
+    assert MicroBatch.from_masked(input_ids, attention_mask, labels).padded
+    for hook in hooks:
+        hook.remove()

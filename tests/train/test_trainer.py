@@ -48,17 +48,17 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(prepared, token
     straight.run()
 
     interrupted, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "resumed")
-    real_step = Trainer._optimizer_step
+    real_step = Trainer.optimizer_step
 
     def dies_at_step_5(self, step_batch):
         if self.step == 4:
             raise KeyboardInterrupt  # as if killed: steps 4-5 are lost, the step-4 checkpoint survives
         return real_step(self, step_batch)
 
-    monkeypatch.setattr(Trainer, "_optimizer_step", dies_at_step_5)
+    monkeypatch.setattr(Trainer, "optimizer_step", dies_at_step_5)
     with pytest.raises(KeyboardInterrupt):
         interrupted.run()
-    monkeypatch.setattr(Trainer, "_optimizer_step", real_step)
+    monkeypatch.setattr(Trainer, "optimizer_step", real_step)
 
     resumed, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "resumed")
     result = resumed.run(resume=True)
@@ -178,14 +178,14 @@ def _poison_gradients_at(monkeypatch, bad_steps: set[int]):
 def test_a_step_with_a_nan_gradient_is_skipped_and_counted(prepared, tokenizer, tiny_teacher, tmp_path, monkeypatch):
     trainer, logged = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, max_steps=5, max_nonfinite_steps=1)
     weights_after = {}
-    real_step = Trainer._optimizer_step
+    real_step = Trainer.optimizer_step
 
     def recording_step(self, step_batch):
         terms = real_step(self, step_batch)
         weights_after[self.step + 1] = self.model.bert.encoder.layer[0].output.dense.weight.detach().clone()
         return terms
 
-    monkeypatch.setattr(Trainer, "_optimizer_step", recording_step)
+    monkeypatch.setattr(Trainer, "optimizer_step", recording_step)
     _poison_gradients_at(monkeypatch, {3})
     trainer.run()
     assert torch.equal(weights_after[3], weights_after[2]), "the NaN step changed the weights"
