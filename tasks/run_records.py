@@ -13,7 +13,8 @@ from distilflow.config import Params
 from distilflow.config.load import DEFAULT_PARAMS_PATH, write_overrides
 from distilflow.evaluation.glue_results import read_report
 from distilflow.evaluation.report import MARKDOWN_FILE
-from distilflow.ops import promotion_rule, run_summary, tracking
+from distilflow.ops import promotion_rule, run_summary
+from distilflow.ops.tracking import Tracking
 
 
 @task(name="load params")
@@ -27,18 +28,19 @@ def load_project_params(overrides: list[str]) -> Params:
 
 @task(name="open MLflow pipeline run")
 def open_pipeline_run(params: Params) -> str:
-    run_id = tracking.start_parent_run(params.tracking, run_summary.run_name(params), {
-        "stage": "pipeline", "prefect_flow_run_id": str(flow_run.get_id() or ""),
-        "prefect_flow_run_name": str(flow_run.get_name() or "")}, params.model_dump(mode="json"))
-    get_run_logger().info("MLflow parent run %s", tracking.run_url(params.tracking, run_id))
+    with Tracking(params.tracking) as tracking:
+        run_id = tracking.start_parent_run(run_summary.run_name(params), {
+            "stage": "pipeline", "prefect_flow_run_id": str(flow_run.get_id() or ""),
+            "prefect_flow_run_name": str(flow_run.get_name() or "")}, params.model_dump(mode="json"))
+        get_run_logger().info("MLflow parent run %s", tracking.run_url(run_id))
     return run_id
 
 
 @task(name="record pinned inputs")
 def record_inputs(params: Params, run_id: str) -> None:
     """Corpus, GLUE and teacher as the pipeline run's MLflow datasets (digest: their DVC md5)."""
-    tracking.configure(params.tracking)
-    tracking.log_source_datasets(params.versioning, list(params.versioning.sources), run_id=run_id)
+    with Tracking(params.tracking) as tracking:
+        tracking.log_source_datasets(params.versioning, list(params.versioning.sources), run_id=run_id)
 
 
 @task(name="log headline metrics")
@@ -48,30 +50,33 @@ def log_headline_metrics(params: Params, run_id: str) -> dict[str, float]:
     distill_file = params.paths.metrics / "distill.json"
     distill_metrics = json.loads(distill_file.read_text()) if distill_file.is_file() else {}
     metrics = run_summary.headline_metrics(read_report(params.paths.metrics / "glue.json"), distill_metrics)
-    tracking.configure(params.tracking)
-    tracking.log_to_run(run_id, metrics)
+    with Tracking(params.tracking) as tracking:
+        tracking.log_to_run(run_id, metrics)
     return metrics
 
 
 @task(name="close MLflow pipeline run")
 def close_pipeline_run(params: Params, run_id: str, succeeded: bool) -> None:
-    tracking.end_parent_run(params.tracking, run_id, succeeded)
+    with Tracking(params.tracking) as tracking:
+        tracking.end_parent_run(run_id, succeeded)
 
 
 @task(name="publish report")
 def publish_report(params: Params, run_id: str, stages: dict[str, str], version: str, created: bool,
                    decision: promotion_rule.Decision, seconds: dict[str, float], total_seconds: float) -> str:
     glue_markdown = (params.paths.glue / MARKDOWN_FILE).read_text()
+    with Tracking(params.tracking, for_writing=False) as tracking:
+        url = tracking.run_url(run_id)
     markdown = "\n".join([
         "# distilflow pipeline run", "",
-        f"- MLflow run: {tracking.run_url(params.tracking, run_id)}",
+        f"- MLflow run: {url}",
         f"- Registered model: `{params.registry.model_name}` version {version} "
         f"({'new, alias challenger' if created else 'already registered'})",
         f"- Promotion: {'champion' if decision.promote else 'unchanged'} — {decision.reason}", "",
         *wall_time_table(stages, seconds, total_seconds), "", glue_markdown, _export_markdown(params)])
     create_markdown_artifact(markdown, key="distilflow-report", description="GLUE, retention, speed, registry")
-    tracking.configure(params.tracking)
-    tracking.log_to_run(run_id, {}, tags={run_summary.DESCRIPTION_TAG: run_summary.description(params, markdown)})
+    with Tracking(params.tracking) as tracking:
+        tracking.log_to_run(run_id, {}, tags={run_summary.DESCRIPTION_TAG: run_summary.description(params, markdown)})
     return str(write_text(params.paths.glue / "pipeline_report.md", markdown))
 
 
@@ -95,5 +100,5 @@ def _export_markdown(params: Params) -> str:
 
 
 def tag_run(params: Params, run_id: str, tags: dict[str, str]) -> None:
-    tracking.configure(params.tracking)
-    tracking.log_to_run(run_id, {}, tags=tags)
+    with Tracking(params.tracking) as tracking:
+        tracking.log_to_run(run_id, {}, tags=tags)

@@ -141,6 +141,16 @@ def params(make_params) -> Params:
     return make_params()
 
 
+@pytest.fixture
+def in_store(params):
+    """The test's MLflow store entered for its whole length, as a shell with MLFLOW_TRACKING_URI set would have
+    it: the jobs log there, and the test reads what they logged with MLflow's own calls."""
+    from distilflow.ops.tracking import Tracking
+
+    with Tracking(params.tracking) as tracking:
+        yield tracking
+
+
 def save_tiny_student(folder: Path, tokenizer, seed: int) -> Path:
     """A random 1-layer student saved as a model folder distilflow wrote (its fingerprint names the seed)."""
     torch.manual_seed(seed)

@@ -100,12 +100,24 @@ def source_files(modules: tuple[str, ...] | list[str]) -> list[Path]:
 
 
 def code_version(entry: str, ignore: tuple[str, ...] = ()) -> str:
-    """A hash of the source of every module `entry` executes (except the modules and packages in `ignore`):
-    changes when any of that code does."""
+    """A hash of the code of every module `entry` executes (except the modules and packages in `ignore`):
+    changes when any of that code does, not when a comment or a docstring does."""
     digest = hashlib.sha256()
     for module in executed_modules(entry):
         if any(_inside(module, ignored) for ignored in ignore):
             continue
         digest.update(module.encode())
-        digest.update(module_file(module).read_bytes())
+        digest.update(code_text(module_file(module).read_text()).encode())
     return digest.hexdigest()[:16]
+
+
+def code_text(source: str) -> str:
+    """What a module's source computes, as text: its syntax tree without docstrings (comments are not in it)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)

@@ -94,7 +94,11 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
         if not isinstance(child, dict):
             raise DistilflowError(f"override '{override}': '{part}' is a value, not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(value_text) if value_text.strip() else None
+    try:
+        node[parts[-1]] = yaml.safe_load(value_text) if value_text.strip() else None
+    except yaml.YAMLError as error:
+        raise DistilflowError(f"override '{override}': its value is not valid YAML ({first_line(error)}): quote it, "
+                              "or close its brackets, e.g. glue.seeds=[1,2,3]") from None
 
 
 def describe_validation_error(error: ValidationError, source: str) -> str:

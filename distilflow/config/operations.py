@@ -19,7 +19,7 @@ class PathsConfig(StrictModel):
     export: Path = Path("artifacts/export")
     metrics: Path = Path("metrics")
     # Teacher baselines kept in the repository (`distilflow glue --record`), read when the cache lacks one
-    glue_baselines: Path = Path("bench/results/glue_baselines")
+    glue_baselines: Path = Path("baselines/glue")
 
 
 class DataSourceConfig(StrictModel):

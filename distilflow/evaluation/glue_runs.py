@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shutil
 import statistics
@@ -30,6 +31,7 @@ from distilflow.evaluation.glue_data import GlueTask, held_out_splits, load_task
 from distilflow.evaluation.glue_results import TaskResult
 from distilflow.evaluation.task_distillation import load_soft_targets, save_soft_targets, soft_targets_file
 
+logger = logging.getLogger(__name__)
 CACHE_VERSION = "glue-v2"
 OUTCOME = "outcome.json"  # a finished fine-tuning's dev metrics, beside its training-set logits
 CHECKPOINT_EVERY = 100  # steps: what a killed fine-tuning can lose
@@ -60,6 +62,7 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
             _copy_baseline(records_dir / cache_file.name, cache_file)
         if cache_file.is_file():
             return TaskResult.model_validate_json(cache_file.read_text())
+        logger.info(why_fine_tuned(model_name, task, records_dir, cache_file.name))
     runs, train_logits, kept = [], {}, {}
     resumable = None if checkpoints is None else resumable_folder(checkpoints, model_name, task, splits, config,
                                                                   soft_targets)
@@ -92,6 +95,16 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
     if resumable is not None:
         shutil.rmtree(resumable, ignore_errors=True)
     return result
+
+
+def why_fine_tuned(model_name: str, task: GlueTask, records_dir: Path | None, key_file: str) -> str:
+    """Why a baseline is fine-tuned now rather than read: what a user waiting for it wants to know."""
+    recorded = sorted(records_dir.glob(f"{task.name}-*.json")) if records_dir is not None and records_dir.is_dir() else []
+    if recorded:
+        return (f"{task.name}: fine-tuning the baseline {model_name} now: the {len(recorded)} recorded in {records_dir} "
+                f"are for other weights, data, settings or fine-tuning code (this run's key: {key_file}); "
+                "`distilflow glue --record` keeps it for the next machine")
+    return f"{task.name}: fine-tuning the baseline {model_name} now (none recorded; cached afterwards)"
 
 
 def resumable_folder(checkpoints: Path, model_name: str, task: GlueTask, splits, config: GlueConfig,

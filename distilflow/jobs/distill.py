@@ -22,7 +22,6 @@ from distilflow.config import Params
 from distilflow.data.masking import build_masker
 from distilflow.data.prepared import load_prepared
 from distilflow.jobs.training_session import TrainingSession
-from distilflow.ops import tracking
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.resume import ResumePolicy
 from distilflow.train.student import build_student, student_layers
@@ -62,6 +61,7 @@ def _distill(params: Params, session: TrainingSession) -> DistillResult:
     group = session.group
     tags = {"stage": "distill", "data_fingerprint": prepared.fingerprint,
             "teacher_fingerprint": teacher_meta["fingerprint"], "teacher_head_trained": str(teacher_meta["head_trained"])}
+    tracking = session.tracking
     with session.tracked_run("distill", run_key, tags) as run:
         if group.is_main:
             tracking.log_source_datasets(params.versioning, ["corpus", "teacher"])

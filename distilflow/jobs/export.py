@@ -38,7 +38,7 @@ from distilflow.export.onnx_export import (
     session,
 )
 from distilflow.export.summary import render
-from distilflow.ops import tracking
+from distilflow.ops.tracking import Tracking
 from distilflow.train.mlm_metrics import EVAL_MASK_SEED, evaluation_masker
 
 EXPORT_META = "export.json"
@@ -54,7 +54,7 @@ class ExportResult:
 def run(params: Params) -> ExportResult:
     require_length_fits(str(params.paths.student), "student", {"export.latency.seq_length": params.export.latency.seq_length})
     with exclusive(params.paths.export, params.orchestration.lock_wait_seconds), \
-            tracking.mlflow_run(params.tracking, "export", tags={"stage": "export"}):
+            Tracking(params.tracking) as tracking, tracking.run("export", tags={"stage": "export"}):
         student, _ = load_masked_lm(str(params.paths.student), role="student")
         tokenizer = load_tokenizer(str(params.paths.student))
         batches, masked = check_inputs(params, tokenizer)

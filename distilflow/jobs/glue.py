@@ -12,7 +12,7 @@ from distilflow.evaluation.glue_results import BASELINE_ROLE, GlueReport
 from distilflow.evaluation.glue_runs import record_baseline
 from distilflow.jobs.glue_report import publish
 from distilflow.jobs.glue_task import glue_cache, require_lengths_fit, selected_tasks, tracked_task_run
-from distilflow.ops import tracking
+from distilflow.ops.tracking import Tracking
 
 
 def run(params: Params, model_name: str, teacher_name: str | None = None,
@@ -21,12 +21,12 @@ def run(params: Params, model_name: str, teacher_name: str | None = None,
     selected = selected_tasks(params, tasks)
     sources = {"student": model_name, BASELINE_ROLE: teacher_name} if teacher_name else {"model": model_name}
     require_lengths_fit(params, sources)
-    with tracking.mlflow_run(params.tracking, "glue", tags={"stage": "glue", "model": model_name,
-                                                             "teacher": teacher_name or ""}) as parent:
+    with Tracking(params.tracking) as tracking, \
+            tracking.run("glue", tags={"stage": "glue", "model": model_name, "teacher": teacher_name or ""}) as parent:
         tracking.log_params({"glue": params.glue.model_dump(mode="json"), "model": model_name,
                              "teacher": teacher_name or "", "tasks": ",".join(task.name for task in selected)})
         def fine_tune(role: str, model: str, teacher: str | None = None) -> dict:
-            return {task.name: tracked_task_run(params, role, model, task, nested=True, teacher=teacher)
+            return {task.name: tracked_task_run(params, tracking, role, model, task, nested=True, teacher=teacher)
                     for task in selected}
 
         if teacher_name:  # the teacher first: its fine-tuned baselines give the soft targets (glue.distillation)
@@ -35,7 +35,7 @@ def run(params: Params, model_name: str, teacher_name: str | None = None,
         else:  # a model being recorded is fine-tuned as a baseline is (cached)
             results = {"model": fine_tune(BASELINE_ROLE if record else "model", model_name)}
         folder = by_hand_folder(params)
-        report = publish(params, sources, results, parent.info.run_id, folder, folder / "glue.json")
+        report = publish(params, tracking, sources, results, parent.info.run_id, folder, folder / "glue.json")
     if record:
         for task in selected:
             record_baseline(teacher_name or model_name, task, params.glue, glue_cache(params),

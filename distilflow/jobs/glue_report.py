@@ -22,7 +22,7 @@ from distilflow.evaluation.glue_results import (
 )
 from distilflow.evaluation.latency import ENCODER, machine, measure
 from distilflow.evaluation.report import write_report
-from distilflow.ops import tracking
+from distilflow.ops.tracking import Tracking
 
 
 def run(params: Params) -> GlueReport:
@@ -35,15 +35,16 @@ def run(params: Params) -> GlueReport:
         for role, result in read_task_results(path).items():
             results[role][task.name] = result
     with exclusive(params.paths.metrics / "glue.json", params.orchestration.lock_wait_seconds), \
-            tracking.mlflow_run(params.tracking, "glue report", tags={"stage": "glue_report"}) as run:
-        report = publish(params, sources, results, run.info.run_id, params.paths.glue, params.paths.metrics / "glue.json")
+            Tracking(params.tracking) as tracking, tracking.run("glue report", tags={"stage": "glue_report"}) as run:
+        report = publish(params, tracking, sources, results, run.info.run_id, params.paths.glue,
+                         params.paths.metrics / "glue.json")
         student_model = read_json(params.paths.student / MODEL_META).get("mlflow_model_id")
         if tracking.logged_model_exists(student_model):  # the student's model page shows its GLUE figures
             tracking.log_metrics(report.summary_metrics(), model_id=student_model)
         return report
 
 
-def publish(params: Params, sources: dict[str, str], results: dict[str, dict[str, TaskResult]],
+def publish(params: Params, tracking: Tracking, sources: dict[str, str], results: dict[str, dict[str, TaskResult]],
             run_id: str | None, output: Path, metrics_file: Path) -> GlueReport:
     """Measure size and speed, build the report, log it to the active MLflow run and write its files."""
     latency = params.glue.latency

@@ -24,7 +24,7 @@ from distilflow.evaluation.glue_results import (
     write_task_results,
 )
 from distilflow.evaluation.glue_runs import baseline_soft_targets, evaluate_task
-from distilflow.ops import tracking
+from distilflow.ops.tracking import Tracking
 
 
 def run(params: Params, task_name: str) -> dict[str, TaskResult]:
@@ -32,9 +32,9 @@ def run(params: Params, task_name: str) -> dict[str, TaskResult]:
     output = task_results_file(params.paths.glue, task.name)
     models = pipeline_models(params)
     require_lengths_fit(params, models)
-    with exclusive(output, params.orchestration.lock_wait_seconds):
-        results = {BASELINE_ROLE: tracked_task_run(params, BASELINE_ROLE, models[BASELINE_ROLE], task)}
-        results["student"] = tracked_task_run(params, "student", models["student"], task,
+    with exclusive(output, params.orchestration.lock_wait_seconds), Tracking(params.tracking) as tracking:
+        results = {BASELINE_ROLE: tracked_task_run(params, tracking, BASELINE_ROLE, models[BASELINE_ROLE], task)}
+        results["student"] = tracked_task_run(params, tracking, "student", models["student"], task,
                                               teacher=models[BASELINE_ROLE],
                                               keep_classifier=classifier_folder(params.paths.glue, task.name))
         write_task_results(output, results)
@@ -55,7 +55,7 @@ def selected_tasks(params: Params, tasks: str | list[str] | None) -> list[GlueTa
     return selected
 
 
-def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask, nested: bool = False,
+def tracked_task_run(params: Params, tracking: Tracking, role: str, model_name: str, task: GlueTask, nested: bool = False,
                      teacher: str | None = None, keep_classifier: Path | None = None) -> TaskResult:
     """Fine-tune one model on one task in its own MLflow run (same metric names in every run for the UI);
     with a `teacher` and glue.distillation.weight > 0, from the teacher's soft targets too;
@@ -63,8 +63,8 @@ def tracked_task_run(params: Params, role: str, model_name: str, task: GlueTask,
     cache = glue_cache(params) if role == BASELINE_ROLE else None
     soft_targets = task_soft_targets(params, teacher, task)
     recipe = params.glue if soft_targets is None else distillation_recipe(params.glue)
-    with tracking.mlflow_run(params.tracking, f"{role} {task.name}", nested=nested,
-                             tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name}):
+    with tracking.run(f"{role} {task.name}", nested=nested,
+                      tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name}):
         tracking.log_params({"task": task.name, "model": model_name, "role": role})
         tracking.log_source_datasets(params.versioning, ["glue"])
         tracking.log_params({"glue": recipe.model_dump(mode="json", exclude={"tasks"})})

@@ -7,7 +7,7 @@ from distilflow.base.pretrained import SET_TEACHER, load_tokenizer, require_leng
 from distilflow.config import Params
 from distilflow.data.corpus import require_text
 from distilflow.data.prepared import META_FILE, PreparedData, load_prepared, prepare_corpus
-from distilflow.ops import tracking
+from distilflow.ops.tracking import Tracking
 
 
 def run(params: Params) -> PreparedData:
@@ -17,7 +17,7 @@ def run(params: Params) -> PreparedData:
     for source in filter(None, (params.data.train, params.data.test)):  # a bad file: one line before the run opens
         require_text(source)
     with exclusive(params.paths.prepared, params.orchestration.lock_wait_seconds), \
-            tracking.mlflow_run(params.tracking, "prepare", tags={"stage": "prepare"}):
+            Tracking(params.tracking) as tracking, tracking.run("prepare", tags={"stage": "prepare"}):
         tracking.log_source_datasets(params.versioning, ["corpus", "teacher"])
         prepared = prepare_corpus(params.data, tokenizer, params.paths.prepared)
         tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),

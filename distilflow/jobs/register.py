@@ -11,7 +11,8 @@ from distilflow.base.model_folder import read_model_meta
 from distilflow.config import Params
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_results import read_report
-from distilflow.ops import dvc, promotion_rule, registry, run_summary, tracking
+from distilflow.ops import dvc, promotion_rule, registry, run_summary
+from distilflow.ops.tracking import Tracking
 
 
 @dataclass
@@ -32,14 +33,14 @@ def run(params: Params, run_id: str | None = None) -> Registration:
     student_meta = read_model_meta(params.paths.student, made_by="distill")
     outputs = dvc.output_hashes({"student": params.paths.student, "teacher": params.paths.teacher})
     data_versions = {**dvc.source_hashes(params.versioning), **{f"{k}_artifact": v for k, v in outputs.items()}}
-    tracking.configure(params.tracking)
     run_id = run_id or stage_env.parent_run_id() or student_meta.get("mlflow_run_id")
     tags = {**promotion_rule.version_tags(report, data_versions), **filter_tags(params, student_meta)}
-    version, created = registry.register_student(params.registry, params.paths.student, run_id, tags,
-                                                 run_summary.model_card(params, report, student_meta, data_versions))
-    export_metrics = read_json(params.paths.metrics / "export.json")
-    if export_metrics and (params.paths.export / "student.int8.onnx").is_file():
-        registry.attach_export(params.registry.model_name, str(version.version), params.paths.export, export_metrics)
+    with Tracking(params.tracking) as tracking:
+        version, created = registry.register_student(tracking, params.registry, params.paths.student, run_id, tags,
+                                                     run_summary.model_card(params, report, student_meta, data_versions))
+        export_metrics = read_json(params.paths.metrics / "export.json")
+        if export_metrics and (params.paths.export / "student.int8.onnx").is_file():
+            registry.attach_export(params.registry.model_name, str(version.version), params.paths.export, export_metrics)
     return Registration(str(version.version), created, outputs)
 
 

@@ -22,7 +22,6 @@ from distilflow.config import LossConfig, Params
 from distilflow.data.masking import build_masker
 from distilflow.data.prepared import PreparedData, load_prepared
 from distilflow.jobs.training_session import TrainingSession
-from distilflow.ops import tracking
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.mlm_metrics import masked_lm_metrics
 from distilflow.train.resume import ResumePolicy
@@ -88,6 +87,7 @@ def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, sessi
     device = session.group.device(pick_device(train_cfg.device))
     tags = {"stage": "teacher_head", "data_fingerprint": prepared.fingerprint,
             "teacher_encoder_fingerprint": encoder_fingerprint}
+    tracking = session.tracking
     with session.tracked_run("teacher-head", run_key, tags) as run:
         tracking.log_source_datasets(params.versioning, ["corpus", "teacher"])
         tracking.log_params({"teacher": params.teacher.model_dump(mode="json"),

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 from distilflow.base.files import exclusive, refuse_foreign_folder
 from distilflow.base.model_folder import MODEL_META, save_model
 from distilflow.config import Params
-from distilflow.ops import tracking
+from distilflow.ops.tracking import Tracking
 from distilflow.train.checkpoint import checkpoint_to_resume, clear_checkpoints
 from distilflow.train.distributed import ProcessGroup, process_group
 from distilflow.train.resume import ResumePolicy, remember_run_id, resumable_run_id
@@ -29,6 +29,10 @@ class TrainingSession:
     checkpoints: Path  # what a killed run resumes from; not a stage output (DVC's run-cache stays usable)
     policy: ResumePolicy = ResumePolicy()
     group: ProcessGroup = field(default_factory=process_group)
+    tracking: Tracking = field(init=False)
+
+    def __post_init__(self):
+        self.tracking = Tracking(self.params.tracking, enabled=self.group.is_main)
 
     @contextmanager
     def owning_output(self) -> Iterator[None]:
@@ -39,10 +43,11 @@ class TrainingSession:
 
     @contextmanager
     def tracked_run(self, name: str, run_key: str, tags: dict[str, str]) -> Iterator[Any]:
-        """An MLflow run: with --resume, the one that wrote the checkpoints (same params and data)."""
+        """An MLflow run (the session's `tracking`, entered here): with --resume, the one that wrote the
+        checkpoints (same params and data)."""
         checkpoint_to_resume(self.checkpoints, self.policy.resume, self.policy.restart)  # refuse before a run opens
         run_id = resumable_run_id(self.checkpoints, self.policy, run_key)
-        with tracking.mlflow_run(self.params.tracking, name, run_id=run_id, tags=tags, enabled=self.group.is_main) as run:
+        with self.tracking, self.tracking.run(name, run_id=run_id, tags=tags) as run:
             if self.group.is_main:
                 remember_run_id(self.checkpoints, run.info.run_id, run_key)
             yield run

@@ -3,9 +3,9 @@ that died with their process."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +13,7 @@ from pathlib import Path
 from distilflow.config import TrackingConfig
 from distilflow.errors import DistilflowError, first_line
 
+logger = logging.getLogger(__name__)
 REACHABLE_TIMEOUT_SECONDS = 5
 # The experiment opens in MLflow's model-training view (runs, metrics, models), not the GenAI one.
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
@@ -24,23 +25,23 @@ def tracking_uri(config: TrackingConfig) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
 
 
-def configure(config: TrackingConfig, for_writing: bool = True) -> str:
-    """Point MLflow at the store and return the experiment id (created with our artifact root).
+def configure(config: TrackingConfig, uri: str, for_writing: bool = True) -> str:
+    """Point MLflow at the store `uri` and return the experiment id (created with our artifact root).
+    Only tracking.Tracking calls it, and puts MLflow's settings back when it is done.
 
     Any store that cannot be used (a server that does not answer, an unknown scheme, a read-only or
     damaged database, a file where its folder should be) is one line naming the fix. A read-only
-    SQLite store is refused up front when it will be written to, not after the work it was to record."""
-    import logging
-
+    SQLite store is refused up front when it will be written to, not after the work it was to record,
+    and one that does not exist is not created by a command that only reads."""
     import mlflow
 
-    for chatty in ("mlflow", "alembic"):  # its INFO lines (system metrics started, tables created) bury ours
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    uri = tracking_uri(config)
     _require_reachable(uri)
     try:
         if uri.startswith("sqlite:///"):
             database = Path(uri.removeprefix("sqlite:///"))
+            if not for_writing and not database.is_file():
+                raise DistilflowError(f"no MLflow store at {database}: run the pipeline first (`distilflow pipeline`), "
+                                      "or point tracking.tracking_uri (or $MLFLOW_TRACKING_URI) at your store")
             _create_sqlite_store(database)
             if for_writing:
                 _require_writable_sqlite(database, uri)
@@ -181,6 +182,6 @@ def continuable(run_id: str | None, experiment_id: str) -> str | None:
     except MlflowException:
         run = None
     if run is None or run.info.experiment_id != experiment_id or run.info.lifecycle_stage != "active":
-        print(f"MLflow run {run_id} is not in this store's experiment: logging to a new run", file=sys.stderr)
+        logger.warning("MLflow run %s is not in this store's experiment: logging to a new run", run_id)
         return None
     return run_id

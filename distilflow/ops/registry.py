@@ -20,6 +20,7 @@ from distilflow.base.model_folder import MODEL_META
 from distilflow.config import RegistryConfig
 from distilflow.errors import DistilflowError
 from distilflow.ops.promotion_rule import Decision, decide
+from distilflow.ops.tracking import Tracking
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 HISTORY_TAG = "champion_history"  # on the registered model: champion versions, oldest first
@@ -51,7 +52,7 @@ def find_version(name: str, student_fingerprint: str):
     return None
 
 
-def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tags: dict[str, str],
+def register_student(tracking: Tracking, config: RegistryConfig, student_dir: Path, run_id: str, tags: dict[str, str],
                      description: str = ""):
     """Register the student's LoggedModel (logged by its distill run; logged now into `run_id` if this
     store does not have it) as a new version with alias `challenger` and `description` as its model
@@ -60,8 +61,6 @@ def register_student(config: RegistryConfig, student_dir: Path, run_id: str, tag
     Returns (version, created).
     """
     import mlflow
-
-    from distilflow.ops import tracking
 
     student_dir = student_dir.resolve()  # a relative path would look like a Hub id to MLflow, which then asks the Hub
     meta = json.loads((student_dir / MODEL_META).read_text())

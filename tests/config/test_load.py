@@ -82,6 +82,12 @@ def test_malformed_override_explains_the_form():
         apply_override({}, "temperature")
 
 
+def test_an_override_whose_value_is_not_yaml_is_one_line():
+    with pytest.raises(DistilflowError, match=r"override 'glue.seeds=\[1, 2': its value is not valid YAML \(.*\): quote "
+                                              r"it, or close its brackets"):
+        load_params(ROOT / "params.yaml", ["glue.seeds=[1, 2"])
+
+
 def test_masking_fractions_must_leave_room():
     with pytest.raises(Exception, match="mask_fraction"):
         Params.model_validate({"data": {"train": {"files": ["x"]}}, "masking": {"mask_fraction": 0.95}})

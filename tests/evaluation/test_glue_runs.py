@@ -12,6 +12,7 @@ from distilflow.config import StudentConfig
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import finetune, glue_runs, latency
 from distilflow.evaluation.glue_data import get_task
+from tests.conftest import ROOT
 from distilflow.evaluation.glue_results import TaskResult, build_report, read_report
 from distilflow.evaluation.report import render_markdown
 from distilflow.jobs import glue as glue_job
@@ -34,7 +35,7 @@ def student_dir(tmp_path, tiny_teacher, tokenizer):
     return str(tmp_path / "student")
 
 
-def test_student_vs_teacher_report(params, student_dir, teacher_with_head_dir, monkeypatch):
+def test_student_vs_teacher_report(params, in_store, student_dir, teacher_with_head_dir, monkeypatch):
     calls = []
     real = finetune.finetune_and_evaluate
     monkeypatch.setattr(glue_runs, "finetune_and_evaluate", lambda *a, **k: calls.append(a[1].name) or real(*a, **k))
@@ -109,7 +110,7 @@ def test_cached_baseline_is_recomputed_when_the_fine_tuning_code_changes(params,
         path = real_file(name)
         if name == module:
             copy = tmp_path / "edited.py"
-            copy.write_text(path.read_text() + "\n# a changed line\n")
+            copy.write_text(path.read_text() + "\nCHANGED = True\n")
             return copy
         return path
 
@@ -153,22 +154,30 @@ def test_fine_tuning_is_seeded_whatever_the_process_rng_held(params, student_dir
     assert results[0] == results[1]
 
 
-def test_the_quick_runs_teacher_baselines_are_recorded_for_this_code():
-    """`make run`'s stated time counts on reading the teacher's GLUE baselines from paths.glue_baselines instead
-    of fine-tuning the teacher again (≈ 6 of its minutes on 2 cores). A change to the fine-tuning code changes
-    their key: record them again (README, "Recorded baselines") and commit them."""
-    from distilflow.config.load import load_params
-    from tests.conftest import ROOT
+def test_a_stale_recorded_baseline_is_fine_tuned_again_and_the_run_says_why(params, teacher_with_head_dir, tmp_path,
+                                                                              monkeypatch, caplog):
+    """Recorded baselines (paths.glue_baselines) are for one version of the fine-tuning code: after a change to it
+    the stage fine-tunes the teacher again, and says so, rather than a test failing until someone re-records."""
+    calls = _count_finetuning(monkeypatch)
+    task = get_task("rte")
+    records = tmp_path / "recorded"
+    records.mkdir()
+    (records / "rte-0123456789abcdef.json").write_text("{}")  # recorded by other code
+    caplog.set_level("INFO", logger="distilflow")
+    glue_runs.evaluate_task(str(teacher_with_head_dir), task, params.glue.model_copy(update={"seeds": [1]}),
+                            cache_dir=tmp_path / "cache", records_dir=records)
+    assert calls == ["rte"]
+    assert (f"rte: fine-tuning the baseline {teacher_with_head_dir} now: the 1 recorded in {records} are for other "
+            "weights, data, settings or fine-tuning code") in caplog.text
 
-    params = load_params(ROOT / "params.yaml", [])
-    sources = params.versioning.sources  # the pipeline fine-tunes the pinned copies of these
-    pinned = params.glue.model_copy(update={"source": str(ROOT / sources["glue"].url)})
-    for name in params.glue.tasks:
-        task = get_task(name)
-        key = glue_runs.cache_key(str(ROOT / sources["teacher"].url), task, glue_runs.task_splits(task, pinned),
-                                  params.glue)
-        record = ROOT / params.paths.glue_baselines / f"{task.name}-{key}.json"
-        assert record.is_file(), f"{record.name} not recorded: `distilflow glue --model data/teacher --record`"
+
+def test_a_comment_in_the_fine_tuning_code_keeps_the_recorded_baselines():
+    from distilflow.base.hashing import code_text
+
+    source = (ROOT / "distilflow" / "evaluation" / "finetune.py").read_text()
+    edited = source.replace("\nfrom __future__", "\n# a comment\nfrom __future__", 1).replace('"""', '"""Doc. ', 1)
+    assert edited != source and code_text(source) == code_text(edited)
+    assert code_text(source) != code_text(source.replace("def ", "def _", 1))
 
 
 def test_a_killed_evaluation_resumes_its_fine_tunings_and_skips_the_finished_ones(params, student_dir, tmp_path,

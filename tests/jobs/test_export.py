@@ -90,6 +90,7 @@ def test_a_pair_classifier_is_exported_with_the_segment_ids_it_was_fine_tuned_on
     from distilflow.evaluation.glue_results import classifier_folder
     from distilflow.export import classifiers
     from distilflow.jobs.glue_task import tracked_task_run
+    from distilflow.ops.tracking import Tracking
     from tests.conftest import HUB
 
     params = params.model_copy(update={"glue": params.glue.model_copy(update={
@@ -104,7 +105,8 @@ def test_a_pair_classifier_is_exported_with_the_segment_ids_it_was_fine_tuned_on
     model.save_pretrained(paired)
     tokenizer.save_pretrained(paired)
     kept = classifier_folder(params.paths.glue, "rte")
-    result = tracked_task_run(params, "student", str(paired), task, keep_classifier=kept)
+    with Tracking(params.tracking) as tracking:
+        result = tracked_task_run(params, tracking, "student", str(paired), task, keep_classifier=kept)
     metrics = export.export_classifiers(params, params.paths.export / "classifiers")
     assert metrics["classifier_rte_score_pytorch"] == result.score  # one classifier, one score
 

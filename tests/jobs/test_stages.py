@@ -15,7 +15,7 @@ from distilflow.jobs import distill, evaluate, prepare, teacher
 from tests.conftest import assert_layers_copied, run_stages, tiny_params
 
 
-def test_distill_headless_teacher_end_to_end(params, tmp_path):
+def test_distill_headless_teacher_end_to_end(params, in_store, tmp_path):
     result = run_stages(params)
 
     head_meta = json.loads((params.paths.teacher / "distilflow.json").read_text())
@@ -69,7 +69,7 @@ def test_evaluate_requires_a_head(params, headless_teacher_dir):
         evaluate.run(params, str(headless_teacher_dir))
 
 
-def test_mlm_only_baseline_runs_without_teacher_forward(params):
+def test_mlm_only_baseline_runs_without_teacher_forward(params, in_store):
     raw = params.model_dump(mode="json")
     raw["distill"]["loss"].update(alpha_ce=0.0, alpha_cos=0.0, alpha_mlm=1.0)
     result = run_stages(validate_params(raw))
@@ -78,7 +78,7 @@ def test_mlm_only_baseline_runs_without_teacher_forward(params):
     assert torch.isfinite(torch.tensor(result.metrics["test_mlm_loss"]))
 
 
-def test_a_headless_teacher_needs_no_head_when_no_term_reads_its_logits(params):
+def test_a_headless_teacher_needs_no_head_when_no_term_reads_its_logits(params, in_store):
     """Hidden-state, attention and relation terms need only the encoder (issue 12): no head training."""
     raw = params.model_dump(mode="json")
     raw["distill"]["loss"].update(alpha_ce=0.0, alpha_mse=0.0, alpha_cos=1.0, alpha_hidden=1.0, alpha_relation=1.0)
@@ -118,7 +118,7 @@ def test_a_paths_key_pointed_at_a_users_folder_deletes_nothing(params, tmp_path)
         assert (users / "bert" / "model.safetensors").read_text() == "the user's model"
 
 
-def test_zero_steps_saves_the_copied_teacher_layers_untrained(params):
+def test_zero_steps_saves_the_copied_teacher_layers_untrained(params, in_store):
     """max_steps 0: the baseline that shows what distilling adds -- the chosen teacher layers, as they are."""
     raw = params.model_dump(mode="json")
     raw["distill"]["train"]["max_steps"] = 0
@@ -130,7 +130,7 @@ def test_zero_steps_saves_the_copied_teacher_layers_untrained(params):
     assert "loss" not in mlflow.get_run(result.run_id).data.metrics  # no training step was taken
 
 
-def test_a_diverged_run_never_replaces_the_last_good_student(params):
+def test_a_diverged_run_never_replaces_the_last_good_student(params, in_store):
     """Issue 23 (`--set distill.train.learning_rate=1e6`). The first steps move the weights to ~1e5; a layer's
     LayerNorm then gets inputs of ~1e20, whose variance overflows fp32: every loss term is NaN from then on,
     while the weights stay finite. At this size 4 of the 6 steps are NaN, under max_nonfinite_steps (5), and the

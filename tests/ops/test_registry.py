@@ -7,10 +7,11 @@ import time
 import mlflow
 import pytest
 
-from distilflow.config import PromotionConfig, RegistryConfig
+from distilflow.config import PromotionConfig, RegistryConfig, TrackingConfig
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_results import GlueReport, ModelScores
 from distilflow.ops import promotion_rule, registry
+from distilflow.ops.tracking import Tracking
 from tests.conftest import save_tiny_student
 
 CHAMPION = {"glue_score": "0.70", "glue_retention": "0.90", "glue_tasks": "rte,mrpc", "latency_ms_cpu_b1": "5.0"}
@@ -96,22 +97,28 @@ def test_a_broken_registry_is_not_reported_as_an_empty_one(tmp_path, monkeypatch
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    experiment = mlflow.create_experiment("registry", artifact_location=(tmp_path / "artifacts").as_uri())
-    return experiment
+def store(tmp_path):
+    """A store entered as a job enters it (the registry's calls go to it while it is)."""
+    config = TrackingConfig(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=tmp_path / "artifacts",
+                            experiment="registry", system_metrics=False)
+    with Tracking(config) as tracking:
+        yield tracking
+
+
+def _run(store: Tracking) -> str:
+    return store.client().create_run(store.experiment_id).info.run_id
 
 
 def test_register_once_promote_and_roll_back(store, tmp_path, tokenizer):
     config = RegistryConfig(model_name="students", promotion=PromotionConfig(min_glue_gain=0.0))
-    runs = [mlflow.MlflowClient().create_run(store).info.run_id for _ in range(2)]
-    first, created = registry.register_student(config, save_tiny_student(tmp_path / "a", tokenizer, 1), runs[0], CHAMPION)
-    again, created_again = registry.register_student(config, tmp_path / "a", runs[1], CHAMPION)
+    runs = [_run(store) for _ in range(2)]
+    first, created = registry.register_student(store, config, save_tiny_student(tmp_path / "a", tokenizer, 1), runs[0], CHAMPION)
+    again, created_again = registry.register_student(store, config, tmp_path / "a", runs[1], CHAMPION)
     assert created and not created_again and again.version == first.version
 
     assert registry.promote_by_policy(config, str(first.version)).promote
     better = {**CHAMPION, "glue_score": "0.75"}
-    second, _ = registry.register_student(config, save_tiny_student(tmp_path / "b", tokenizer, 2), runs[1], better)
+    second, _ = registry.register_student(store, config, save_tiny_student(tmp_path / "b", tokenizer, 2), runs[1], better)
     client = mlflow.MlflowClient()
     assert client.get_model_version_by_alias("students", "challenger").version == second.version
     assert registry.promote_by_policy(config, str(second.version)).promote
@@ -133,8 +140,8 @@ def test_register_once_promote_and_roll_back(store, tmp_path, tokenizer):
 
 def test_export_files_are_attached_to_the_versions_model_once(store, tmp_path, tokenizer, monkeypatch):
     config = RegistryConfig(model_name="edge")
-    run = mlflow.MlflowClient().create_run(store).info.run_id
-    version, _ = registry.register_student(config, save_tiny_student(tmp_path / "s", tokenizer, 3), run, CHAMPION)
+    run = _run(store)
+    version, _ = registry.register_student(store, config, save_tiny_student(tmp_path / "s", tokenizer, 3), run, CHAMPION)
     export_dir = tmp_path / "export"
     export_dir.mkdir()
     (export_dir / "student.int8.onnx").write_bytes(b"onnx bytes")
@@ -207,7 +214,7 @@ def test_a_student_whose_losses_are_not_numbers_is_never_registered(store, tmp_p
     folder = save_tiny_student(tmp_path / "diverged", tokenizer, 3)
     (folder / "distilflow.json").write_text(json.dumps({"fingerprint": "student-3",
                                                          "metrics": {"val_mlm_loss": float("nan"), "test_mlm_loss": 7.0}}))
-    run = mlflow.MlflowClient().create_run(store).info.run_id
+    run = _run(store)
     with pytest.raises(DistilflowError, match=r"diverged \(val_mlm_loss nan\): distil it again .*nothing was registered"):
-        registry.register_student(RegistryConfig(model_name="students"), folder, run, CHAMPION)
+        registry.register_student(store, RegistryConfig(model_name="students"), folder, run, CHAMPION)
     assert not mlflow.MlflowClient().search_registered_models("name='students'")

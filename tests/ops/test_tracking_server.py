@@ -9,7 +9,8 @@ import mlflow
 import pytest
 
 from distilflow.config import PromotionConfig, RegistryConfig, TrackingConfig
-from distilflow.ops import registry, tracking
+from distilflow.ops import registry
+from distilflow.ops.tracking import Tracking
 from distilflow.ops.local_server import free_port, local_server
 from tests.conftest import save_tiny_student
 
@@ -35,21 +36,23 @@ def test_distill_register_promote_and_load_the_champion_through_a_server(server,
     for seed in (1, 2):
         folder = tmp_path / f"student-{seed}"
         save_tiny_student(folder, tokenizer, seed)
-        with tracking.mlflow_run(config, "distill") as run:  # as the distill stage logs its student
-            model_id = tracking.log_student_model(folder, registry_config.input_example, registry_config.top_k,
-                                                  {"test_mlm_loss": 5.0 + seed})
+        with Tracking(config) as distilling, distilling.run("distill") as run:  # as the distill stage logs it
+            model_id = distilling.log_student_model(folder, registry_config.input_example, registry_config.top_k,
+                                                    {"test_mlm_loss": 5.0 + seed})
         (folder / "distilflow.json").write_text(json.dumps({"fingerprint": f"s{seed}", "mlflow_model_id": model_id}))
-        tracking.configure(config)
-        version, created = registry.register_student(registry_config, folder, run.info.run_id,
-                                                     {**tags, "glue_score": f"0.{5 + seed}"}, "# card\n\nseed " + str(seed))
-        assert created and registry.promote_by_policy(registry_config, str(version.version)).promote
+        with Tracking(config) as registering:
+            version, created = registry.register_student(registering, registry_config, folder, run.info.run_id,
+                                                         {**tags, "glue_score": f"0.{5 + seed}"},
+                                                         "# card\n\nseed " + str(seed))
+            assert created and registry.promote_by_policy(registry_config, str(version.version)).promote
         versions.append(str(version.version))
 
-    client = mlflow.MlflowClient()
-    assert client.get_model_version_by_alias("team-student", "champion").version == versions[1]
-    assert client.get_model_version("team-student", versions[1]).description == "# card\n\nseed 2"
-    assert registry.rollback("team-student") == (versions[0], True)
-    served = mlflow.pyfunc.load_model("models:/team-student@champion")  # artifacts through the server
+    with Tracking(config):
+        client = mlflow.MlflowClient()
+        assert client.get_model_version_by_alias("team-student", "champion").version == versions[1]
+        assert client.get_model_version("team-student", versions[1]).description == "# card\n\nseed 2"
+        assert registry.rollback("team-student") == (versions[0], True)
+        served = mlflow.pyfunc.load_model("models:/team-student@champion")  # artifacts through the server
     assert len(served.predict(["I completed writing my [MASK]."])[0]) == 5
     assert list((root / "artifacts").rglob("model.safetensors")), "artifacts were not proxied to the server's store"
     assert not (tmp_path / "not-used").exists()
@@ -59,12 +62,13 @@ def test_the_runs_table_data_through_the_rest_api(server, monkeypatch):
     """What the MLflow UI's runs table asks the server for: pipeline runs with their headline metrics."""
     url, _ = server
     config = TrackingConfig(tracking_uri=url, experiment="team-runs", system_metrics=False)
-    experiment_id = tracking.configure(config)
-    for temperature, score in ((2, 0.61), (4, 0.64)):
-        run_id = tracking.start_parent_run(config, f"pipeline T={temperature}", {"stage": "pipeline"},
-                                           {"distill": {"loss": {"temperature": temperature}}})
-        tracking.log_to_run(run_id, {"student_glue_score": score, "glue_retention": score / 0.7})
-        tracking.end_parent_run(config, run_id, succeeded=True)
+    with Tracking(config) as tracking:
+        experiment_id = tracking.experiment_id
+        for temperature, score in ((2, 0.61), (4, 0.64)):
+            run_id = tracking.start_parent_run(f"pipeline T={temperature}", {"stage": "pipeline"},
+                                               {"distill": {"loss": {"temperature": temperature}}})
+            tracking.log_to_run(run_id, {"student_glue_score": score, "glue_retention": score / 0.7})
+            tracking.end_parent_run(run_id, succeeded=True)
     body = json.dumps({"experiment_ids": [experiment_id], "filter": "tags.stage = 'pipeline'",
                        "order_by": ["metrics.student_glue_score DESC"]}).encode()
     request = urllib.request.Request(f"{url}/api/2.0/mlflow/runs/search", data=body,

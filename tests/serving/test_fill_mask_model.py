@@ -11,7 +11,8 @@ import torch
 from transformers import BertForMaskedLM, pipeline
 
 from distilflow.config import PromotionConfig, RegistryConfig, TrackingConfig
-from distilflow.ops import registry, tracking
+from distilflow.ops import registry
+from distilflow.ops.tracking import Tracking
 from distilflow.ops.local_server import free_port, local_server, scoring_server_command
 from tests.conftest import tiny_bert_config
 
@@ -28,22 +29,22 @@ def champion(tmp_path, tokenizer, monkeypatch):
     torch.manual_seed(3)
     BertForMaskedLM(tiny_bert_config(len(tokenizer), layers=1)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    with tracking.mlflow_run(config, "distill") as run:
-        model_id = tracking.log_student_model(folder, registry_config.input_example, registry_config.top_k, {})
+    with Tracking(config) as distilling, distilling.run("distill") as run:
+        model_id = distilling.log_student_model(folder, registry_config.input_example, registry_config.top_k, {})
     (folder / "distilflow.json").write_text(json.dumps({"fingerprint": "served", "mlflow_model_id": model_id}))
-    tracking.configure(config)
-    version, _ = registry.register_student(registry_config, folder, run.info.run_id,
-                                           {"glue_score": "0.6", "glue_retention": "0.9"})
-    registry.promote(registry_config.model_name, str(version.version))
-    return config.tracking_uri, folder
+    with Tracking(config) as registering:
+        version, _ = registry.register_student(registering, registry_config, folder, run.info.run_id,
+                                               {"glue_score": "0.6", "glue_retention": "0.9"})
+        registry.promote(registry_config.model_name, str(version.version))
+    return config, folder
 
 
 @pytest.fixture
 def scoring_server(champion):
-    uri, _ = champion
+    config, _ = champion
     port = free_port()
     with local_server(scoring_server_command("models:/served-student@champion", port), "/ping", port,
-                      env={"MLFLOW_TRACKING_URI": uri}) as url:
+                      env={"MLFLOW_TRACKING_URI": config.tracking_uri}) as url:
         yield url
 
 
@@ -67,8 +68,8 @@ def test_the_champion_answers_a_masked_sentence_over_http(scoring_server, champi
 
 
 def test_the_served_model_is_the_pyfunc_with_the_student_folder(champion):
-    uri, _ = champion
-    mlflow.set_tracking_uri(uri)
-    local = Path(mlflow.artifacts.download_artifacts("models:/served-student@champion"))
+    config, _ = champion
+    with Tracking(config, for_writing=False):
+        local = Path(mlflow.artifacts.download_artifacts("models:/served-student@champion"))
     assert (local / "artifacts" / "student" / "model.safetensors").is_file()  # from_pretrained loads it
     assert "python_function" in (local / "MLmodel").read_text()
