@@ -39,7 +39,7 @@ def measure(project: Path, repetitions: int) -> dict:
     from distilflow.evaluation.glue_data import parse_task_list
     from distilflow.evaluation.glue_results import classifier_folder
     from distilflow.evaluation.latency import machine
-    from distilflow.jobs.export import measure_classifier
+    from distilflow.export.speed import classifier_speed
 
     params = load_params(project / "params.yaml", [])
     params = params.model_copy(update={"paths": params.paths.model_copy(update={
@@ -49,7 +49,7 @@ def measure(project: Path, repetitions: int) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(source)
     runs = []
     for repetition in range(repetitions):
-        figures = measure_classifier(params, model, source, exported)
+        figures = classifier_speed(model, source, exported, params.export.latency, params.export.threads)
         runs.append({key.removeprefix("classifier_"): value for key, value in figures.items() if "latency" in key})
         print(f"repetition {repetition + 1}/{repetitions}: b1 speed-up {_speedup(runs[-1]):.2f}x", flush=True)
     pipeline = json.loads((project / "metrics" / "export.json").read_text())

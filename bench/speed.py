@@ -66,7 +66,15 @@ from distilflow.config import LossConfig, MaskingConfig, StudentConfig, TrainCon
 from distilflow.data.batching import MicroBatch  # noqa: E402
 from distilflow.data.masking import IGNORE_INDEX, build_masker  # noqa: E402
 from distilflow.data.packing import tokenize_and_pack  # noqa: E402
-from distilflow.evaluation.latency import PROTOCOL, forward_call, machine, random_inputs, synchronizer, timed  # noqa: E402
+from distilflow.evaluation.latency import (  # noqa: E402
+    PROTOCOL,
+    forward_call,
+    machine,
+    random_inputs,
+    synchronizer,
+    timed,
+)
+from distilflow.train.loop_io import Checkpoints, TrainingData  # noqa: E402
 from distilflow.train.losses import DistillationLoss  # noqa: E402
 from distilflow.train.student import build_student  # noqa: E402
 from distilflow.train.trainer import Trainer  # noqa: E402
@@ -145,9 +153,10 @@ class DistilflowSide:
                              compile=compile, group_by_length=not args.no_grouping,
                              eval_every=10**6, checkpoint_every=10**6, log_every=10**6)
         self.name, self.precision = name, precision
-        self.trainer = Trainer(copy.deepcopy(student), DistillationLoss(LossConfig()),
-                               build_masker(MaskingConfig(smoothing=0.0), tokenizer), data, data, tokenizer, config,
-                               Path("unused"), run_key="bench", teacher=copy.deepcopy(teacher), sequence_length=128)
+        data = TrainingData(data, data, build_masker(MaskingConfig(smoothing=0.0), tokenizer), tokenizer,
+                            sequence_length=128)
+        self.trainer = Trainer(copy.deepcopy(student), DistillationLoss(LossConfig()), data, config,
+                               Checkpoints(Path("unused"), "bench"), teacher=copy.deepcopy(teacher))
         # One loader for every round, as in training: its workers start once, before the first timed step.
         self.loader, self.next_step = self.trainer.batches(0, total_steps), 0
 

@@ -137,9 +137,12 @@ def checked_cron(expression: str) -> str:
     """A cron schedule Prefect accepts, checked without a server."""
     from prefect.client.schemas.schedules import CronSchedule
 
+    five_fields = expression.startswith("@") or len(expression.split()) == 5  # croniter also takes seconds and years
     try:
         CronSchedule(cron=expression)
     except ValueError:  # pydantic's ValidationError
+        five_fields = False
+    if not five_fields:
         raise DistilflowError(f"invalid cron schedule {expression!r}: give five fields, e.g. \"0 3 * * 0\" "
-                              "(Sundays 03:00)") from None
+                              "(Sundays 03:00)")
     return expression

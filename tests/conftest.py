@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# ../shared beside the checkout; a bare GPU machine gets a slice of it (bench/gpu_bundle.sh).
+# ../shared beside the checkout; a bare GPU machine gets a slice of it (bench/gpu/bundle.sh).
 SHARED = Path(os.environ.get("DISTILFLOW_SHARED", ROOT.parent / "shared"))
 HUB = SHARED / "hub"
 CORPUS = SHARED / "data" / "corpus"
@@ -42,6 +42,18 @@ torch.set_num_threads(2)
 def tiny_bert_config(vocab_size: int, layers: int = 4) -> BertConfig:
     return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
                       intermediate_size=64, max_position_embeddings=128)
+
+
+@pytest.fixture(autouse=True)
+def _distilflow_logger_as_it_was():
+    """A command run in-process sets up its handlers (cli/logs.py): the next test starts from the library's state."""
+    import logging
+
+    logger = logging.getLogger("distilflow")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+    os.environ.pop("DISTILFLOW_LOG_LEVEL", None)
 
 
 @pytest.fixture(autouse=True)
@@ -241,3 +253,24 @@ def first_contact(tmp_path_factory, small_corpus, headless_teacher_dir):
     done = subprocess.run([str(Path(sys.executable).parent / "distilflow"), "pipeline"], cwd=project,
                           env=fresh_user_environment(root / "home"), capture_output=True, text=True, timeout=900)
     return project, done
+
+
+# Run in two processes (`pytest -n 2`, the Makefile's test command): most of the suite's time is processes
+# starting (stages, servers, torchrun) and waiting, which two workers overlap. Tests sharing the one pipeline
+# project stay in one worker (its session fixture is built once), and the longest tests are handed out first
+# so that no worker is left with one at the end.
+LONGEST_FIRST = ("tests/test_flows.py", "tests/test_fault_injection.py", "tests/train/test_distributed.py",
+                 "tests/test_dvc_yaml.py", "tests/jobs/test_export.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "first_contact" in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("first_contact"))
+
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file is kept

@@ -17,10 +17,12 @@ FLOORS = {  # top-level package, or distilflow's subpackage/module -> floor
     "train": 4, "evaluation": 4,      # the ML core: distillation, GLUE fine-tuning and scoring
     "export": 5, "serving": 5,        # ONNX and the registered model's pyfunc
     "ops": 6,                         # record keeping: MLflow, DVC, the registry
-    "jobs": 7,                        # one job per stage and registry step
-    "tasks": 8, "flows": 9,           # Prefect: thin tasks, composing flows
-    "cli": 10, "__main__": 11,        # the `distilflow` command, on top of everything
+    "steps": 7,                       # what several jobs share: a tracked training session, a tracked GLUE task
+    "jobs": 8,                        # one job per stage and registry step
+    "tasks": 9, "flows": 10,          # Prefect: thin tasks, composing flows
+    "cli": 11, "__main__": 12,        # the `distilflow` command, on top of everything
 }
+MAX_LINES = 250  # a module a reader takes in at once
 SOURCES = [path for folder in ("distilflow", "tasks", "flows") for path in sorted((ROOT / folder).rglob("*.py"))]
 
 
@@ -52,3 +54,16 @@ def test_imports_point_down(path):
     upward = [name for name in _imports(path)
               if _package(name) not in (None, own) and FLOORS[_package(name)] >= FLOORS[own]]
     assert upward == [], f"{module} (floor {FLOORS[own]}) imports from its floor or above: {upward}"
+
+
+def test_a_job_never_imports_another_job():
+    """What jobs share goes down to distilflow/steps/: a stage's code is then only its own (DVC reruns a stage
+    for its own code's changes) and a job reads as one recipe."""
+    for path in sorted((ROOT / "distilflow" / "jobs").glob("*.py")):
+        module = f"distilflow.jobs.{path.stem}"
+        assert not [name for name in _imports(path) if name.startswith("distilflow.jobs.") and name != module], module
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_module_is_longer_than_a_reader_takes_in_at_once(path):
+    assert len(path.read_text().splitlines()) <= MAX_LINES, f"{path.relative_to(ROOT)}: split it"

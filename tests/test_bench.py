@@ -1,4 +1,4 @@
-"""The benchmarks a lent GPU runs once (bench/gpu_check.sh): a refactor must not break them unseen."""
+"""The benchmarks a lent GPU runs once (bench/gpu/check.sh): a refactor must not break them unseen."""
 
 import json
 import os
@@ -268,7 +268,7 @@ def test_a_killed_sessions_lock_is_neither_running_nor_in_the_way(tmp_path, monk
     assert not headline.claim("live")
 
 
-GPU_CHECK = ROOT / "bench" / "gpu_check.sh"
+GPU_CHECK = ROOT / "bench" / "gpu" / "check.sh"
 
 
 def test_the_gpu_checks_step_limits_fit_the_calls_budget():
@@ -311,7 +311,7 @@ def test_a_bundle_for_another_python_is_refused_in_one_line_before_any_step(tmp_
     assert done.returncode == 2
     assert done.stdout.strip().splitlines() == [f"preflight: pyarrow-25.0.1-{other}-{other}-manylinux_2_28_x86_64.whl "
                                                  f"is built for {other}, not Python 3.{sys.version_info.minor}: rebuild "
-                                                 "the bundle for it (`bash bench/gpu_bundle.sh`, which builds for the "
+                                                 "the bundle for it (`bash bench/gpu/bundle.sh`, which builds for the "
                                                  "GPU image's Python 3.12)"]
     assert (out / "summary.txt").read_text() == done.stdout  # and no step ran: nothing else in $OUT
     assert sorted(path.name for path in out.iterdir()) == ["summary.txt"]
@@ -324,7 +324,7 @@ def test_the_image_preflight_accepts_cp312_wheels_and_refuses_one_the_images_pac
     wheels.mkdir()
     with zipfile.ZipFile(wheels / "pyarrow-25.0.1-cp312-cp312-manylinux_2_28_x86_64.whl", "w") as wheel:
         wheel.writestr("pyarrow-25.0.1.dist-info/METADATA", "Name: pyarrow\nRequires-Python: >=3.10\n")
-    preflight = [sys.executable, str(ROOT / "bench" / "gpu_preflight.py"), str(tmp_path), "--image"]
+    preflight = [sys.executable, str(ROOT / "bench" / "gpu" / "preflight.py"), str(tmp_path), "--image"]
     accepted = subprocess.run(preflight, capture_output=True, text=True)
     assert accepted.returncode == 0, accepted.stderr
     with zipfile.ZipFile(wheels / "datasets-9.0.0-py3-none-any.whl", "w") as wheel:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from distilflow.base import stage_env
+from distilflow.cli.logs import level_from, setup_logging
 from distilflow.config import Params
 from distilflow.config.load import load_params
 from distilflow.errors import DistilflowError, first_line, is_disk_full
@@ -26,16 +28,44 @@ DiscardStaleOption = Annotated[bool, typer.Option(
     "--discard-stale", help="with --resume: drop checkpoints made with other params or data instead of stopping")]
 
 
+@app.callback()
+def messages(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show debug messages too")] = False,
+             quiet: Annotated[bool, typer.Option("--quiet", "-q", help="show only warnings and errors")] = False) -> None:
+    """Distil BERT-family masked-LM teachers into smaller students."""
+    setup_logging(level_from(verbose, quiet))
+
+
 def read_params(path: Path, overrides: list[str] | None) -> Params:
     return load_params(path, overrides or [])
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, `kill`, a container stopping): handled as Ctrl-C is, what was written kept."""
+
+
+_signalled: list[int] = []  # typer may turn the interruption into an exit code: the signal is noted here too
+
+
+def _terminate(signum, frame) -> None:
+    _signalled.append(signum)
+    raise Terminated
+
+
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        _main()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main() -> None:
     try:
         # standalone_mode=False: our errors and Ctrl-C reach the handlers below instead of click's.
         result = typer.main.get_command(app).main(standalone_mode=False)
     except DistilflowError as error:
+        close_progress_bars()
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         sys.exit(stage_env.EXIT_BAD_INPUT)
     except typer.TyperException as error:  # usage errors (typer 0.29 vendors its own click): one line too
@@ -44,11 +74,12 @@ def main() -> None:
         message = error.format_message() if hasattr(error, "format_message") else str(error)
         typer.secho(f"error: {message.rstrip('.')}: see `{command} --help`", err=True, fg=typer.colors.RED)
         sys.exit(getattr(error, "exit_code", stage_env.EXIT_BAD_INPUT))
-    except (KeyboardInterrupt, typer.Abort):
-        # On a line of its own: a progress bar may hold the cursor mid-line
+    except (KeyboardInterrupt, typer.Abort) as interruption:
+        close_progress_bars()
         typer.secho("\n" + interrupted_hint(sys.argv[1:]), err=True, fg=typer.colors.YELLOW)
-        sys.exit(INTERRUPTED)
+        sys.exit(TERMINATED if _terminated(interruption) else INTERRUPTED)
     except Exception as error:
+        close_progress_bars()
         if is_disk_full(error):  # saving a model, an export, a dataset: what was there before is kept
             typer.secho(f"error: no space left on device ({type(error).__name__}: {first_line(error)[:160]}): free "
                         f"some space, then {resume_command(sys.argv[1:])}; nothing it was writing replaced what "
@@ -66,11 +97,14 @@ def main() -> None:
                     "gradient_accumulation_steps), then run again with --resume", err=True, fg=typer.colors.RED)
         sys.exit(stage_env.EXIT_OUT_OF_MEMORY)
     if result == INTERRUPTED:  # typer turns Ctrl-C into this exit code, returned when not standalone
+        close_progress_bars()
         typer.secho("\n" + interrupted_hint(sys.argv[1:]), err=True, fg=typer.colors.YELLOW)
+        result = TERMINATED if _terminated() else INTERRUPTED
     sys.exit(result if isinstance(result, int) else 0)
 
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+TERMINATED = 143  # 128 + SIGTERM
 RESUMABLE = ("teacher", "distill")  # the commands that checkpoint and take --resume
 
 
@@ -86,6 +120,25 @@ def interrupted_hint(argv: list[str]) -> str:
     if argv and argv[0] in RESUMABLE:
         return f"interrupted: the checkpoints written so far are kept; {resume_command(argv)}"
     return f"interrupted: nothing it was writing replaced what was there; {resume_command(argv)}"
+
+
+def _terminated(interruption: BaseException | None = None) -> bool:
+    """Whether it was SIGTERM, also where click turned it into its Abort or typer into an exit code."""
+    if _signalled:
+        return True
+    while interruption is not None:
+        if isinstance(interruption, Terminated):
+            return True
+        interruption = interruption.__cause__ or interruption.__context__
+    return False
+
+
+def close_progress_bars() -> None:
+    """A message printed while a bar is live would be drawn over by it: each bar is ended on its own line first."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def _is_cuda_out_of_memory(error: Exception) -> bool:

@@ -18,14 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, Features, Value, load_dataset
+from datasets import Dataset, Features, Value
 
-from distilflow.base.pretrained import file_sha256, resolve
+from distilflow.base.pretrained import file_sha256
 from distilflow.config import CorpusSource
-from distilflow.errors import DistilflowError, first_line
+from distilflow.data.row_files import ROW_FORMATS, load_rows, row_texts
+from distilflow.errors import DistilflowError
 
 TEXT_SUFFIXES = {".txt", ".raw", ".tokens", ".text"}
-ROW_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 # WikiText's tokenised release writes "@-@" for hyphens inside words and "<unk>" for rare words.
 WIKITEXT_MARKERS = {" @-@ ": "-", " @,@ ": ",", " @.@ ": "."}
@@ -169,36 +169,11 @@ def _paragraphs(scans: list[FileScan], text_column: str, unk_token: str) -> Iter
                 yield {"text": cleaned}
 
 
-def load_rows(source: CorpusSource) -> Dataset:
-    try:
-        rows = load_dataset(resolve(source.dataset), source.dataset_config, split=source.split)
-    except Exception as error:  # datasets raises many types (FileNotFound, DatasetNotFound, ValueError)
-        raise DistilflowError(
-            f"dataset '{source.dataset}' ({source.dataset_config}, split {source.split}) could not be loaded "
-            f"({str(error).strip().splitlines()[0][:200]}): check data.*.dataset in params.yaml"
-        ) from None
-    if source.text_column not in rows.column_names:
-        raise DistilflowError(
-            f"dataset '{source.dataset}' has no column '{source.text_column}' (it has {rows.column_names}): "
-            "set data.*.text_column"
-        )
-    return rows
-
-
 def _file_paragraphs(scan: FileScan, text_column: str) -> Iterator[str]:
     path = Path(scan.path)
     suffix = path.suffix.lower()
     if suffix in ROW_FORMATS:
-        try:
-            rows = load_dataset(ROW_FORMATS[suffix], data_files=str(path), split="train")
-        except Exception as error:  # a malformed line, a truncated Parquet file: datasets raises several types
-            cause = error.__cause__ or error
-            raise DistilflowError(f"'{path}' is not valid {ROW_FORMATS[suffix]} ({type(cause).__name__}: "
-                                  f"{first_line(cause)[:160]}): fix or remove it from data.*.files") from None
-        if text_column not in rows.column_names:
-            raise DistilflowError(f"'{path}' has no column '{text_column}': set data.*.text_column")
-        for batch in rows.iter(batch_size=1000):
-            yield from (str(text) for text in batch[text_column] if text)
+        yield from row_texts(path, ROW_FORMATS[suffix], text_column)
         return
     yield from blank_line_split(path, scan.encoding or "utf-8")
 

@@ -4,6 +4,7 @@ int8 classifier really has, not only how close its logits are."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,11 +12,17 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from distilflow.base.pretrained import load_tokenizer
+from distilflow.config import ExportConfig
 from distilflow.errors import DistilflowError
-from distilflow.evaluation.glue_data import GlueTask, compute_metrics, task_score
+from distilflow.evaluation.glue_data import GlueTask, compute_metrics, load_task, parse_task_list, task_score
+from distilflow.evaluation.glue_results import classifier_folder
+from distilflow.export.checks import require_fp32_match, require_int8_glue
 from distilflow.export.onnx_export import LogitsOnly, export_onnx, quantize_int8, run_onnx, session
 
+logger = logging.getLogger(__name__)
 FP32, INT8 = "model.onnx", "model.int8.onnx"
+FORMATS = ("pytorch", "onnx_fp32", "onnx_int8")
 CHECK_BATCH = 32
 
 
@@ -66,3 +73,41 @@ def export_classifier(model: torch.nn.Module, task: GlueTask, dev: DevSet, folde
 
 def _score(task: GlueTask, logits: np.ndarray, labels: np.ndarray) -> float:
     return task_score(task, {"": compute_metrics(task, logits, labels)})
+
+
+@dataclass
+class ExportedClassifiers:
+    metrics: dict[str, float]  # classifier_<task>_<figure>, and the mean dev score of each format
+    first: tuple | None  # (model, its folder, its exports' folder): the one whose speed is measured
+
+
+def export_task_classifiers(tasks: list[str], glue_source: str, max_seq_length: int, glue_dir: Path,
+                            limits: ExportConfig, folder: Path) -> ExportedClassifiers:
+    """Each of `tasks`' classifiers the GLUE stages kept (glue_dir/classifiers/<task>), exported into folder/<task>
+    and scored on its dev set in every format; an fp32 export that drifts, or int8 classifiers that lose more
+    than export.max_int8_glue_drop on average, are refused."""
+    from transformers import AutoModelForSequenceClassification
+
+    metrics: dict[str, float] = {}
+    scores: dict[str, list[float]] = {name: [] for name in FORMATS}
+    first = None
+    for task in parse_task_list(tasks)[0]:
+        source = classifier_folder(glue_dir, task.name)
+        if not (source / "model.safetensors").is_file():
+            logger.warning("export: no %s classifier in %s (run `distilflow glue-task %s`): skipped", task.name, source,
+                           task.name)
+            continue
+        model = AutoModelForSequenceClassification.from_pretrained(source)
+        evaluation = next(iter(task.evaluations))  # MNLI: matched
+        dev = dev_set(task, load_task(task, glue_source)[evaluation], load_tokenizer(str(source)), max_seq_length)
+        task_metrics = export_classifier(model, task, dev, folder / task.name)
+        require_fp32_match(task_metrics["onnx_fp32_max_abs_logit_diff"], limits, f"{task.name} classifier")
+        metrics.update({f"classifier_{task.name}_{key}": value for key, value in task_metrics.items()})
+        for name in FORMATS:
+            scores[name].append(task_metrics[f"score_{name}"])
+        first = first or (model, source, folder / task.name)
+    if first is not None:
+        for name, values in scores.items():
+            metrics[f"classifier_glue_score_{name}"] = sum(values) / len(values)
+        require_int8_glue(metrics["classifier_glue_score_pytorch"], metrics["classifier_glue_score_onnx_int8"], limits)
+    return ExportedClassifiers(metrics, first)

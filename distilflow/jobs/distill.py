@@ -21,7 +21,9 @@ from distilflow.base.pretrained import load_masked_lm, load_pretrained, load_tok
 from distilflow.config import Params
 from distilflow.data.masking import build_masker
 from distilflow.data.prepared import load_prepared
-from distilflow.jobs.training_session import TrainingSession
+from distilflow.steps.training_session import TrainingSession
+from distilflow.train.batch_size import split_for_memory
+from distilflow.train.loop_io import Checkpoints, TrainingData
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.resume import ResumePolicy
 from distilflow.train.student import build_student, student_layers
@@ -72,10 +74,12 @@ def _distill(params: Params, session: TrainingSession) -> DistillResult:
                                           "student_parameters": count_parameters(student),
                                           "processes": group.world_size,
                                           **{f"sequences_{k}": v for k, v in prepared.meta["sequences"].items()}}})
-        trainer = Trainer(student, DistillationLoss(params.distill.loss), masker, prepared.split("train"),
-                          prepared.split("validation"), tokenizer, params.distill.train, session.checkpoints,
-                          run_key=run_key, teacher=teacher, log_metrics=tracking.log_metrics, description="distill",
-                          batch_split=stage_env.batch_split(), sequence_length=params.data.max_seq_length, group=group)
+        data = TrainingData(prepared.split("train"), prepared.split("validation"), masker, tokenizer,
+                            sequence_length=params.data.max_seq_length)
+        trainer = Trainer(student, DistillationLoss(params.distill.loss), data,
+                          split_for_memory(params.distill.train, stage_env.batch_split()),
+                          Checkpoints(session.checkpoints, run_key), teacher=teacher,
+                          callbacks=session.callbacks("distill"), group=group)
         metrics = dict(session.train(trainer).validation)
         if (prepared.path / "test").exists():
             test = trainer.evaluate(prepared.split("test"), prefix="test_")  # {} outside the main process

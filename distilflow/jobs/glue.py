@@ -10,9 +10,9 @@ from pathlib import Path
 from distilflow.config import Params
 from distilflow.evaluation.glue_results import BASELINE_ROLE, GlueReport
 from distilflow.evaluation.glue_runs import record_baseline
-from distilflow.jobs.glue_report import publish
-from distilflow.jobs.glue_task import glue_cache, require_lengths_fit, selected_tasks, tracked_task_run
 from distilflow.ops.tracking import Tracking
+from distilflow.steps.glue_report import publish
+from distilflow.steps.glue_task import glue_cache, require_lengths_fit, selected_tasks, tracked_task_run
 
 
 def run(params: Params, model_name: str, teacher_name: str | None = None,

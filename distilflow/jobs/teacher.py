@@ -21,7 +21,9 @@ from distilflow.base.pretrained import SET_TEACHER, load_masked_lm, load_tokeniz
 from distilflow.config import LossConfig, Params
 from distilflow.data.masking import build_masker
 from distilflow.data.prepared import PreparedData, load_prepared
-from distilflow.jobs.training_session import TrainingSession
+from distilflow.steps.training_session import TrainingSession
+from distilflow.train.batch_size import split_for_memory
+from distilflow.train.loop_io import Checkpoints, TrainingData
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.mlm_metrics import masked_lm_metrics
 from distilflow.train.resume import ResumePolicy
@@ -96,11 +98,11 @@ def train_head(params: Params, teacher, tokenizer, prepared: PreparedData, sessi
                              "data": {"fingerprint": prepared.fingerprint}, "head_trainable_parameters": trainable})
         before = masked_lm_metrics(teacher.to(device), held_out, tokenizer, max_sequences=train_cfg.eval_sequences,
                                    device=device, autocast_dtype=pick_autocast_dtype(train_cfg.precision, device))
-        trainer = Trainer(teacher, DistillationLoss(MLM_ONLY), build_masker(head_masking, tokenizer),
-                          prepared.split("train"), prepared.split("validation"), tokenizer, train_cfg,
-                          session.checkpoints, run_key=run_key, log_metrics=tracking.log_metrics,
-                          description="teacher head", batch_split=stage_env.batch_split(),
-                          sequence_length=params.data.max_seq_length, group=session.group)
+        data = TrainingData(prepared.split("train"), prepared.split("validation"), build_masker(head_masking, tokenizer),
+                            tokenizer, sequence_length=params.data.max_seq_length)
+        trainer = Trainer(teacher, DistillationLoss(MLM_ONLY), data, split_for_memory(train_cfg, stage_env.batch_split()),
+                          Checkpoints(session.checkpoints, run_key), callbacks=session.callbacks("teacher head"),
+                          group=session.group)
         session.train(trainer)
         after = trainer.evaluate(held_out, max_sequences=train_cfg.eval_sequences)
         metrics = {**{f"heldout_{k}_before": v for k, v in before.items()},

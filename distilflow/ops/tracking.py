@@ -58,8 +58,7 @@ class Tracking:
         if not self.enabled:
             return self
         import mlflow
-        from mlflow.tracking import _model_registry, _tracking_service
-        from mlflow.tracking import fluent
+        from mlflow.tracking import _model_registry, _tracking_service, fluent
 
         self._saved = (_tracking_service.utils._tracking_uri, _model_registry.utils._registry_uri,
                        fluent._active_experiment_id, {name: os.environ.get(name) for name in _EXPORTED})
@@ -79,8 +78,7 @@ class Tracking:
 
     def _restore(self) -> None:
         import mlflow
-        from mlflow.tracking import _model_registry
-        from mlflow.tracking import fluent
+        from mlflow.tracking import _model_registry, fluent
 
         tracking_uri_, registry_uri, experiment_id, environment = self._saved
         mlflow.set_tracking_uri(tracking_uri_)

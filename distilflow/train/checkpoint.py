@@ -101,6 +101,23 @@ def checkpoint_to_resume(directory: Path, resume: bool, restart: bool) -> Path |
     return existing[-1]
 
 
+def resume_state(directory: Path, run_key: str, resume: bool, restart: bool, discard_stale: bool,
+                 clear: bool = True) -> dict[str, Any] | None:
+    """The state a run continues from (None: it starts fresh, old checkpoints cleared when `clear`). One from
+    other params or data (another run_key, an older distilflow) is refused, or dropped with `discard_stale`."""
+    latest = checkpoint_to_resume(directory, resume, restart)
+    state = load_checkpoint(latest) if latest is not None else None
+    stale = state is not None and (state.get("run_key") != run_key or not is_current_format(state))
+    if stale and not discard_stale:
+        raise DistilflowError(f"checkpoint '{latest}' belongs to a run with other params or data (or an older "
+                              "distilflow): pass --restart to start over, or restore the params it was made with")
+    if state is None or stale:
+        if clear:
+            clear_checkpoints(directory)
+        return None
+    return state
+
+
 def clear_checkpoints(directory: Path) -> None:
     """Our checkpoints and any half-written ones a killed process left; nothing else in the folder."""
     for path in list_checkpoints(directory):

@@ -12,10 +12,38 @@ AGAIN = ("lower the learning rate (or max_grad_norm) and run again with --restar
          "saved model are kept)")
 
 
-def refuse_too_many_nonfinite_steps(skipped: int, limit: int, step: int) -> None:
-    if skipped > limit:
-        raise DistilflowError(f"training diverged: {skipped} steps had a NaN or infinite loss or gradient (more than "
-                              f"max_nonfinite_steps={limit}) by step {step}; {AGAIN}")
+class NonfiniteSteps:
+    """The steps skipped for a NaN or infinite loss or gradient, counted on the device. Past `limit` the run
+    stops: at once where reading the count is free (a CPU), else at the next log or checkpoint (a GPU would
+    wait for it). No checkpoint is written after a skipped step until the run has gone a whole checkpoint
+    interval without one: a diverging run leaves only the checkpoints from before it began to diverge, and
+    the rotation (keep_checkpoints) never drops those for later ones."""
+
+    def __init__(self, device: torch.device, limit: int):
+        self.total = torch.zeros((), dtype=torch.int64, device=device)
+        self.limit, self.free_to_read = limit, device.type == "cpu"
+        self.at_last_checkpoint = 0
+
+    def count(self, nonfinite: torch.Tensor) -> None:
+        self.total += nonfinite
+
+    def read(self) -> int:
+        return int(self.total)
+
+    def checkpoint_allowed(self) -> bool:
+        """Whether no step was skipped since the last checkpoint (the next interval is then measured from here)."""
+        skipped = self.read()
+        clean = skipped == self.at_last_checkpoint
+        self.at_last_checkpoint = skipped
+        return clean
+
+    def refuse_past_limit(self, step: int, when_free: bool = False) -> None:
+        if when_free and not self.free_to_read:
+            return
+        skipped = self.read()
+        if skipped > self.limit:
+            raise DistilflowError(f"training diverged: {skipped} steps had a NaN or infinite loss or gradient (more "
+                                  f"than max_nonfinite_steps={self.limit}) by step {step}; {AGAIN}")
 
 
 def refuse_nonfinite(what: str, value: float, step: int) -> None:

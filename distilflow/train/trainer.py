@@ -4,15 +4,19 @@ steps, checkpoint every `checkpoint_every`. Only parameters with `requires_grad`
 training keeps parts of the teacher frozen). On a GPU the loop never waits for the device inside a step:
 loss terms stay tensors until `log_every`, positions are index tensors prepared on the CPU, batches arrive
 in pinned memory and are copied without blocking. Under torchrun it is data parallel (distributed.py).
+
+It takes its settings (TrainConfig), the models, the data (TrainingData), where checkpoints go
+(Checkpoints) and what to tell the outside world (Callbacks: metrics, progress): loop_io.py.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from datasets import Dataset
@@ -20,57 +24,37 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from distilflow.base.devices import frozen_teacher, pick_autocast_dtype, pick_device, uses_fused_adamw
-from distilflow.base.stage_env import report_progress
 from distilflow.config import TrainConfig
 from distilflow.data.batching import MaskingCollator, StepBatch, StepOrder, sequence_lengths, step_loader
-from distilflow.data.masking import DynamicMasker
-from distilflow.errors import DistilflowError
-from distilflow.train.batch_size import require_global_batch, split_for_memory
-from distilflow.train.checkpoint import (
-    capture_rng_states,
-    checkpoint_to_resume,
-    clear_checkpoints,
-    is_current_format,
-    load_checkpoint,
-    restore_rng_states,
-    save_checkpoint,
-)
+from distilflow.train.batch_size import require_global_batch
+from distilflow.train.checkpoint import capture_rng_states, restore_rng_states, resume_state, save_checkpoint
 from distilflow.train.distributed import ProcessGroup, process_group
-from distilflow.train.divergence import (
-    refuse_diverged_weights,
-    refuse_nonfinite,
-    refuse_too_many_nonfinite_steps,
-    step_unless_nonfinite,
-)
+from distilflow.train.divergence import NonfiniteSteps, refuse_diverged_weights, refuse_nonfinite, step_unless_nonfinite
+from distilflow.train.loop_io import Callbacks, Checkpoints, TrainingData, TrainResult
 from distilflow.train.losses import DistillationLoss, StepCounts
 from distilflow.train.mlm_metrics import masked_lm_metrics
 from distilflow.train.optimizer import build_optimizer
 from distilflow.train.student import MaskedLMView
 
-MetricsLogger = Callable[[dict[str, float], int], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
-class TrainResult:
-    steps: int
-    validation: dict[str, float]
-    resumed_from: int | None
-    data_wait_seconds: float = 0.0  # time the loop waited for the next batch (0 when the GPU never starves)
+class _Window:
+    """Tokens and data waits since the last log line."""
+
+    tokens: int = 0
+    started: float = field(default_factory=time.perf_counter)
 
 
 class Trainer:
-    def __init__(self, model: torch.nn.Module, loss_fn: DistillationLoss, masker: DynamicMasker, train_set: Dataset,
-                 validation_set: Dataset, tokenizer, config: TrainConfig, checkpoint_dir: Path, run_key: str,
-                 teacher: torch.nn.Module | None = None, log_metrics: MetricsLogger | None = None,
-                 description: str = "train", batch_split: int = 1, sequence_length: int | None = None,
+    def __init__(self, model: torch.nn.Module, loss_fn: DistillationLoss, data: TrainingData, config: TrainConfig,
+                 checkpoints: Checkpoints, teacher: torch.nn.Module | None = None, callbacks: Callbacks | None = None,
                  group: ProcessGroup | None = None):
-        config = split_for_memory(config, batch_split)
         self.group = group or process_group()
-        global_batch = require_global_batch(config, self.group.world_size, len(train_set))
-        self.config, self.loss_fn, self.tokenizer = config, loss_fn, tokenizer
-        self.train_set, self.validation_set = train_set, validation_set
-        self.checkpoint_dir, self.run_key, self.description = checkpoint_dir, run_key, description
-        self.log_metrics = log_metrics if log_metrics and self.group.is_main else (lambda metrics, step: None)
+        global_batch = require_global_batch(config, self.group.world_size, len(data.train))
+        self.config, self.loss_fn, self.data, self.checkpoints = config, loss_fn, data, checkpoints
+        self.callbacks = callbacks if callbacks and self.group.is_main else Callbacks()
         self.device = self.group.device(pick_device(config.device))
         self.autocast_dtype = pick_autocast_dtype(config.precision, self.device)
         if self.device.type == "cuda":
@@ -91,14 +75,13 @@ class Trainer:
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         fused = uses_fused_adamw(self.device, self.autocast_dtype)
         self.optimizer, self.scheduler = build_optimizer(self.model, config, fused=fused)
-        self.order = StepOrder(len(train_set), global_batch, config.seed,
-                               lengths=sequence_lengths(train_set) if config.group_by_length else None)
-        self.collator = MaskingCollator(masker, tokenizer.pad_token_id, config.seed, config.micro_batch_size,
+        self.order = StepOrder(len(data.train), global_batch, config.seed,
+                               lengths=sequence_lengths(data.train) if config.group_by_length else None)
+        self.collator = MaskingCollator(data.masker, data.tokenizer.pad_token_id, config.seed, config.micro_batch_size,
                                         config.gradient_accumulation_steps, self.group.rank, self.group.world_size,
-                                        pad_to=sequence_length if config.compile else None)
+                                        pad_to=data.sequence_length if config.compile else None)
         self.step = 0
-        # Counted on the device: reading it is a host sync, done only when logging or checkpointing.
-        self.nonfinite_steps = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.nonfinite = NonfiniteSteps(self.device, config.max_nonfinite_steps)
 
     # -- checkpoints -------------------------------------------------------------------------
     def start(self, resume: bool = False, restart: bool = False, discard_stale: bool = False) -> int | None:
@@ -107,18 +90,10 @@ class Trainer:
         discard_stale: a checkpoint from other params or data is dropped instead of refused (what a
         pipeline wants after its params changed; a person at a terminal gets the error instead).
         """
-        latest = checkpoint_to_resume(self.checkpoint_dir, resume, restart)
-        state = load_checkpoint(latest) if latest is not None else None
-        stale = state is not None and (state.get("run_key") != self.run_key or not is_current_format(state))
-        if stale and not discard_stale:
-            raise DistilflowError(
-                f"checkpoint '{latest}' belongs to a run with other params or data (or an older distilflow): "
-                "pass --restart to start over, or restore the params it was made with"
-            )
-        if state is None or stale:
-            if self.group.is_main:
-                clear_checkpoints(self.checkpoint_dir)
-            self.group.barrier()
+        state = resume_state(self.checkpoints.folder, self.checkpoints.run_key, resume, restart, discard_stale,
+                             clear=self.group.is_main)
+        self.group.barrier()
+        if state is None:
             return None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -129,14 +104,20 @@ class Trainer:
         return self.step
 
     def save(self) -> Path | None:
-        self._refuse_divergence()
+        """A checkpoint of this step, unless a step since the last one was skipped (nonfinite: the weights may be
+        on their way to diverging; none is written until an interval passes without a skip)."""
+        self.nonfinite.refuse_past_limit(self.step)
         refuse_diverged_weights(self.trainable, self.step)
+        if not self.nonfinite.checkpoint_allowed():  # the same count in every process (all-reduced)
+            logger.warning("step %d not checkpointed: a step since the last checkpoint had a NaN or infinite loss or "
+                           "gradient", self.step)
+            return None
         rng = self.group.gather(capture_rng_states())  # every process's dropout stream, for an exact resume
         path = None
         if self.group.is_main:
-            state = {"run_key": self.run_key, "model": self.model.state_dict(), "rng": rng,
+            state = {"run_key": self.checkpoints.run_key, "model": self.model.state_dict(), "rng": rng,
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
-            path = save_checkpoint(self.checkpoint_dir, self.step, state, self.config.keep_checkpoints)
+            path = save_checkpoint(self.checkpoints.folder, self.step, state, self.config.keep_checkpoints)
         self.group.barrier()
         return path
 
@@ -144,42 +125,45 @@ class Trainer:
     def run(self, resume: bool = False, restart: bool = False, discard_stale: bool = False) -> TrainResult:
         resumed_from = self.start(resume=resume, restart=restart, discard_stale=discard_stale)
         cfg = self.config
-        progress = tqdm(total=cfg.max_steps, initial=self.step, desc=self.description, unit="step",
+        progress = tqdm(total=cfg.max_steps, initial=self.step, desc=self.callbacks.description, unit="step",
                         dynamic_ncols=True, disable=not self.group.is_main)
-        window_tokens, window_start, data_wait = 0, time.perf_counter(), 0.0
+        window, data_wait = _Window(), 0.0
         for step_batch, waited in self.batches(self.step, cfg.max_steps):
             data_wait += waited
             terms = self.optimizer_step(step_batch)
             self.step += 1
-            window_tokens += step_batch.global_tokens
+            window.tokens += step_batch.global_tokens
             progress.update(1)
-            if self.group.is_main:
-                report_progress(self.description, self.step, cfg.max_steps)
+            self.callbacks.step(self.step, cfg.max_steps)
+            self.nonfinite.refuse_past_limit(self.step, when_free=True)  # every step where reading it costs nothing
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
-                values = self._read(terms)  # the one wait for the GPU per log interval
-                self._refuse_divergence()
-                if self.step == cfg.max_steps:  # the model to be saved: its own loss must be a number
-                    refuse_nonfinite("training loss", values["loss"], self.step)
-                tokens_per_second = window_tokens / max(time.perf_counter() - window_start, 1e-9)
-                progress.set_postfix(loss=f"{values['loss']:.3f}", tok_s=f"{tokens_per_second:,.0f}")
-                self.log_metrics({**values, "learning_rate": self.scheduler.get_last_lr()[0],
-                                  "tokens_per_second": tokens_per_second}, self.step)
-                window_tokens, window_start = 0, time.perf_counter()
+                window = self._log(terms, window, progress)
             if self.step % cfg.eval_every == 0 and self.step < cfg.max_steps:
-                self.log_metrics(self.validate(prefix="val_"), self.step)
+                self.callbacks.metrics(self.validate(prefix="val_"), self.step)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
                 self.save()
         progress.close()
         validation = self.validate(prefix="val_")
-        self.log_metrics(validation, self.step)
+        self.callbacks.metrics(validation, self.step)
         if self.group.is_main:
             refuse_nonfinite("validation masked-LM loss", validation["val_mlm_loss"], self.step)
         return TrainResult(steps=self.step, validation=validation, resumed_from=resumed_from,
                            data_wait_seconds=data_wait)
 
+    def _log(self, terms: dict[str, torch.Tensor], window: _Window, progress) -> _Window:
+        values = self._read(terms)  # the one wait for the GPU per log interval
+        self.nonfinite.refuse_past_limit(self.step)
+        if self.step == self.config.max_steps:  # the model to be saved: its own loss must be a number
+            refuse_nonfinite("training loss", values["loss"], self.step)
+        tokens_per_second = window.tokens / max(time.perf_counter() - window.started, 1e-9)
+        progress.set_postfix(loss=f"{values['loss']:.3f}", tok_s=f"{tokens_per_second:,.0f}")
+        self.callbacks.metrics({**values, "learning_rate": self.scheduler.get_last_lr()[0],
+                                "tokens_per_second": tokens_per_second}, self.step)
+        return _Window()
+
     def batches(self, first_step: int, last_step: int) -> Iterator[tuple[StepBatch, float]]:
         """The steps' batches, each with the seconds the loop waited for it (0 when data keeps up)."""
-        loader = iter(step_loader(self.train_set, self.collator, self.order, first_step, last_step,
+        loader = iter(step_loader(self.data.train, self.collator, self.order, first_step, last_step,
                                   self.config.data_workers, pin_memory=self.device.type == "cuda"))
         while True:
             waiting_since = time.perf_counter()
@@ -198,7 +182,7 @@ class Trainer:
             nonfinite = nonfinite.to(torch.int32)
             torch.distributed.all_reduce(nonfinite, op=torch.distributed.ReduceOp.MAX)
             nonfinite = nonfinite.bool()
-        self.nonfinite_steps += nonfinite
+        self.nonfinite.count(nonfinite)
         step_unless_nonfinite(self.optimizer, nonfinite)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -228,24 +212,21 @@ class Trainer:
         if self.group.is_distributed:
             torch.distributed.all_reduce(losses)
         return {**dict(zip(names, losses.tolist())), "grad_norm": float(terms["grad_norm"]),
-                "nonfinite_steps": int(self.nonfinite_steps)}
+                "nonfinite_steps": self.nonfinite.read()}
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                               enabled=self.autocast_dtype is not None)
 
-    def _refuse_divergence(self) -> None:
-        refuse_too_many_nonfinite_steps(int(self.nonfinite_steps), self.config.max_nonfinite_steps, self.step)
-
     def validate(self, prefix: str = "") -> dict[str, float]:
-        return self.evaluate(self.validation_set, prefix, max_sequences=self.config.eval_sequences)
+        return self.evaluate(self.data.validation, prefix, max_sequences=self.config.eval_sequences)
 
     def evaluate(self, dataset: Dataset, prefix: str = "", max_sequences: int | None = None) -> dict[str, float]:
         """Masked-LM loss, accuracy and (distilling) teacher agreement on `dataset`, with fixed masks."""
         if not self.group.is_main:  # one process evaluates; the others wait at the next all-reduce
             return {}
         metrics = masked_lm_metrics(
-            self.model, dataset, self.tokenizer, teacher=self.teacher,
+            self.model, dataset, self.data.tokenizer, teacher=self.teacher,
             max_sequences=max_sequences, device=self.device, autocast_dtype=self.autocast_dtype,
         )
         return {f"{prefix}{name}": value for name, value in metrics.items()}

@@ -12,12 +12,11 @@ from distilflow.config import StudentConfig
 from distilflow.errors import DistilflowError
 from distilflow.evaluation import finetune, glue_runs, latency
 from distilflow.evaluation.glue_data import get_task
-from tests.conftest import ROOT
 from distilflow.evaluation.glue_results import TaskResult, build_report, read_report
 from distilflow.evaluation.report import render_markdown
 from distilflow.jobs import glue as glue_job
 from distilflow.train.student import build_student
-from tests.conftest import SHARED
+from tests.conftest import ROOT, SHARED
 
 
 @pytest.fixture

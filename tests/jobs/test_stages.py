@@ -5,7 +5,7 @@ import json
 import mlflow
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM
+from transformers import AutoModelForMaskedLM, AutoTokenizer
 from transformers import pipeline as hf_pipeline
 
 from distilflow.base.provenance import flatten
@@ -69,13 +69,30 @@ def test_evaluate_requires_a_head(params, headless_teacher_dir):
         evaluate.run(params, str(headless_teacher_dir))
 
 
-def test_mlm_only_baseline_runs_without_teacher_forward(params, in_store):
+def test_mlm_only_baseline_runs_without_teacher_forward(params, in_store, monkeypatch):
+    from distilflow.data.prepared import load_prepared
+    from distilflow.train.mlm_metrics import masked_lm_metrics
+    from distilflow.train.student import MaskedLMView
+    from distilflow.train.trainer import Trainer
+
     raw = params.model_dump(mode="json")
     raw["distill"]["loss"].update(alpha_ce=0.0, alpha_cos=0.0, alpha_mlm=1.0)
-    result = run_stages(validate_params(raw))
+    mlm_only = validate_params(raw)
+    in_steps, forwards = [], []  # the depth of every encoder run inside a training step
+    real_forward, real_step = MaskedLMView.forward, Trainer.optimizer_step
+    monkeypatch.setattr(MaskedLMView, "forward", lambda self, *a, **k: (
+        forwards.append(self.encoder.config.num_hidden_layers) if in_steps else None) or real_forward(self, *a, **k))
+    monkeypatch.setattr(Trainer, "optimizer_step", lambda self, batch: (
+        in_steps.append(1), real_step(self, batch), in_steps.clear())[1])
+    result = run_stages(mlm_only)
+    assert forwards and set(forwards) == {2}  # the 2-layer student only, never the 4-layer teacher
     assert set(mlflow.get_run(result.run_id).data.metrics) >= {"loss_mlm"}
     assert "loss_ce" not in mlflow.get_run(result.run_id).data.metrics
-    assert torch.isfinite(torch.tensor(result.metrics["test_mlm_loss"]))
+    # the reported held-out loss is the saved student's own, recomputed here
+    student = AutoModelForMaskedLM.from_pretrained(result.student_path)
+    tokenizer = AutoTokenizer.from_pretrained(result.student_path)
+    recomputed = masked_lm_metrics(student, load_prepared(mlm_only.paths.prepared).split("test"), tokenizer)
+    assert result.metrics["test_mlm_loss"] == pytest.approx(recomputed["mlm_loss"], rel=1e-5)
 
 
 def test_a_headless_teacher_needs_no_head_when_no_term_reads_its_logits(params, in_store):

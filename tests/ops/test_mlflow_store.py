@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import mlflow
 import pytest
 
 from distilflow.config import TrackingConfig

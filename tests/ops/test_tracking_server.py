@@ -10,8 +10,8 @@ import pytest
 
 from distilflow.config import PromotionConfig, RegistryConfig, TrackingConfig
 from distilflow.ops import registry
-from distilflow.ops.tracking import Tracking
 from distilflow.ops.local_server import free_port, local_server
+from distilflow.ops.tracking import Tracking
 from tests.conftest import save_tiny_student
 
 

@@ -12,8 +12,8 @@ from transformers import BertForMaskedLM, pipeline
 
 from distilflow.config import PromotionConfig, RegistryConfig, TrackingConfig
 from distilflow.ops import registry
-from distilflow.ops.tracking import Tracking
 from distilflow.ops.local_server import free_port, local_server, scoring_server_command
+from distilflow.ops.tracking import Tracking
 from tests.conftest import tiny_bert_config
 
 SENTENCE = "I completed writing my [MASK]."

@@ -20,11 +20,12 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 from distilflow.config import LossConfig, MaskingConfig, StudentConfig, TrainConfig
 from distilflow.data.masking import build_masker
 from distilflow.data.packing import tokenize_and_pack
+from distilflow.train.loop_io import Callbacks, Checkpoints, TrainingData
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.student import build_student
 from distilflow.train.trainer import Trainer
 
-# ../shared beside the checkout, or where $DISTILFLOW_SHARED says (a bare GPU machine: bench/gpu_bundle.sh)
+# ../shared beside the checkout, or where $DISTILFLOW_SHARED says (a bare GPU machine: bench/gpu/bundle.sh)
 SHARED = Path(os.environ.get("DISTILFLOW_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 
 
@@ -44,9 +45,10 @@ def main(out: Path, micro_batch_size: int, how: str = "") -> None:
                         learning_rate=1e-3, warmup_fraction=0.0, log_every=1, eval_every=100, eval_sequences=4,
                         checkpoint_every=1, device="cpu", precision="fp32")
     losses = []
-    trainer = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer), data,
-                      data.select(range(8)), tokenizer, train, out / "checkpoints", run_key="ddp", teacher=teacher,
-                      log_metrics=lambda metrics, step: losses.append(metrics.get("loss")))
+    trainer = Trainer(student, DistillationLoss(LossConfig()),
+                      TrainingData(data, data.select(range(8)), build_masker(MaskingConfig(), tokenizer), tokenizer),
+                      train, Checkpoints(out / "checkpoints", "ddp"), teacher=teacher,
+                      callbacks=Callbacks(metrics=lambda metrics, step: losses.append(metrics.get("loss"))))
     if how.startswith("stop-at-"):
         stop_at, real_step = int(how.removeprefix("stop-at-")), Trainer.optimizer_step
 

@@ -1,7 +1,7 @@
-"""The GPU path: run by bench/gpu_check.sh on a lent GPU (`pytest tests/train/test_gpu.py -m gpu`), skipped
+"""The GPU path: run by bench/gpu/check.sh on a lent GPU (`pytest tests/train/test_gpu.py -m gpu`), skipped
 where CUDA is absent (CI). Imports only the core: the GPU machine has no MLflow, Prefect or DVC.
 
-bench/gpu_rehearsal.sh runs them on the CPU (DISTILFLOW_GPU_REHEARSAL=1): bf16 autocast, the teacher
+bench/gpu/rehearsal.sh runs them on the CPU (DISTILFLOW_GPU_REHEARSAL=1): bf16 autocast, the teacher
 stored in bf16, fused AdamW and inductor all run there, so every code path the GPU takes is exercised
 except the CUDA kernels; what only CUDA has (its RNG, memory, latency, host syncs) is skipped."""
 
@@ -18,6 +18,7 @@ from distilflow.data.prepared import prepare_corpus
 from distilflow.evaluation.finetune import finetune_and_evaluate
 from distilflow.evaluation.glue_data import get_task, load_task
 from distilflow.evaluation.latency import measure
+from distilflow.train.loop_io import Callbacks, Checkpoints, TrainingData
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.student import build_student
 from distilflow.train.teacher_head import freeze_all_but_head
@@ -36,6 +37,15 @@ def prepared(tmp_path_factory, small_corpus, tokenizer):
     return prepare_corpus(tiny_data_config(small_corpus), tokenizer, tmp_path_factory.mktemp("prepared"))
 
 
+def _data(prepared, tokenizer, masker=None, train=None, sequence_length=None) -> TrainingData:
+    return TrainingData(prepared.split("train") if train is None else train, prepared.split("validation"),
+                        masker or build_masker(MaskingConfig(), tokenizer), tokenizer, sequence_length)
+
+
+def _logging_to(logged: list) -> Callbacks:
+    return Callbacks(metrics=lambda metrics, step: logged.append(metrics))
+
+
 def _train_config(**values) -> TrainConfig:
     return TrainConfig(**{"max_steps": 6, "micro_batch_size": 8, "gradient_accumulation_steps": 2,
                           "learning_rate": 3e-3, "checkpoint_every": 2, "eval_every": 4, "eval_sequences": 16,
@@ -47,17 +57,14 @@ def test_head_training_then_distillation_on_the_gpu_in_bf16(prepared, tokenizer,
     freeze_all_but_head(teacher, unfreeze_top_layers=1)
     logged = []
     head = Trainer(teacher, DistillationLoss(LossConfig(alpha_ce=0, alpha_cos=0, alpha_mlm=1)),
-                   build_masker(MaskingConfig(smoothing=0.0), tokenizer), prepared.split("train"),
-                   prepared.split("validation"), tokenizer, _train_config(), tmp_path / "head", run_key="head",
-                   log_metrics=lambda metrics, step: logged.append(metrics))
+                   _data(prepared, tokenizer, build_masker(MaskingConfig(smoothing=0.0), tokenizer)), _train_config(),
+                   Checkpoints(tmp_path / "head", "head"), callbacks=_logging_to(logged))
     head.run()
     assert head.device.type == DEVICE and head.autocast_dtype == torch.bfloat16
     assert next(teacher.parameters()).device.type == DEVICE
     student, _ = build_student(teacher.cpu(), StudentConfig(), seed=0)
-    distill = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
-                      prepared.split("train"), prepared.split("validation"), tokenizer, _train_config(),
-                      tmp_path / "distill", run_key="distill", teacher=teacher,
-                      log_metrics=lambda metrics, step: logged.append(metrics))
+    distill = Trainer(student, DistillationLoss(LossConfig()), _data(prepared, tokenizer), _train_config(),
+                      Checkpoints(tmp_path / "distill", "distill"), teacher=teacher, callbacks=_logging_to(logged))
     result = distill.run()
     assert distill.teacher.base_model.encoder.layer[0].output.dense.weight.dtype == torch.bfloat16
     assert distill.teacher.get_output_embeddings().weight.dtype == torch.float32  # fp32 vocabulary projection
@@ -72,9 +79,8 @@ def test_bf16_loss_is_close_to_the_fp32_loss(prepared, tokenizer, tiny_teacher, 
     losses = {}
     for precision in ("fp32", "bf16"):
         student, _ = build_student(tiny_teacher, StudentConfig(), seed=0)
-        trainer = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
-                          prepared.split("train"), prepared.split("validation"), tokenizer,
-                          _train_config(precision=precision), tmp_path / precision, run_key="k", teacher=tiny_teacher)
+        trainer = Trainer(student, DistillationLoss(LossConfig()), _data(prepared, tokenizer),
+                          _train_config(precision=precision), Checkpoints(tmp_path / precision, "k"), teacher=tiny_teacher)
         trainer.model.eval()  # no dropout: the two passes see the same network
         batch = trainer.collator((0, prepared.split("train")[trainer.order.indices(0)]["input_ids"]))
         losses[precision] = trainer.accumulate_gradients(batch)["loss"].item()
@@ -90,9 +96,8 @@ def test_kill_and_resume_on_the_gpu_restores_the_cuda_rng(prepared, tokenizer, t
 
     def trainer(folder):
         student, _ = build_student(tiny_teacher, StudentConfig(), seed=0)
-        return Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
-                       prepared.split("train"), prepared.split("validation"), tokenizer,
-                       _train_config(eval_every=100), folder, run_key="k", teacher=tiny_teacher)
+        return Trainer(student, DistillationLoss(LossConfig()), _data(prepared, tokenizer), _train_config(eval_every=100),
+                       Checkpoints(folder, "k"), teacher=tiny_teacher)
 
     def interrupted_then_resumed(folder):
         real_step = Trainer.optimizer_step
@@ -153,10 +158,9 @@ def test_latency_is_measured_on_the_cpu_and_the_gpu(teacher_with_head_dir):
 def test_compiled_encoders_train(prepared, tokenizer, tiny_teacher, tmp_path):
     student, _ = build_student(tiny_teacher, StudentConfig(), seed=0)
     logged = []
-    trainer = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
-                      prepared.split("train"), prepared.split("validation"), tokenizer,
-                      _train_config(compile=True, max_steps=3, eval_every=100), tmp_path, run_key="k",
-                      teacher=tiny_teacher, sequence_length=64, log_metrics=lambda m, s: logged.append(m))
+    trainer = Trainer(student, DistillationLoss(LossConfig()), _data(prepared, tokenizer, sequence_length=64),
+                      _train_config(compile=True, max_steps=3, eval_every=100), Checkpoints(tmp_path, "k"),
+                      teacher=tiny_teacher, callbacks=_logging_to(logged))
     trainer.run()
     batch = trainer.collator((0, prepared.split("train")[trainer.order.indices(0)]["input_ids"]))
     assert batch.micro_batches[0].input_ids.shape[1] == 64  # fixed shapes: compiled once
@@ -173,9 +177,8 @@ def test_training_steps_never_wait_for_the_gpu(prepared, tokenizer, tiny_teacher
     full_length = Dataset.from_dict({"input_ids": torch.randint(1000, 2000, (64, 32), generator=generator).tolist()})
     for name, sequences in (("padded", prepared.split("train")), ("full", full_length)):
         student, _ = build_student(tiny_teacher, StudentConfig(), seed=0)
-        trainer = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer), sequences,
-                          prepared.split("validation"), tokenizer, _train_config(), tmp_path / name, run_key="k",
-                          teacher=tiny_teacher)
+        trainer = Trainer(student, DistillationLoss(LossConfig()), _data(prepared, tokenizer, train=sequences),
+                          _train_config(), Checkpoints(tmp_path / name, "k"), teacher=tiny_teacher)
         batches = [batch for batch, _ in trainer.batches(0, 3)]  # pinned, as the loop gets them
         assert {micro.padded for batch in batches for micro in batch.micro_batches} == {name == "padded"}
         trainer.optimizer_step(batches[0])  # warm-up: lazy initialisation may synchronise once

@@ -7,7 +7,9 @@ from distilflow.config import LossConfig, MaskingConfig, StudentConfig, TrainCon
 from distilflow.data.masking import build_masker
 from distilflow.data.prepared import prepare_corpus
 from distilflow.errors import DistilflowError
+from distilflow.train.batch_size import split_for_memory
 from distilflow.train.divergence import step_unless_nonfinite
+from distilflow.train.loop_io import Callbacks, Checkpoints, TrainingData
 from distilflow.train.losses import DistillationLoss
 from distilflow.train.student import build_student
 from distilflow.train.trainer import Trainer
@@ -26,9 +28,10 @@ def _trainer(prepared, tokenizer, teacher, checkpoints, run_key="key", **train):
     student, _ = build_student(teacher, StudentConfig(), seed=0)
     masker = build_masker(MaskingConfig(), tokenizer, prepared.token_counts())
     logged = []
-    trainer = Trainer(student, DistillationLoss(LossConfig()), masker, prepared.split("train"),
-                      prepared.split("validation"), tokenizer, config, checkpoints, run_key=run_key,
-                      teacher=teacher, log_metrics=lambda metrics, step: logged.append((step, metrics)))
+    trainer = Trainer(student, DistillationLoss(LossConfig()),
+                      TrainingData(prepared.split("train"), prepared.split("validation"), masker, tokenizer), config,
+                      Checkpoints(checkpoints, run_key), teacher=teacher,
+                      callbacks=Callbacks(metrics=lambda metrics, step: logged.append((step, metrics))))
     return trainer, logged
 
 
@@ -107,9 +110,10 @@ def test_batch_split_after_out_of_memory_trains_the_same_steps(prepared, tokeniz
     weights = []
     for split in (1, 4):
         student, _ = build_student(teacher, StudentConfig(), seed=0)
-        trainer = Trainer(student, DistillationLoss(LossConfig()), build_masker(MaskingConfig(), tokenizer),
-                          prepared.split("train"), prepared.split("validation"), tokenizer, train,
-                          tmp_path / str(split), run_key="k", teacher=teacher, batch_split=split)
+        data = TrainingData(prepared.split("train"), prepared.split("validation"), build_masker(MaskingConfig(), tokenizer),
+                            tokenizer)
+        trainer = Trainer(student, DistillationLoss(LossConfig()), data, split_for_memory(train, split),
+                          Checkpoints(tmp_path / str(split), "k"), teacher=teacher)
         if split == 4:
             assert max(len(micro.input_ids) for micro in next(trainer.batches(0, 1))[0].micro_batches) == 2
         trainer.run()
@@ -133,9 +137,10 @@ def test_a_split_micro_batch_gives_the_gradient_of_one_large_batch(prepared, tok
         student, _ = build_student(teacher, StudentConfig(), seed=0)
         train = TrainConfig(max_steps=1, micro_batch_size=micro, gradient_accumulation_steps=accumulation,
                             device="cpu", precision="fp32")
-        trainer = Trainer(student, DistillationLoss(LossConfig(alpha_mse=0.5)), build_masker(MaskingConfig(), tokenizer),
-                          prepared.split("train"), prepared.split("validation"), tokenizer, train, Path("unused"),
-                          run_key="k", teacher=teacher)
+        data = TrainingData(prepared.split("train"), prepared.split("validation"), build_masker(MaskingConfig(), tokenizer),
+                            tokenizer)
+        trainer = Trainer(student, DistillationLoss(LossConfig(alpha_mse=0.5)), data, train,
+                          Checkpoints(Path("unused"), "k"), teacher=teacher)
         step_batch = trainer.collator((0, prepared.split("train")[trainer.order.indices(0)]["input_ids"]))
         losses.append(trainer.accumulate_gradients(step_batch)["loss"].item())
         gradients.append({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
@@ -215,3 +220,17 @@ def test_fused_adamw_skips_the_update_on_the_device_when_told(prepared, tokenize
     assert all(torch.equal(a, b) for a, b in zip(before, parameters))
     step_unless_nonfinite(trainer.optimizer, torch.tensor(False))
     assert not torch.equal(before[0], parameters[0])
+
+
+def test_a_run_that_goes_non_finite_stops_past_the_limit_and_checkpoints_none_of_it(prepared, tokenizer, tiny_teacher,
+                                                                                   tmp_path, monkeypatch):
+    """Non-finite from step 2 on: on a CPU the run stops at the step that passes the limit, not at its next log,
+    and what it checkpointed since step 2 is nothing, so the rotation kept the checkpoint from before."""
+    _poison_gradients_at(monkeypatch, set(range(2, 100)))
+    trainer, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path, max_steps=40, log_every=20, checkpoint_every=1,
+                          keep_checkpoints=2, max_nonfinite_steps=3)
+    with pytest.raises(DistilflowError, match=r"training diverged: 4 steps had a NaN or infinite loss or gradient "
+                                              r"\(more than max_nonfinite_steps=3\) by step 5"):
+        trainer.run()
+    assert trainer.step == 5
+    assert [path.name for path in sorted(tmp_path.glob("step_*.pt"))] == ["step_0000001.pt"]

@@ -1,7 +1,7 @@
-"""Does a GPU bundle (bench/gpu_bundle.sh) fit the Python that will install it? Checked before anything else.
+"""Does a GPU bundle (bench/gpu/bundle.sh) fit the Python that will install it? Checked before anything else.
 
-    python3 bench/gpu_preflight.py .gpu_bundle            # on the device, first thing: this interpreter
-    python3 bench/gpu_preflight.py .gpu_bundle --image    # here, before the call: the GPU image's facts
+    python3 bench/gpu/preflight.py .gpu_bundle            # on the device, first thing: this interpreter
+    python3 bench/gpu/preflight.py .gpu_bundle --image    # here, before the call: the GPU image's facts
 
 A wheel fits when one of its tags is one the target Python installs (cp312 wheels for Python 3.12,
 py3-none-any for any), its Requires-Python admits that Python, and, against the image, what it requires
@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 # The GPU image, as sessions read it there (/work/.library/device/KINDS.md, 2026-11): what the bundle may
-# rely on. Its pyarrow, fsspec and typer versions are not known here (bench/bundle_install.py decides there).
+# rely on. Its pyarrow, fsspec and typer versions are not known here (bench/gpu/bundle_install.py decides there).
 IMAGE_PYTHON = "3.12"
 IMAGE_PACKAGES = {"torch": "2.11.0", "transformers": "5.17.0", "tokenizers": "0.23.2", "huggingface-hub": "1.33.0",
                   "accelerate": "1.15.0", "safetensors": "0.8.0", "numpy": "2.5.2", "onnx": "1.23.1",
@@ -74,13 +74,13 @@ def main() -> int:
     known = {canonicalize_name(name): version for name, version in IMAGE_PACKAGES.items()} if args.image else {}
     wheels = sorted((args.bundle / "wheels").glob("*.whl"))
     if not wheels:
-        print(f"preflight: no wheels in {args.bundle / 'wheels'}: run `bash bench/gpu_bundle.sh` here and carry "
+        print(f"preflight: no wheels in {args.bundle / 'wheels'}: run `bash bench/gpu/bundle.sh` here and carry "
               ".gpu_bundle", file=sys.stderr)
         return 2
     for wheel in wheels:
         reason = misfit(wheel, tags, python, known)
         if reason:
-            print(f"preflight: {reason}: rebuild the bundle for it (`bash bench/gpu_bundle.sh`, which builds for the "
+            print(f"preflight: {reason}: rebuild the bundle for it (`bash bench/gpu/bundle.sh`, which builds for the "
                   f"GPU image's Python {IMAGE_PYTHON})", file=sys.stderr)
             return 2
     print(f"preflight: the bundle's {len(wheels)} wheels fit Python {python}"

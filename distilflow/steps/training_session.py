@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from distilflow.base import stage_env
 from distilflow.base.files import exclusive, refuse_foreign_folder
 from distilflow.base.model_folder import MODEL_META, save_model
 from distilflow.config import Params
 from distilflow.ops.tracking import Tracking
 from distilflow.train.checkpoint import checkpoint_to_resume, clear_checkpoints
 from distilflow.train.distributed import ProcessGroup, process_group
+from distilflow.train.loop_io import Callbacks, TrainResult
 from distilflow.train.resume import ResumePolicy, remember_run_id, resumable_run_id
-from distilflow.train.trainer import Trainer, TrainResult
+from distilflow.train.trainer import Trainer
 
 
 @dataclass
@@ -51,6 +53,11 @@ class TrainingSession:
             if self.group.is_main:
                 remember_run_id(self.checkpoints, run.info.run_id, run_key)
             yield run
+
+    def callbacks(self, description: str) -> Callbacks:
+        """The loop's metrics into this session's MLflow run, its progress into the stage's progress file."""
+        return Callbacks(metrics=self.tracking.log_metrics, description=description,
+                         step=lambda done, total: stage_env.report_progress(description, done, total))
 
     def train(self, trainer: Trainer) -> TrainResult:
         return trainer.run(resume=self.policy.resume, restart=self.policy.restart,

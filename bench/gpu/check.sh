@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one script a lent GPU machine runs, from bare, in one shot:
-#   0. preflight: the bundle's wheels fit this Python (bench/gpu_preflight.py), in seconds, before anything;
-#      then the environment: the wheels installed (bench/bundle_install.py) and every input the later steps
+#   0. preflight: the bundle's wheels fit this Python (bench/gpu/preflight.py), in seconds, before anything;
+#      then the environment: the wheels installed (bench/gpu/bundle_install.py) and every input the later steps
 #      read loaded once (tokenizer, corpus slice, GLUE RTE from the bundle's dataset card)
 #   1. bench/speed.py at the BERT-base shape -> 6 layers, micro-batch 64, sequence 128, bf16: tokens/s
 #      against the reference step (30 steps per side per round, one DataLoader), FLOPs, MFU, peak memory,
@@ -20,11 +20,11 @@
 # run right after (warm) another 5, or 6 1/2 if the machine went back. So a rerun fits unless the first run
 # used its whole budget.
 #
-# Prepare here:  bash bench/gpu_bundle.sh   (builds .gpu_bundle for the image's Python 3.12 and checks it)
-# Rehearse here: bash bench/gpu_rehearsal.sh   (its own bundle and environment; .gpu_bundle is not touched)
-# Device tool:   run(command="bash bench/gpu_check.sh", carry=[".gpu_bundle"], timeout_s=540)
+# Prepare here:  bash bench/gpu/bundle.sh   (builds .gpu_bundle for the image's Python 3.12 and checks it)
+# Rehearse here: bash bench/gpu/rehearsal.sh   (its own bundle and environment; .gpu_bundle is not touched)
+# Device tool:   run(command="bash bench/gpu/check.sh", carry=[".gpu_bundle"], timeout_s=540)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 CALL_TIMEOUT=540
 KILL_AFTER=5
 OUT=${OUT:-/tmp/gpu_check}
@@ -32,7 +32,7 @@ mkdir -p "$OUT"
 : > "$OUT/summary.txt"
 BUNDLE=${BUNDLE:-$PWD/.gpu_bundle}
 # A folder named site-packages: dill (datasets' fingerprints) pickles modules from anywhere else by value, and
-# fails on pyarrow's ("Can't pickle <class 'MonthDayNano'>", found by bench/gpu_rehearsal.sh)
+# fails on pyarrow's ("Can't pickle <class 'MonthDayNano'>", found by bench/gpu/rehearsal.sh)
 SITE=${SITE:-/tmp/bundle/site-packages}
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export DISTILFLOW_SHARED=$BUNDLE/shared DISTILFLOW_HUB_MIRROR=$BUNDLE/shared/hub
@@ -42,7 +42,7 @@ summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
 FAILURES=0
 
 # A wrong bundle stops here, in one line, before any step has run.
-python3 bench/gpu_preflight.py "$BUNDLE" 2>&1 | tee -a "$OUT/summary.txt"
+python3 bench/gpu/preflight.py "$BUNDLE" 2>&1 | tee -a "$OUT/summary.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 2
 
 step() {  # name, time limit in seconds, log file under $OUT, command...: runs it, adds its summary line
@@ -78,7 +78,7 @@ export OUT BUNDLE SITE RUN MICRO HEAD_STEPS DISTILL_STEPS PRECISION EVAL_SEQUENC
 summary "gpu_check $(date -u +%FT%TZ) on ${DEVICE:-an unnamed GPU}, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 
 install_bundle() {
-  python3 bench/bundle_install.py "$BUNDLE/wheels" "$SITE" || return 1
+  python3 bench/gpu/bundle_install.py "$BUNDLE/wheels" "$SITE" || return 1
   python3 - <<'PY'
 import os
 import torch, transformers, datasets, pydantic, typer
@@ -104,7 +104,7 @@ step bench 180 speed.log python3 bench/speed.py --shapes $SHAPE --micro-batch $M
   --tokenizer "$DISTILFLOW_HUB_MIRROR/sentence-transformers/all-MiniLM-L6-v2" --prepared /nonexistent \
   --corpus "$DISTILFLOW_SHARED"/data/corpus/brown/brown.txt "$DISTILFLOW_SHARED"/data/corpus/gutenberg/austen-emma.txt \
   --max-sequences 8000 --latency-repeats $LATENCY_REPEATS --out "$OUT/speed-gpu.json"
-python3 bench/gpu_summary.py "$OUT/speed-gpu.json" | tee -a "$OUT/summary.txt"
+python3 bench/gpu/summary.py "$OUT/speed-gpu.json" | tee -a "$OUT/summary.txt"
 
 step pytest-gpu 120 pytest.log python3 -m pytest -q -p no:cacheprovider tests/train/test_gpu.py -m gpu \
   -o addopts="-ra" --junitxml="$OUT/pytest.xml"

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Builds .gpu_bundle/ (git-ignored): what bench/gpu_check.sh needs on a bare GPU machine that has torch,
+# Builds .gpu_bundle/ (git-ignored): what bench/gpu/check.sh needs on a bare GPU machine that has torch,
 # transformers and accelerate but no package index and no ../shared: wheels of the packages the core needs
 # and the image lacks, the MiniLM tokenizer (no weights: the check uses random teachers of real shapes), a
 # slice of the corpus, and GLUE RTE with the dataset card whose `configs:` tell load_dataset what "rte" is.
 #
-#     bash bench/gpu_bundle.sh                                  # .gpu_bundle, for the GPU image (Python 3.12)
-#     BUNDLE=/tmp/gpu_rehearsal/bundle bash bench/gpu_bundle.sh 3.11   # what bench/gpu_rehearsal.sh does
+#     bash bench/gpu/bundle.sh                                  # .gpu_bundle, for the GPU image (Python 3.12)
+#     BUNDLE=/tmp/gpu_rehearsal/bundle bash bench/gpu/bundle.sh 3.11   # what bench/gpu/rehearsal.sh does
 #
 # Every wheel must download (a missing one stops the build here, not the check on the GPU). Building for
 # another Python also checks that the GPU image's cp312 wheels download; only a build for the image may
 # write .gpu_bundle, the folder that travels (a rehearsal's bundle in it would be refused on the device).
-# The image's bundle is then checked against the image's facts (bench/gpu_preflight.py --image), and what
+# The image's bundle is then checked against the image's facts (bench/gpu/preflight.py --image), and what
 # travels (the working tree plus this bundle) is printed and refused above 62 MiB (the tool takes 64 MiB).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PYTHON_VERSION=${1:-3.12}
 SHARED=${SHARED:-../shared}
 BUNDLE=${BUNDLE:-.gpu_bundle}
@@ -26,8 +26,8 @@ LIMIT_BYTES=$((62 * 1024 * 1024))
 # The core's imports the GPU image lacks, at the versions pyproject.toml pins (datasets' own needs included)
 REQUIRED="datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 pydantic==2.13.4 pydantic-core==2.46.4
           annotated-types==0.8.0 typing-inspection==0.4.5"
-# The image has these; gpu_check.sh installs the carried wheel only where the image's version does not
-# satisfy what the carried packages need (bench/bundle_install.py says which, on the device)
+# The image has these; check.sh installs the carried wheel only where the image's version does not
+# satisfy what the carried packages need (bench/gpu/bundle_install.py says which, on the device)
 IMAGE_HAS="pyarrow==25.0.1 fsspec==2026.9.0 typer==0.29.1"
 
 download() {  # python version, target folder, packages...: all of them or a failed build
@@ -96,14 +96,14 @@ dataset_info:
   - name: idx
     dtype: int32
 ---
-GLUE RTE, cut from nyu-mll/glue for bench/gpu_check.sh.
+GLUE RTE, cut from nyu-mll/glue for bench/gpu/check.sh.
 CARD
 
 if [ "$PYTHON_VERSION" != 3.12 ]; then
   echo "bundle for Python $PYTHON_VERSION in $BUNDLE (a rehearsal's: it does not travel)"
   exit 0
 fi
-"${PYTHON:-python3}" bench/gpu_preflight.py "$BUNDLE" --image
+"${PYTHON:-python3}" bench/gpu/preflight.py "$BUNDLE" --image
 
 # What the device tool sends: tracked files, untracked files git does not ignore, and the carried bundle.
 tree_bytes=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 -r stat -c %s -- 2>/dev/null \

@@ -1,6 +1,6 @@
-"""The bench step's lines in bench/gpu_check.sh's summary, read from bench/speed.py's JSON, beside the goals.
+"""The bench step's lines in bench/gpu/check.sh's summary, read from bench/speed.py's JSON, beside the goals.
 
-    python3 bench/gpu_summary.py /tmp/gpu_check/speed-gpu.json
+    python3 bench/gpu/summary.py /tmp/gpu_check/speed-gpu.json
 """
 
 from __future__ import annotations

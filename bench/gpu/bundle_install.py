@@ -1,6 +1,6 @@
-"""Install the GPU bundle's wheels (bench/gpu_bundle.sh) into a target folder, as bench/gpu_check.sh does.
+"""Install the GPU bundle's wheels (bench/gpu/bundle.sh) into a target folder, as bench/gpu/check.sh does.
 
-    python3 bench/bundle_install.py .gpu_bundle/wheels /tmp/bundle/site-packages
+    python3 bench/gpu/bundle_install.py .gpu_bundle/wheels /tmp/bundle/site-packages
 
 The wheels of packages the image lacks are always installed. pyarrow, fsspec and typer are on the GPU
 image already: the carried wheel goes in only where the image's version does not satisfy what the
@@ -65,7 +65,7 @@ def main() -> None:
     wheels_dir, target = Path(sys.argv[1]), Path(sys.argv[2])
     wheels = sorted(wheels_dir.glob("*.whl"))
     if not wheels:
-        sys.exit(f"bundle: no wheels in {wheels_dir}: run `bash bench/gpu_bundle.sh` and carry .gpu_bundle")
+        sys.exit(f"bundle: no wheels in {wheels_dir}: run `bash bench/gpu/bundle.sh` and carry .gpu_bundle")
     chosen = choose(wheels)
     done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
                            "--no-cache-dir", "--upgrade", "--target", str(target), *map(str, chosen)],

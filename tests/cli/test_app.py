@@ -109,7 +109,7 @@ def test_rollback_without_a_registry_is_one_line(tmp_path, monkeypatch, capsys, 
 
 def test_stages_run_without_mlflow_prefect_or_dvc_when_tracking_is_off(tmp_path, small_corpus,
                                                                                   headless_teacher_dir):
-    """What a bare GPU machine has (bench/gpu_check.sh): the core must not even import them."""
+    """What a bare GPU machine has (bench/gpu/check.sh): the core must not even import them."""
     import subprocess
 
     from tests.conftest import ROOT
@@ -269,3 +269,53 @@ def test_a_stage_command_imports_no_other_command_nor_the_registry(command):
     assert "distilflow.cli.stages" in loaded
     assert not loaded & {"distilflow.cli.lifecycle", "distilflow.cli.tools", "distilflow.evaluation.report",
                          "distilflow.ops.registry"}
+
+
+def test_sigterm_says_what_was_kept_and_how_to_go_on_as_ctrl_c_does(tmp_path, small_corpus, headless_teacher_dir):
+    """A scheduler or a container stopping sends SIGTERM: exit 143, and the same hint as Ctrl-C, not silence."""
+    import signal
+    import subprocess
+    import time
+
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir, tracking={"enabled": False},
+                                                distill={"train": {"max_steps": 100000, "checkpoint_every": 1000}}))
+    process = subprocess.Popen([sys.executable, "-m", "distilflow", "distill", "--with-inputs", "--params", params,
+                                "--restart"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not list(tmp_path.glob("checkpoints/teacher_head/*")) and not (tmp_path / "teacher").is_dir():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.5)
+    time.sleep(3)  # into distillation
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err[-2000:]
+    assert err.endswith(f"\ninterrupted: the checkpoints written so far are kept; continue with `distilflow distill "
+                        f"--with-inputs --params {params} --resume`\n"), err[-2000:]
+    assert "Traceback" not in err
+
+
+def test_an_error_during_training_starts_on_its_own_line_after_the_progress_bar(tmp_path, monkeypatch, capsys,
+                                                                                small_corpus, headless_teacher_dir):
+    from distilflow.errors import DistilflowError
+    from distilflow.train.trainer import Trainer
+
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir, tracking={"enabled": False}))
+    original = Trainer.optimizer_step
+
+    def fails_at_step_3(self, batch):
+        if self.step == 2:
+            raise DistilflowError("something went wrong at step 3: fix it")
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "optimizer_step", fails_at_step_3)
+    code, _, err = _run(monkeypatch, capsys, "distill", "--with-inputs", "--params", params, "--restart")
+    assert code == 2 and "2/8" in err  # the teacher head's bar was live
+    assert "\nerror: something went wrong at step 3: fix it\n" in err  # not appended to the bar's line
+
+
+def test_listing_models_of_a_store_that_is_not_there_creates_nothing(tmp_path, monkeypatch, capsys, small_corpus,
+                                                                   headless_teacher_dir):
+    params = _params_file(tmp_path, tiny_params(tmp_path, small_corpus, headless_teacher_dir))
+    code, _, err = _run(monkeypatch, capsys, "models", "--params", params)
+    _assert_one_line_error(code, err, f"no MLflow store at {tmp_path}/mlruns/mlflow.db: run the pipeline first")
+    assert code == 2 and not (tmp_path / "mlruns").exists()
