@@ -149,30 +149,31 @@ def final_table(records: list[dict]) -> list[str]:
 
 
 def readme_block(records: list[dict], tasks: list[str], seeds: list[int], spent: float | None = None) -> str:
-    """The README's headline sentence: the retention figures of §12 as they stand, and what measuring them has
-    cost so far (`spent`, core-seconds), never typed by hand."""
+    """The README's result table: the retention of §12 as it stands, and what measuring it has cost so far
+    (`spent`, core-seconds), never typed by hand."""
     found = retention(records)
     if found is None:
         done = sum(r.get("phase") == "final" and r["model"] in (TEACHER, DEFAULT_STUDENT) for r in records)
-        text = (f"**Retention with full training sets**: being re-measured (docs/results.md §12); {done} of the "
-                f"{2 * len(tasks) * len(seeds)} dev-set fine-tunings of teacher and default student are committed, and "
-                f"no seed has every task for both yet.")
+        lines = [f"**Retention with full training sets**: being re-measured (docs/results.md §12); {done} of the "
+                 f"{2 * len(tasks) * len(seeds)} dev-set fine-tunings of teacher and default student are committed, "
+                 "and no seed has every task for both yet."]
     else:
         glue, found_seeds = found["glue"], ", ".join(map(str, found["seeds"]))
         over = (f"mean over fine-tuning seeds {found_seeds} [95% t-interval]" if len(found["seeds"]) > 1
                 else f"fine-tuning seed {found_seeds} only")
         if not set(seeds) <= set(found["seeds"]):
             over += f"; {len(found['seeds'])} of {len(seeds)} seeds so far"
-        text = (f"**Retention with full training sets** (docs/results.md §12, from `bench/results/headline/`): the "
-                f"default 3-layer student keeps **{interval(found['of_means'])}** of the teacher's GLUE score as the "
-                f"ratio of GLUE scores, and **{interval(found['per_task'])}** as the mean of per-task ratios "
-                f"({interval(found['per_task_capped'])} if no task counts above 100%) ({over}); GLUE score "
-                f"({', '.join(found['tasks'])}): teacher {mean_std(glue[TEACHER])}, "
-                f"student {mean_std(glue[DEFAULT_STUDENT])}.")
+        lines = [f"| GLUE dev ({', '.join(found['tasks'])}), full training sets ({over}) | |", "|---|---|",
+                 f"| teacher, GLUE score | {mean_std(glue[TEACHER])} |",
+                 f"| default 3-layer student, GLUE score | {mean_std(glue[DEFAULT_STUDENT])} |",
+                 f"| **retention**, ratio of GLUE scores | **{interval(found['of_means'])}** |",
+                 f"| retention, mean of per-task ratios | **{interval(found['per_task'])}** |",
+                 f"| the same, no task counted above 100% | {interval(found['per_task_capped'])} |"]
     if spent is not None:
-        text += (f" `python bench/headline.py` has taken {spent / 3600:.1f} core-hours up to its last "
-                 f"result (about {hours_on_two_cores(spent):.0f} h on 2 cores; §12's compute table).")
-    return "\n".join([README_BEGIN, text, README_END])
+        lines += ["", f"Recipes chosen on held-out slices of the training sets, never on the dev sets (docs/results.md "
+                      f"§12, from `bench/results/headline/`); the campaign has taken {spent / 3600:.1f} core-hours up to "
+                      f"its last result (about {hours_on_two_cores(spent):.0f} h on 2 cores)."]
+    return "\n".join([README_BEGIN, *lines, README_END])
 
 
 def ablation_table(records: list[dict], students: list[dict]) -> list[str]:

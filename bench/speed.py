@@ -129,7 +129,7 @@ def matmul_peak_tflops(device: torch.device, precision: str) -> float:
     """This device's measured matrix-product rate at `precision`, through F.linear (the kernel nn.Linear uses:
     on a CPU without native bf16, a plain bf16 `a @ b` is another, far slower one): the roof MFU is read
     against."""
-    size = 8192 if device.type == "cuda" else 2048
+    size = 8192 if device.type == "cuda" else 1024
     a, b = (torch.randn(size, size, generator=torch.Generator().manual_seed(i)).to(device, DTYPES[precision])
             for i in (0, 1))
     rates = []

@@ -255,20 +255,15 @@ def first_contact(tmp_path_factory, small_corpus, headless_teacher_dir):
     return project, done
 
 
-# Run in two processes (`pytest -n 2`, the Makefile's test command): most of the suite's time is processes
-# starting (stages, servers, torchrun) and waiting, which two workers overlap. Tests sharing the one pipeline
-# project stay in one worker (its session fixture is built once), and the longest tests are handed out first
-# so that no worker is left with one at the end.
+# Run in two processes (`pytest -n 2 --dist loadfile`, the Makefile's test command): most of the suite's time is
+# processes starting (stages, servers, torchrun) and waiting, which two workers overlap. A file's tests stay in one
+# worker (its module fixtures, a tracking server or the one pipeline project, are built once), and the longest
+# files are handed out first so that no worker is left with one at the end.
 LONGEST_FIRST = ("tests/test_flows.py", "tests/test_fault_injection.py", "tests/train/test_distributed.py",
                  "tests/test_dvc_yaml.py", "tests/jobs/test_export.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "first_contact" in item.fixturenames:
-            item.add_marker(pytest.mark.xdist_group("first_contact"))
-
     def rank(item) -> int:
         path = item.nodeid.split("::")[0]
         return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)

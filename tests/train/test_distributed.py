@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from distilflow.train.distributed import SINGLE_PROCESS, process_group
@@ -27,8 +28,14 @@ def _run(launcher: list[str], out: Path, micro_batch_size: int, *how: str, expec
     return torch.load(out / "result.pt")
 
 
-def test_two_processes_give_the_weights_and_losses_of_one_with_the_same_global_batch(tmp_path):
-    two = _run(TORCHRUN, tmp_path / "two", micro_batch_size=4)
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory) -> dict:
+    """An uninterrupted 2-process run, micro-batch 4: what both comparisons below compare with."""
+    return _run(TORCHRUN, tmp_path_factory.mktemp("two"), micro_batch_size=4)
+
+
+def test_two_processes_give_the_weights_and_losses_of_one_with_the_same_global_batch(tmp_path, two_processes):
+    two = two_processes
     one = _run([sys.executable], tmp_path / "one", micro_batch_size=8)
     assert (two["world_size"], one["world_size"]) == (2, 1)
     assert len(one["losses"]) == 3
@@ -41,8 +48,8 @@ def test_two_processes_give_the_weights_and_losses_of_one_with_the_same_global_b
     assert moved > 10  # the comparison above could tell runs apart
 
 
-def test_two_processes_killed_and_resumed_end_with_the_weights_of_an_uninterrupted_run(tmp_path):
-    straight = _run(TORCHRUN, tmp_path / "straight", 4)
+def test_two_processes_killed_and_resumed_end_with_the_weights_of_an_uninterrupted_run(tmp_path, two_processes):
+    straight = two_processes
     _run(TORCHRUN, tmp_path / "resumed", 4, "stop-at-2", expect_failure=True)
     checkpoints = sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").glob("step_*.pt"))
     assert checkpoints[-1] == "step_0000002.pt"  # one file, written by rank 0
