@@ -8,6 +8,11 @@ offline: `pip install playwright==1.58.0`), shows the two latest pipeline runs w
 retention, latency and speed-up as columns, and checks that each run's values are on screen. Then
 the compare view of the two runs and the champion's registered version (its model card). Exits 1
 with the reason when something is missing. Needs two pipeline runs (two `make run`s).
+
+    python bench/mlflow_ui.py --sweep NAME   # a sweep's variants in the compare view (distilflow sweep --name NAME)
+
+opens the compare view of the sweep's child runs (its parallel-coordinates plot of the params the variants change
+against their selection GLUE score) and checks that each variant's value of them is on screen.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ def main() -> int:
     parser.add_argument("--experiment", default="distilflow")
     parser.add_argument("--model", default="distilflow-student")
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    parser.add_argument("--sweep", help="show this sweep's variants in the compare view instead")
     args = parser.parse_args()
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
@@ -39,8 +45,11 @@ def main() -> int:
         return 1
     mlflow.set_tracking_uri(args.store)
     experiment = mlflow.get_experiment_by_name(args.experiment)
+    if args.sweep:
+        return _sweep(browser, args.store, experiment.experiment_id, args.sweep, args.out)
     runs = mlflow.search_runs([experiment.experiment_id], "tags.stage = 'pipeline' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=2, output_format="list")
+                              order_by=["attributes.start_time DESC"], max_results=50, output_format="list")
+    runs = [run for run in runs if "mlflow.parentRunId" not in run.data.tags][:2]  # a sweep's variants: nested
     if len(runs) < 2:
         print(f"error: {len(runs)} finished pipeline run(s) in {args.store}: run `make run` twice", file=sys.stderr)
         return 1
@@ -106,6 +115,61 @@ def _check_in_browser(browser: str, url: str, experiment_id: str, runs, model: s
         print(f"error: {problem}", file=sys.stderr)
     print(f"screenshots in {out}: mlflow_runs_table.png, mlflow_compare_runs.png, mlflow_model_version.png")
     return 1 if problems else 0
+
+
+def _sweep(browser: str, store: str, experiment_id: str, sweep: str, out: Path) -> int:
+    parents = mlflow.search_runs([experiment_id], f"tags.sweep = '{sweep}' and tags.stage = 'sweep'",
+                                 output_format="list")
+    variants = mlflow.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'",
+                                  output_format="list") if parents else []
+    if len(variants) < 2:
+        print(f"error: sweep {sweep} has {len(variants)} variant run(s) in {store}: run `distilflow sweep --name "
+              f"{sweep} --grid KEY=V1,V2` first", file=sys.stderr)
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", "127.0.0.1",
+               "--port", str(port)]
+    with local_server(command, "/health", port) as url:
+        return _compare_variants(browser, url, experiment_id, variants, out)
+
+
+def _compare_variants(browser: str, url: str, experiment_id: str, variants, out: Path) -> int:
+    """The compare view of a sweep's variants: the params they change and their selection score on screen."""
+    from playwright.sync_api import sync_playwright
+
+    varied = sorted({key for run in variants for key, value in run.data.params.items()
+                     if len({r.data.params.get(key) for r in variants}) > 1})
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=browser, args=["--no-sandbox"])
+        page = chromium.new_page(viewport={"width": 1600, "height": 1000})
+        ids = ",".join(f'"{run.info.run_id}"' for run in variants)
+        page.goto(f"{url}/#/compare-runs?runs=[{ids}]&experiments=[\"{experiment_id}\"]")
+        page.wait_for_selector("text=Parallel Coordinates Plot", timeout=60_000)
+        _close_assistant(page)
+        _plot_against(page, "student_selection_glue_score")
+        page.screenshot(path=str(out / "mlflow_sweep_compare.png"), full_page=True)
+        shown = page.inner_text("body")
+        chromium.close()
+    problems = [f"{key} not on screen" for key in varied if key not in shown]
+    problems += [f"variant {run.data.tags['variant']}: {key}={run.data.params[key]} not on screen"
+                 for run in variants for key in varied if run.data.params[key] not in shown]
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print(f"screenshot in {out}: mlflow_sweep_compare.png ({len(variants)} variants; varied: {', '.join(varied)})")
+    return 1 if problems or not varied else 0
+
+
+def _plot_against(page, metric: str) -> None:
+    """The parallel-coordinates plot against `metric` alone (MLflow picks a metric of its own at first)."""
+    metrics = page.locator(".du-bois-light-select").nth(1)  # Parameters:, Metrics:
+    for remove in metrics.locator(".du-bois-light-select-selection-item-remove").all():
+        remove.click()
+    metrics.click()
+    page.keyboard.type(metric)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(2000)
 
 
 def _close_assistant(page) -> None:

@@ -1,4 +1,5 @@
-"""The pipeline as one Prefect flow: pin data -> the stages of dvc.yaml -> register -> promote.
+"""The pipeline as one Prefect flow: pin data -> the stages of dvc.yaml -> register -> promote (a run with
+overrides: the stages as one DVC experiment, params.yaml left as it is).
 
 The steps between pinning and registering are whatever dvc.yaml defines (prepare, teacher, distill,
 one GLUE stage per task, the report), in dependency order, each in its own process, each skipped
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from prefect import flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -21,7 +23,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from distilflow.config import OrchestrationConfig
 from distilflow.errors import DistilflowError, first_line
 from tasks.data import pin_data, push_data
-from tasks.dvc_stages import list_stages, reproduce_stage
+from tasks.dvc_stages import list_stages, reproduce_experiment, reproduce_stage
 from tasks.promotion import promote_by_rule, register_student
 from tasks.run_records import (
     close_pipeline_run,
@@ -58,35 +60,57 @@ class Stopwatch:
 
 
 @flow(name="distilflow", log_prints=True)
-def pipeline_flow(overrides: list[str] | None = None) -> dict:
-    """overrides: `section.key=value` settings (e.g. `distill.loss.temperature=3`), written into
-    params.yaml before the stages run, exactly like `dvc exp run -S`; empty runs params.yaml as it is."""
+def pipeline_flow(overrides: list[str] | None = None, temperature: float | None = None,
+                  alpha_ce: float | None = None, alpha_mlm: float | None = None, alpha_cos: float | None = None,
+                  n_layers: int | None = None, layers: Literal["every_other", "every_other_top", "spread"] | None = None,
+                  max_steps: int | None = None) -> dict:
+    """One run of the pipeline. Empty, it runs params.yaml in the working tree. With any setting (the typed ones
+    are what people sweep; `overrides` takes any `section.key=value`), it runs as a DVC experiment: params.yaml
+    is left as it is, the values go into the experiment's dvc.lock and into MLflow."""
     clock = Stopwatch()
-    params = load_project_params(overrides or [])
+    overrides = typed_overrides(temperature, alpha_ce, alpha_mlm, alpha_cos, n_layers, layers, max_steps) + (
+        overrides or [])
+    params = load_project_params(overrides)
     run_id = open_pipeline_run(params)
-    succeeded = False
+    succeeded, experiment = False, None
     try:
         with clock("pin data"):
             pin_data(params, run_id)
             record_inputs(params, run_id)
-        stage = reproduce_stage.with_options(retries=params.orchestration.stage_retries, retry_delay_seconds=10)
         stages = {}  # name -> what DVC did with it
-        for name in list_stages():
-            with clock(name):
-                stages[name] = stage(params, name, run_id)
+        if overrides:
+            with clock("stages (DVC experiment)"):
+                experiment, stages = reproduce_experiment(params, overrides, run_id)
+        else:
+            stage = reproduce_stage.with_options(retries=params.orchestration.stage_retries, retry_delay_seconds=10)
+            for name in list_stages():
+                with clock(name):
+                    stages[name] = stage(params, name, run_id)
         with clock("register + promote"):
-            log_headline_metrics(params, run_id)
-            version, created = register_student(params, run_id)
+            log_headline_metrics(params, run_id, experiment)
+            version, created = register_student(params, run_id, experiment)
             decision = promote_by_rule(params, version)
         with clock("push to DVC remote"):
             push_data(params)
-        report = publish_report(params, run_id, stages, version, created, decision, clock.seconds, clock.total())
+        report = publish_report(params, run_id, stages, version, created, decision, clock.seconds, clock.total(),
+                                experiment)
         succeeded = True
     finally:
         close_pipeline_run(params, run_id, succeeded)
-    return {"mlflow_run_id": run_id, "version": version, "registered_new": created,
+    return {"mlflow_run_id": run_id, "version": version, "registered_new": created, "experiment": experiment,
             "promoted": decision.promote, "reason": decision.reason, "stages": stages, "report": report,
             "seconds": clock.seconds, "total_seconds": clock.total()}
+
+
+TYPED = {"temperature": "distill.loss.temperature", "alpha_ce": "distill.loss.alpha_ce",
+         "alpha_mlm": "distill.loss.alpha_mlm", "alpha_cos": "distill.loss.alpha_cos", "n_layers": "student.n_layers",
+         "layers": "student.layers", "max_steps": "distill.train.max_steps"}
+
+
+def typed_overrides(temperature, alpha_ce, alpha_mlm, alpha_cos, n_layers, layers, max_steps) -> list[str]:
+    """The deployment's typed parameters (a form in the Prefect UI) as overrides; None leaves params.yaml's value."""
+    values = dict(zip(TYPED, (temperature, alpha_ce, alpha_mlm, alpha_cos, n_layers, layers, max_steps)))
+    return [f"{TYPED[name]}={value}" for name, value in values.items() if value is not None]
 
 
 def run_pipeline(overrides: list[str] | None = None) -> dict:

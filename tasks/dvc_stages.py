@@ -78,3 +78,26 @@ def _stage_env(run_id: str, split: int, progress_file: Path) -> dict[str, str]:
 def artifact_key(text: str) -> str:
     """Prefect artifact keys: lowercase letters, digits and dashes."""
     return "".join(c if c.isalnum() else "-" for c in text.lower())
+
+
+@task(name="stages as a DVC experiment", retry_condition_fn=not_bad_input)
+def reproduce_experiment(params: Params, overrides: list[str], run_id: str) -> tuple[str, dict[str, str]]:
+    """Every stage of dvc.yaml with this run's overrides, as one DVC experiment in a temporary copy of the project
+    (`dvc exp run --temp -S ...`): params.yaml and the working tree stay as they are, the stages it does not
+    change are restored from DVC's cache. Its name comes from the overrides: the same ones again reuse it.
+    Returns (the experiment's name, what DVC did with each stage)."""
+    from distilflow.base.hashing import fingerprint
+    from distilflow.ops import experiments
+
+    experiments.require_committed([Path(f"{source.path}.dvc") for source in params.versioning.sources.values()])
+    name = f"run-{fingerprint(sorted(overrides))[:10]}"
+    log_file = LOG_DIR / f"experiment-{name}.log"
+    if name in experiments.finished():
+        get_run_logger().info("DVC experiment %s ran with these overrides before: reused", name)
+        return name, dict.fromkeys(dvc.pipeline_stages(), f"done before (experiment {name})")
+    outcome = experiments.run(name, overrides, log_file, env={stage_env.PARENT_RUN_ENV: run_id})
+    if not outcome.ok:
+        raise DistilflowError(f"DVC experiment {name}: {outcome.error} (log: {log_file})")
+    verdicts = experiments.stage_verdicts(log_file.read_text(errors="replace"))
+    get_run_logger().info("DVC experiment %s: %s", name, verdicts)
+    return name, verdicts

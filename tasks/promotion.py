@@ -12,8 +12,8 @@ from tasks.run_records import tag_run
 
 
 @task(name="register student")
-def register_student(params: Params, run_id: str) -> tuple[str, bool]:
-    registration = register.run(params, run_id)
+def register_student(params: Params, run_id: str, experiment: str | None = None) -> tuple[str, bool]:
+    registration = register.run(params, run_id, experiment)
     tag_run(params, run_id, {"registered_version": registration.version, "registered_new": str(registration.created),
                              **{f"dvc_{k}_artifact": v for k, v in registration.output_hashes.items()}})
     get_run_logger().info("%s version %s (%s)", params.registry.model_name, registration.version,

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import json
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from distilflow.base.files import write_text
 from distilflow.config import Params
-from distilflow.config.load import DEFAULT_PARAMS_PATH, write_overrides
-from distilflow.evaluation.glue_results import read_report
-from distilflow.evaluation.report import MARKDOWN_FILE
+from distilflow.config.load import DEFAULT_PARAMS_PATH, load_params
+from distilflow.evaluation.report import render_markdown
 from distilflow.ops import promotion_rule, run_summary
 from distilflow.ops.tracking import Tracking
+from distilflow.steps.run_outputs import RunOutputs
 
 
 @task(name="load params")
 def load_project_params(overrides: list[str]) -> Params:
-    """params.yaml, with this run's overrides written into it first (as `dvc exp run -S` does), so that
-    the DVC stages, dvc.lock and MLflow record the values the run used."""
+    """params.yaml with this run's overrides, checked; the file itself is left as it is (a run with overrides
+    is a DVC experiment: the values go into its dvc.lock and MLflow, never into a later run's defaults)."""
     if overrides:
-        get_run_logger().info("params.yaml overridden for this run and after: %s", ", ".join(overrides))
-    return write_overrides(DEFAULT_PARAMS_PATH, overrides)
+        get_run_logger().info("this run's overrides (params.yaml unchanged): %s", ", ".join(overrides))
+    return load_params(DEFAULT_PARAMS_PATH, overrides)
 
 
 @task(name="open MLflow pipeline run")
@@ -44,12 +42,11 @@ def record_inputs(params: Params, run_id: str) -> None:
 
 
 @task(name="log headline metrics")
-def log_headline_metrics(params: Params, run_id: str) -> dict[str, float]:
+def log_headline_metrics(params: Params, run_id: str, experiment: str | None = None) -> dict[str, float]:
     """GLUE score, retention, latency, size and the student's MLM figures on the pipeline run itself,
     so that pipeline runs compare side by side in the MLflow runs table and charts."""
-    distill_file = params.paths.metrics / "distill.json"
-    distill_metrics = json.loads(distill_file.read_text()) if distill_file.is_file() else {}
-    metrics = run_summary.headline_metrics(read_report(params.paths.metrics / "glue.json"), distill_metrics)
+    outputs = RunOutputs(params, experiment)
+    metrics = run_summary.headline_metrics(outputs.report(), outputs.metrics("distill.json"))
     with Tracking(params.tracking) as tracking:
         tracking.log_to_run(run_id, metrics)
     return metrics
@@ -63,8 +60,10 @@ def close_pipeline_run(params: Params, run_id: str, succeeded: bool) -> None:
 
 @task(name="publish report")
 def publish_report(params: Params, run_id: str, stages: dict[str, str], version: str, created: bool,
-                   decision: promotion_rule.Decision, seconds: dict[str, float], total_seconds: float) -> str:
-    glue_markdown = (params.paths.glue / MARKDOWN_FILE).read_text()
+                   decision: promotion_rule.Decision, seconds: dict[str, float], total_seconds: float,
+                   experiment: str | None = None) -> str:
+    outputs = RunOutputs(params, experiment)
+    glue_markdown = render_markdown(outputs.report())
     with Tracking(params.tracking, for_writing=False) as tracking:
         url = tracking.run_url(run_id)
     markdown = "\n".join([
@@ -73,7 +72,9 @@ def publish_report(params: Params, run_id: str, stages: dict[str, str], version:
         f"- Registered model: `{params.registry.model_name}` version {version} "
         f"({'new, alias challenger' if created else 'already registered'})",
         f"- Promotion: {'champion' if decision.promote else 'unchanged'} — {decision.reason}", "",
-        *wall_time_table(stages, seconds, total_seconds), "", glue_markdown, _export_markdown(params)])
+        *([f"- Ran as DVC experiment `{experiment}` (params.yaml unchanged): `dvc exp apply {experiment}` brings it "
+            "into the working tree", ""] if experiment else []),
+        *wall_time_table(stages, seconds, total_seconds), "", glue_markdown, outputs.export_markdown()])
     create_markdown_artifact(markdown, key="distilflow-report", description="GLUE, retention, speed, registry")
     with Tracking(params.tracking) as tracking:
         tracking.log_to_run(run_id, {}, tags={run_summary.DESCRIPTION_TAG: run_summary.description(params, markdown)})
@@ -92,11 +93,6 @@ def clock_time(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _export_markdown(params: Params) -> str:
-    report = params.paths.export / "export.md"
-    return "\n" + report.read_text() if report.is_file() else ""
 
 
 def tag_run(params: Params, run_id: str, tags: dict[str, str]) -> None:

@@ -226,8 +226,11 @@ def build_pipeline_project(folder: Path, corpus: Path, teacher: Path, glue: Path
     raw["registry"] = {"model_name": "tiny-student", "promotion": {"min_retention": 0.0}}
     # DVC reads params.yaml itself, so every section dvc.yaml names must be written out, defaults included.
     (folder / "params.yaml").write_text(yaml.safe_dump(validate_params(raw).model_dump(mode="json")))
+    shutil.copy(ROOT / ".gitignore", folder)  # artifacts/, mlruns/: never in git, nor in a DVC experiment's commit
     for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
-                    [sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(folder.parent / "remote")]):
+                    [sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(folder.parent / "remote")],
+                    ["git", "add", "-A"], ["git", "-c", "user.name=test", "-c", "user.email=test@example.com",
+                                           "commit", "-q", "-m", "a new project"]):
         subprocess.run(command, cwd=folder, check=True)
     return folder
 

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,32 +65,6 @@ def test_the_scaling_table_in_the_docs_is_the_committed_results():
     from scale import DOCS, render
 
     assert render() in DOCS.read_text()
-
-
-def test_a_headline_jobs_seconds_add_up_over_the_attempts_a_session_end_cut(tmp_path):
-    """The recipe's measured time on 2 cores is the sum of its jobs' seconds: a job resumed from its checkpoint
-    in a later session counts its earlier attempts too (kept in its checkpoint folder)."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from headline import JobClock
-
-    kept = tmp_path / "finetune" / "job" / "seconds.txt"
-    with JobClock(kept) as first:
-        kept.parent.mkdir(parents=True)
-        kept.write_text("600.0")  # what its minute-by-minute record says when the session ends
-    assert first.seconds < 1  # this attempt alone: it had nothing before it
-    with JobClock(kept) as second:
-        pass
-    assert 600 <= second.seconds < 601
-
-
-def test_the_recipes_the_report_marks_chosen_are_the_ones_the_campaign_takes():
-    sys.path.insert(0, str(ROOT / "bench"))
-    import headline
-    from headline_report import chosen_recipes, load
-
-    chosen = chosen_recipes([r for r in load(headline.RESULTS) if r["phase"] == "selection"])
-    assert chosen  # the teacher's selection is committed on all four tasks
-    assert all(recipe == headline.chosen_recipe(model, task) for (model, task), recipe in chosen.items())
 
 
 def test_the_headline_retention_is_given_both_ways_with_t_intervals_over_seeds(tmp_path):
@@ -200,72 +173,6 @@ def test_the_report_names_every_build_of_a_students_weights_behind_its_scores():
     one_build = "Weights behind these scores: distilled 1 build (`first`)."
     assert weights_used(records[:1], students, ["distilled"])[1] == one_build
     assert weights_used(records, students, ["mlm-only"]) == []
-
-
-def test_a_new_machine_rebuilds_what_the_jobs_left_to_do_need_and_records_it_beside_the_first(tmp_path, monkeypatch):
-    """The campaign on a fresh checkout: the committed JSONs say pin..student are done, but the prepared corpus,
-    the teacher with its head and the student are not on this machine. The GLUE job still to do needs the
-    student: it, and what it needs in turn, are made again first (pin's data are here: not redone), their new
-    records go to rebuilt/, the first ones stay as they were."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    import headline
-
-    results, work, data = tmp_path / "results", tmp_path / "work", tmp_path / "data"
-    for name, value in (("RESULTS", results), ("REBUILT", results / "rebuilt"), ("WORK", work), ("DATA", data)):
-        monkeypatch.setattr(headline, name, value)
-    for source in ("corpus", "glue", "teacher"):
-        (data / source).mkdir(parents=True)
-    ran = []
-
-    def making(name, *paths):
-        def run():
-            ran.append(name)
-            for path in paths:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text("{}")
-            return {"made": name}
-        return run
-
-    jobs = [headline.Job("pin", [], making("pin")),
-            headline.Job("prepare", ["pin"], making("prepare", work / "prepared" / "meta.json")),
-            headline.Job("teacher-head", ["prepare"], making("teacher-head", work / "teacher" / "distilflow.json")),
-            headline.Job("student.distilled", ["teacher-head"],
-                         making("student", work / "students" / "distilled" / "student" / "distilflow.json")),
-            headline.Job("final.distilled.rte.selected.seed42", ["pin", "student.distilled"], making("glue"))]
-    monkeypatch.setattr(headline, "plan", lambda params: jobs)
-    results.mkdir()
-    firsts = {job.name: json.dumps({"job": job.name, "finished": "2026-12-01T00:00:00+00:00"}) for job in jobs[:4]}
-    for name, text in firsts.items():
-        (results / f"{name}.json").write_text(text)
-
-    assert [job.name for job in headline.to_run(jobs, jobs[4:])] == [job.name for job in jobs[1:]]
-    headline.work(params=None)
-    assert ran == ["prepare", "teacher-head", "student", "glue"]
-    assert all((results / f"{name}.json").read_text() == text for name, text in firsts.items())
-    rebuilt = sorted(path.name for path in (results / "rebuilt").iterdir())
-    assert rebuilt == ["prepare.build2.json", "student.distilled.build2.json", "teacher-head.build2.json"]
-    assert json.loads((results / "final.distilled.rte.selected.seed42.json").read_text())["made"] == "glue"
-    headline.work(params=None)  # everything here and done: nothing runs again
-    assert len(ran) == 4
-    shutil.rmtree(work / "students")  # --job names a done job this machine lacks: it alone is made again
-    headline.work(params=None, only="student.distilled")
-    assert ran[4:] == ["student"] and (results / "rebuilt" / "student.distilled.build3.json").is_file()
-
-
-def test_a_killed_sessions_lock_is_neither_running_nor_in_the_way(tmp_path, monkeypatch):
-    """A session's end kills its workers and leaves their `.running` locks: the next session's status must not
-    call those jobs running, and a worker takes them over; a live worker's lock keeps them off."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    import headline
-
-    monkeypatch.setattr(headline, "RESULTS", tmp_path)
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()  # a pid that no longer runs, as after the session's end
-    (tmp_path / "killed.running").write_text(str(gone.pid))
-    (tmp_path / "live.running").write_text(str(os.getppid()))
-    assert not headline.held("killed") and headline.held("live")
-    assert headline.claim("killed") and (tmp_path / "killed.running").read_text() == str(os.getpid())
-    assert not headline.claim("live")
 
 
 GPU_CHECK = ROOT / "bench" / "gpu" / "check.sh"

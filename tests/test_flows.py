@@ -15,6 +15,7 @@ import pytest
 import yaml
 from prefect.testing.utilities import prefect_test_harness
 
+from distilflow.errors import DistilflowError
 from tests.conftest import ROOT
 
 BROWSER = bool(shutil.which("chromium")) and importlib.util.find_spec("playwright") is not None
@@ -33,6 +34,17 @@ def project(first_contact, monkeypatch):
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     monkeypatch.chdir(project)
     return project
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _commit(project, message: str) -> None:
+    """What a user's clone has: the pins and the lock of a run committed."""
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-m", message],
+                   cwd=project, check=True)
 
 
 def _dvc(*args: str) -> str:
@@ -106,14 +118,21 @@ def test_pipeline_flow_rerun_and_changed_param(prefect_server, project):
     assert not again["registered_new"] and again["version"] == first_version
     assert len(client.search_model_versions("name='tiny-student'")) == 1
 
-    changed = pipeline_flow(overrides=["distill.loss.temperature=3"])  # as from the Prefect UI's parameters
-    assert yaml.safe_load(Path("params.yaml").read_text())["distill"]["loss"]["temperature"] == 3  # dvc exp run -S
+    with pytest.raises(DistilflowError, match=r"data/corpus.dvc, data/glue.dvc, data/teacher.dvc not committed"):
+        pipeline_flow(overrides=["distill.loss.temperature=3"])  # a DVC experiment starts from the last commit
+    _commit(project, "the pins and the first run's lock")
+    before = Path("params.yaml").read_bytes()
+    changed = pipeline_flow(temperature=3.0)  # as from the Prefect UI's form: a DVC experiment
+    assert Path("params.yaml").read_bytes() == before and _git("status", "--porcelain", "--untracked-files=no") == ""
+    assert changed["experiment"] in _git("for-each-ref", "refs/exps")  # its params, dvc.lock and metrics kept there
     assert client.get_run(changed["mlflow_run_id"]).data.params["distill.loss.temperature"] == "3.0"
     assert client.get_run(changed["mlflow_run_id"]).info.run_name == "pipeline T=3 ce=5 mlm=2 cos=1 2L every_other"
     redone = {stage for stage, verdict in changed["stages"].items() if verdict == "ran"}
-    assert redone == {"distill", "export", "glue@rte", "glue@mrpc", "glue_report"}
+    assert redone == {"distill", "export", "glue@rte", "glue@mrpc", "glue_report"}  # prepare, teacher: from the cache
     assert changed["registered_new"] and changed["version"] != first_version
     assert str(client.get_model_version_by_alias("tiny-student", "challenger").version) == changed["version"]
+    stage_runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{changed['mlflow_run_id']}'")
+    assert {run.data.tags["stage"] for run in stage_runs} >= {"distill", "glue_task", "glue_report", "export"}
 
     registry.promote("tiny-student", changed["version"])
     assert registry.rollback("tiny-student") == (first_version, True)
@@ -121,15 +140,104 @@ def test_pipeline_flow_rerun_and_changed_param(prefect_server, project):
 
 
 
+def test_a_sweep_is_dvc_experiments_under_one_mlflow_run_ranked_off_dev_and_resumes_after_a_kill(prefect_server,
+                                                                                                 project):
+    """Two variants through real DVC experiments (after the test above: the pins committed), the sweep killed during
+    the second and run again: the first is not run again, params.yaml and the working tree are untouched, one MLflow
+    parent holds both variants' runs, and the winner on the held-out selection slices is the challenger."""
+    import os
+    import signal
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    command = [str(Path(sys.executable).parent / "distilflow"), "sweep", "--grid", "distill.loss.temperature=3,4",
+               "--grid", "glue.tasks=[rte]", "--name", "t"]
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    before, logs = Path("params.yaml").read_bytes(), project / "artifacts" / "sweeps" / "t" / "logs"
+    first, second = logs / "temperature-3_tasks-rte.log", logs / "temperature-4_tasks-rte.log"
+    killed = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 400
+    while not (second.is_file() and "Running stage" in second.read_text(errors="replace")):
+        assert killed.poll() is None and time.monotonic() < deadline, "the second variant never started"
+        time.sleep(1)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    finished_first = first.stat().st_mtime
+    assert "Stage 'prepare' didn't change, skipping" in first.read_text()  # prepare, teacher: from DVC's cache
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert first.stat().st_mtime == finished_first  # the finished variant was not run again
+    assert Path("params.yaml").read_bytes() == before and _git("status", "--porcelain", "--untracked-files=no") == ""
+    assert {"t-temperature-3_tasks-rte", "t-temperature-4_tasks-rte"} <= {
+        ref.rsplit("/", 1)[-1] for ref in _git("for-each-ref", "--format=%(refname)", "refs/exps").split()}
+
+    client = mlflow.MlflowClient("sqlite:///mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("distilflow").experiment_id
+    parent = client.search_runs([experiment], "tags.sweep = 't' and tags.stage = 'sweep'")[0]
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(run.data.tags["variant"] for run in children) == ["temperature-3_tasks-rte", "temperature-4_tasks-rte"]
+    assert all("distill.loss.temperature=" in run.data.tags["overrides"] and "student_glue_score" in run.data.metrics
+               for run in children)
+    ranked = max(children, key=lambda run: run.data.metrics["student_selection_glue_score"])  # first of a tie wins
+    winner = ranked if len({r.data.metrics["student_selection_glue_score"] for r in children}) > 1 else min(
+        children, key=lambda run: run.data.tags["variant"])
+    assert f"winner: **{winner.data.tags['variant']}**" in parent.data.tags["mlflow.note.content"]
+    challenger = client.get_model_version_by_alias("tiny-student", "challenger")
+    assert challenger.tags["student_fingerprint"] == json.loads(
+        (project / "artifacts" / "sweeps" / f"t-{winner.data.tags['variant']}" / "student" / "distilflow.json"
+         ).read_text())["fingerprint"]
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"variants.csv", "report.md"}
+
+
+def test_the_dvc_way_a_queued_experiment_logs_its_stages_into_the_projects_one_store(project):
+    """`dvc exp run --queue` + `dvc queue start`, with the README's set-up (the environment activated: DVC's queue
+    starts `dvc` by name): the experiment runs in a temporary copy under .dvc/tmp, and its stage's MLflow run lands
+    in the project's store, under one run of the experiment, not in a store deleted with the copy."""
+    import os
+    import time
+
+    bin_folder = Path(sys.executable).parent
+    env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "VIRTUAL_ENV")}
+    env |= {"PATH": f"{bin_folder}{os.pathsep}/usr/bin{os.pathsep}/bin", "VIRTUAL_ENV": str(bin_folder.parent)}
+    dvc = [str(bin_folder / "dvc")]
+    subprocess.run([*dvc, "exp", "run", "--queue", "--name", "queued", "-S", "distill.train.max_steps=3", "distill"],
+                   env=env, check=True, capture_output=True)
+    try:
+        subprocess.run([*dvc, "queue", "start"], env=env, check=True, capture_output=True)
+        deadline = time.monotonic() + 300
+        while "queued" not in _git("for-each-ref", "refs/exps"):
+            status = subprocess.run([*dvc, "queue", "status"], env=env, capture_output=True, text=True).stdout
+            assert "Failed" not in status, subprocess.run([*dvc, "queue", "logs", "queued"], env=env,
+                                                          capture_output=True, text=True).stdout[-3000:]
+            assert time.monotonic() < deadline, status
+            time.sleep(2)
+    finally:
+        subprocess.run([*dvc, "queue", "stop"], env=env, capture_output=True)
+    client = mlflow.MlflowClient("sqlite:///mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("distilflow").experiment_id
+    [run] = client.search_runs([experiment], "tags.dvc_experiment = 'queued'")
+    stages = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert [stage.data.tags["stage"] for stage in stages] == ["distill"]  # prepare, teacher: from the run-cache
+    assert stages[0].data.params["distill.train.max_steps"] == "3"
+    assert not list((project / ".dvc" / "tmp").rglob("mlflow.db"))
+
 def test_the_mlflow_ui_shows_the_two_runs_in_a_real_browser(project):
-    """After the rerun above (same worker, same project): both pipeline runs' GLUE score and retention on screen in
-    Chromium, and the champion's model card. .ci/run installs Chromium from Debian's packages."""
+    """After the rerun and the sweep above (same worker, same project): both pipeline runs' GLUE score and retention
+    on screen in Chromium, the champion's model card, and the sweep's variants in the compare view. .ci/run installs
+    Chromium from Debian's packages."""
     if not BROWSER:
         pytest.skip("Chromium or playwright is not installed (`apt-get install chromium`): the MLflow UI is not checked")
     shown = subprocess.run([sys.executable, str(ROOT / "bench" / "mlflow_ui.py"), "--model", "tiny-student",
                             "--out", str(project / "screenshots")], capture_output=True, text=True, timeout=300)
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert (project / "screenshots" / "mlflow_runs_table.png").stat().st_size > 10_000
+    compared = subprocess.run([sys.executable, str(ROOT / "bench" / "mlflow_ui.py"), "--sweep", "t",
+                               "--out", str(project / "screenshots")], capture_output=True, text=True, timeout=300)
+    assert compared.returncode == 0, compared.stderr[-3000:]  # the sweep above: both variants' temperatures on screen
+    assert "varied: distill.loss.temperature" in compared.stdout
 
 
 def _assert_comparable_in_the_runs_table(client, parent, project):

@@ -2,7 +2,9 @@
 
 They change how a stage runs, never what it computes, so they are not params (DVC would otherwise
 see a retry as a parameter change): the MLflow run to nest under, the micro-batch split after a CUDA
-out-of-memory, and a file where training reports its progress.
+out-of-memory, and a file where training reports its progress. Also what DVC itself says: the project a
+stage belongs to (DVC_ROOT, the user's folder even when a DVC experiment runs the stage in a temporary copy
+of it) and the experiment it runs for (DVC_EXP_NAME).
 """
 
 from __future__ import annotations
@@ -26,6 +28,23 @@ OUT_OF_MEMORY_MARKER = "error: CUDA out of memory"
 
 def parent_run_id() -> str | None:
     return os.environ.get(PARENT_RUN_ENV) or None
+
+
+def project_root() -> Path:
+    """The user's project folder: where DVC says the stage's repository is (`dvc exp run --temp`, `dvc queue`:
+    a copy under .dvc/tmp, which is deleted after), else the working folder. A relative tracking store or
+    shared cache is resolved against it, so that an experiment's runs land in the user's one store."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd())
+
+
+def in_project(path: Path) -> Path:
+    """A relative path of the project's (not of a DVC experiment's temporary copy), made absolute."""
+    return path if path.is_absolute() else project_root() / path
+
+
+def dvc_experiment() -> str | None:
+    """The DVC experiment this stage runs for (`dvc exp run`), if any."""
+    return os.environ.get("DVC_EXP_NAME") or None
 
 
 def batch_split() -> int:

@@ -19,6 +19,7 @@ COMMANDS = {  # module in distilflow/cli/ -> the commands it defines (a test kee
     "stages": ("prepare", "teacher", "distill", "glue-task", "glue-report", "export"),
     "lifecycle": ("pipeline", "serve", "deploy", "models", "promote", "rollback", "register"),
     "tools": ("config", "evaluate", "glue", "pin"),
+    "sweeps": ("sweep",),
 }
 
 

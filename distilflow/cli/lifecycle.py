@@ -22,7 +22,7 @@ PANEL = "Pipeline and registry"
 
 @app.command("pipeline", rich_help_panel=PANEL)
 def run_pipeline(set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", "-s", help="override written into params.yaml for this run and after, as `dvc exp run -S` does")] = None,
+        "--set", "-s", help="run with this value, as a DVC experiment: params.yaml is left as it is")] = None,
                  ) -> None:
     """Run the whole pipeline once as a Prefect flow (pin -> dvc.yaml stages -> register -> promote)."""
     from distilflow.ops import dvc

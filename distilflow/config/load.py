@@ -8,7 +8,6 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from distilflow.base.files import write_text
 from distilflow.config import PATTERN_HINTS, Params
 from distilflow.errors import DistilflowError, first_line
 
@@ -52,27 +51,6 @@ def load_params(path: Path | str = DEFAULT_PARAMS_PATH, overrides: list[str] | N
     for override in overrides or []:
         apply_override(raw, override)
     return validate_params(raw, source=str(path))
-
-
-def write_overrides(path: Path | str, overrides: list[str]) -> Params:
-    """Apply `key=value` overrides to the params file itself, its comments kept, as `dvc exp run -S`
-    does: the DVC stages read that file, so the stages, dvc.lock and MLflow all see the new values.
-    Validated first: a bad override changes nothing."""
-    path = Path(path)
-    params = load_params(path, overrides)
-    if overrides:
-        from io import StringIO
-
-        from ruamel.yaml import YAML
-
-        round_trip = YAML()
-        document = round_trip.load(path.read_text(encoding="utf-8"))
-        for override in overrides:
-            apply_override(document, override)
-        text = StringIO()
-        round_trip.dump(document, text)
-        write_text(path, text.getvalue())
-    return params
 
 
 def validate_params(raw: dict[str, Any], source: str = "params") -> Params:

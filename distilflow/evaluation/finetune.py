@@ -29,7 +29,7 @@ from distilflow.base.devices import pick_device
 from distilflow.base.model_folder import save_model
 from distilflow.base.pretrained import load_pretrained, load_tokenizer
 from distilflow.config import GlueConfig
-from distilflow.evaluation.glue_data import GlueTask, compute_metrics
+from distilflow.evaluation.glue_data import SELECTION, GlueTask, compute_metrics
 from distilflow.evaluation.task_distillation import TEACHER_COLUMN, TaskDistillationTrainer
 
 
@@ -96,7 +96,7 @@ def finetune_and_evaluate(model_name: str, task: GlueTask, splits: dict[str, Dat
                                               temperature=distillation.temperature, regression=task.is_regression)
         trainer.train(resume_from_checkpoint=_last_checkpoint(checkpoints))
         results = {}
-        for name in task.evaluations:
+        for name in [*task.evaluations, *([SELECTION] if SELECTION in splits else [])]:
             output = trainer.predict(encoded[name])
             results[name] = compute_metrics(task, output.predictions, np.asarray(splits[name]["label"]))
         train_logits = None

@@ -142,8 +142,11 @@ def load_task(task: GlueTask, source: str) -> dict[str, Dataset]:
     return splits
 
 
+SELECTION = "selection"  # the held-out slice of the training set that recipes and students are chosen on
+
+
 def held_out_splits(task: GlueTask, train: Dataset, fraction: float, seed: int) -> dict[str, Dataset]:
-    """`train` as the rows trained on and a held-out slice scored in place of each dev evaluation: drawn
+    """`train` as the rows trained on and a held-out slice (SELECTION) to choose on, never the dev sets: drawn
     with `seed`, stratified by label (STS-B: by quintile of the score), both in their original row order."""
     from sklearn.model_selection import train_test_split
 
@@ -151,7 +154,7 @@ def held_out_splits(task: GlueTask, train: Dataset, fraction: float, seed: int) 
     strata = np.digitize(labels, np.quantile(labels, [0.2, 0.4, 0.6, 0.8])) if task.is_regression else labels
     kept, held = train_test_split(np.arange(len(train)), test_size=fraction, random_state=seed, stratify=strata)
     held_out = train.select(np.sort(held))
-    return {"train": train.select(np.sort(kept)), **{name: held_out for name in task.evaluations}}
+    return {"train": train.select(np.sort(kept)), SELECTION: held_out}
 
 
 def task_data_hash(splits: dict[str, Dataset]) -> str:
@@ -229,5 +232,13 @@ def compute_metrics(task: GlueTask, predictions: np.ndarray, labels: np.ndarray)
 
 
 def task_score(task: GlueTask, results: dict[str, dict[str, float]]) -> float:
-    """One number per task, as the GLUE leaderboard does: the mean of its metrics (MNLI: of m and mm)."""
-    return statistics.mean(metrics[name] for metrics in results.values() for name in task.metrics)
+    """One number per task, as the GLUE leaderboard does: the mean of its metrics on the dev sets (MNLI: of m
+    and mm); a held-out selection slice, when there is one, is not among them."""
+    return statistics.mean(results[evaluation][name] for evaluation in task.evaluations for name in task.metrics)
+
+
+def selection_score(task: GlueTask, results: dict[str, dict[str, float]]) -> float | None:
+    """The same number on the held-out selection slice, when the task was scored on one."""
+    if SELECTION not in results:
+        return None
+    return statistics.mean(results[SELECTION][name] for name in task.metrics)

@@ -20,7 +20,8 @@ BASELINE_ROLE = "teacher"  # the model the others are compared with (retention, 
 class TaskResult(BaseModel):
     task: str
     metrics: dict[str, dict[str, float]]  # evaluation ('' or 'm'/'mm') -> metric -> median over seeds
-    score: float  # the task's GLUE number (mean of its metrics), at the selected learning rate
+    score: float  # the task's GLUE number on its dev sets (mean of its metrics), at the selected learning rate
+    selection_score: float | None = None  # the same on the held-out selection slice (glue.selection), if scored
     learning_rate: float
     runs: list[dict] = []  # every (lr, seed) with its metrics
 
@@ -45,6 +46,8 @@ class ModelScores(BaseModel):
     metrics: dict[str, dict[str, float]]  # task -> official metric names (mrpc_f1, ...) -> value
     glue_score: float
     speed: dict[str, float]  # parameters, size_mb, latency_ms_<device>_b<batch>
+    # The GLUE score on the held-out selection slices (glue.selection.holdout > 0): what a sweep ranks on
+    selection_glue_score: float | None = None
 
 
 class GlueReport(BaseModel):
@@ -74,6 +77,8 @@ class GlueReport(BaseModel):
         """Flat numbers for MLflow."""
         summary = {f"{role}_{name}": value for role, result in self.models.items() for name, value in result.speed.items()}
         summary.update({f"{role}_glue_score": result.glue_score for role, result in self.models.items()})
+        summary.update({f"{role}_selection_glue_score": result.selection_glue_score
+                        for role, result in self.models.items() if result.selection_glue_score is not None})
         summary.update({f"{role}_{task}_score": score for role, result in self.models.items()
                         for task, score in result.scores.items()})
         if self.glue_retention is not None:
@@ -99,9 +104,11 @@ def build_report(settings: dict, results: dict[str, dict[str, TaskResult]], sour
     models = {}
     for role, by_task in results.items():
         scores = {task: result.score for task, result in by_task.items()}
+        selection = {task: result.selection_score for task, result in by_task.items()}
         models[role] = ModelScores(source=sources[role], fingerprint=fingerprints[role], scores=scores,
                                    metrics={task: result.flat_metrics() for task, result in by_task.items()},
-                                   glue_score=glue_score(scores), speed=speeds[role])
+                                   glue_score=glue_score(scores), speed=speeds[role],
+                                   selection_glue_score=None if None in selection.values() else glue_score(selection))
     report = GlueReport(tasks=tasks, settings=settings, models=models)
     if BASELINE_ROLE in models:
         student, teacher = models["student"], models[BASELINE_ROLE]

@@ -27,7 +27,14 @@ from distilflow.base.pretrained import encoder_fingerprint
 from distilflow.config import GlueConfig
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.finetune import FineTuned, finetune_and_evaluate
-from distilflow.evaluation.glue_data import GlueTask, held_out_splits, load_task, task_data_hash, task_score
+from distilflow.evaluation.glue_data import (
+    GlueTask,
+    held_out_splits,
+    load_task,
+    selection_score,
+    task_data_hash,
+    task_score,
+)
 from distilflow.evaluation.glue_results import TaskResult
 from distilflow.evaluation.task_distillation import load_soft_targets, save_soft_targets, soft_targets_file
 
@@ -85,7 +92,8 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
             if outcome.train_logits is not None:
                 train_logits[learning_rate] = outcome.train_logits
             runs.append({"learning_rate": learning_rate, "seed": seed, "metrics": outcome.metrics,
-                         "score": task_score(task, outcome.metrics)})
+                         "score": task_score(task, outcome.metrics),
+                         "selection_score": selection_score(task, outcome.metrics)})
     result = summarize(task, runs)
     if kept:
         _keep_selected(kept, result.learning_rate, keep_classifier)
@@ -180,10 +188,10 @@ def baseline_soft_targets(model_name: str, task: GlueTask, config: GlueConfig, c
 def task_splits(task: GlueTask, config: GlueConfig) -> dict[str, Dataset]:
     """The task's splits, the training set capped for quick runs: the same rows in the same order for
     teacher and student (the soft targets follow that order). With glue.selection.holdout, a held-out
-    slice of the training set takes the dev sets' place."""
+    slice of the training set is scored beside the dev sets, and is the one that chooses."""
     splits = load_task(task, config.source)
     if config.selection.holdout:
-        splits = held_out_splits(task, splits["train"], config.selection.holdout, config.selection.seed)
+        splits.update(held_out_splits(task, splits["train"], config.selection.holdout, config.selection.seed))
     train = splits["train"]
     if config.max_train_examples and len(train) > config.max_train_examples:
         splits["train"] = train.shuffle(seed=0).select(range(config.max_train_examples))
@@ -216,12 +224,15 @@ def summarize(task: GlueTask, runs: list[dict]) -> TaskResult:
     by_lr: dict[float, list[dict]] = {}
     for run in runs:
         by_lr.setdefault(run["learning_rate"], []).append(run)
-    best_lr = max(by_lr, key=lambda lr: statistics.median(run["score"] for run in by_lr[lr]))
+    # chosen on the held-out selection slice when there is one, never on the dev sets reported
+    chooser = "selection_score" if runs[0].get("selection_score") is not None else "score"
+    best_lr = max(by_lr, key=lambda lr: statistics.median(run[chooser] for run in by_lr[lr]))
     chosen = by_lr[best_lr]
     medians = {
         evaluation: {name: statistics.median(run["metrics"][evaluation][name] for run in chosen)
                      for name in chosen[0]["metrics"][evaluation]}
         for evaluation in chosen[0]["metrics"]
     }
-    return TaskResult(task=task.name, metrics=medians, score=task_score(task, medians), learning_rate=best_lr,
+    return TaskResult(task=task.name, metrics=medians, score=task_score(task, medians),
+                      selection_score=selection_score(task, medians), learning_rate=best_lr,
                       runs=runs)

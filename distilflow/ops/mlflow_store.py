@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from distilflow.base import stage_env
 from distilflow.config import TrackingConfig
 from distilflow.errors import DistilflowError, first_line
 
@@ -22,7 +23,12 @@ HOST_TAG, PID_TAG = "distilflow.host", "distilflow.pid"
 
 
 def tracking_uri(config: TrackingConfig) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+    """$MLFLOW_TRACKING_URI, else tracking.tracking_uri with a relative SQLite path made the project's
+    (stage_env.project_root: a DVC experiment's temporary copy would otherwise get a store of its own)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{stage_env.in_project(Path(uri.removeprefix('sqlite:///')))}"
+    return uri
 
 
 def configure(config: TrackingConfig, uri: str, for_writing: bool = True) -> str:
@@ -48,7 +54,7 @@ def configure(config: TrackingConfig, uri: str, for_writing: bool = True) -> str
         mlflow.set_tracking_uri(uri)
         experiment = mlflow.get_experiment_by_name(config.experiment)
         if experiment is None:
-            artifact_location = config.artifact_root.resolve().as_uri() if uri.startswith("sqlite:") else None
+            artifact_location = stage_env.in_project(config.artifact_root).resolve().as_uri() if uri.startswith("sqlite:") else None
             experiment_id = mlflow.create_experiment(config.experiment, artifact_location=artifact_location,
                                                      tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
         else:

@@ -10,13 +10,11 @@ on exit they are what they were, so two stores in one process never see each oth
 module sets them. Disabled (tracking.enabled=false, or a process other than the main one of a
 data-parallel run), every method does nothing and `run` yields a stand-in with no id.
 
-Default store: `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts`. `MLFLOW_TRACKING_URI`
-in the environment when the service is made wins over params.
+Default: the project's `sqlite:///mlruns/mlflow.db` (from a DVC experiment's copy too); $MLFLOW_TRACKING_URI wins.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import time
@@ -31,6 +29,7 @@ from distilflow.config import TrackingConfig, VersioningConfig
 from distilflow.ops.mlflow_store import HOST_TAG, PID_TAG, close_dead_runs, configure, continuable, tracking_uri
 
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+EXPERIMENT_TAG = "dvc_experiment"  # the DVC experiment a pipeline run is
 _EXPORTED = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_REGISTRY_URI")
 
 
@@ -40,9 +39,7 @@ class _RunInfo:
 
 
 @dataclass(frozen=True)
-class UntrackedRun:
-    """Stands in for an MLflow run where nothing is tracked."""
-
+class UntrackedRun:  # stands in for an MLflow run where nothing is tracked
     info: _RunInfo = _RunInfo(None)
 
 
@@ -108,7 +105,7 @@ class Tracking:
         import mlflow
 
         run_id = continuable(run_id, self.experiment_id)
-        parent = stage_env.parent_run_id() if not (run_id or nested or mlflow.active_run()) else None
+        parent = None if (run_id or nested or mlflow.active_run()) else self._stage_parent()
         all_tags = standard_tags(tags or {})
         with mlflow.start_run(run_id=run_id, experiment_id=self.experiment_id, run_name=None if run_id else name,
                               nested=nested, parent_run_id=parent, log_system_metrics=self.config.system_metrics,
@@ -116,6 +113,25 @@ class Tracking:
             if run_id:  # a continued run: now this process runs it
                 mlflow.set_tags({PID_TAG: all_tags[PID_TAG]})
             yield run
+
+    def _stage_parent(self) -> str | None:
+        """The pipeline's run (PARENT_RUN_ENV), else in a DVC experiment its run (the sweep's, or made here)."""
+        experiment = stage_env.dvc_experiment()
+        if stage_env.parent_run_id() or experiment is None:
+            return stage_env.parent_run_id()
+        return self.experiment_run(experiment)
+
+    def experiment_run(self, experiment: str, parent: str | None = None, tags: dict[str, str] | None = None) -> str:
+        """The one pipeline run of DVC experiment `experiment` (tag EXPERIMENT_TAG), made when missing."""
+        client = self.client()
+        found = client.search_runs([self.experiment_id], f"tags.`{EXPERIMENT_TAG}` = '{experiment}'", max_results=1)
+        if found:
+            return found[0].info.run_id
+        all_tags = {"stage": "pipeline", EXPERIMENT_TAG: experiment, **(tags or {})}
+        if parent:
+            all_tags["mlflow.parentRunId"] = parent
+        return client.create_run(self.experiment_id, run_name=f"pipeline {experiment}",
+                                 tags=standard_tags(all_tags)).info.run_id
 
     def start_parent_run(self, run_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
         """A run that stays open across processes (the pipeline's), every hyperparameter a flat param."""
@@ -169,15 +185,18 @@ class Tracking:
         else:
             mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
-    def log_to_run(self, run_id: str, metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
-        """Metrics and tags onto a run that is not this process's active one (the pipeline's parent run)."""
+    def log_to_run(self, run_id: str, metrics: dict[str, float], tags: dict[str, str] | None = None,
+                   params: dict[str, str] | None = None) -> None:
+        """Metrics, tags and params onto a run that is not this process's active one (the pipeline's parent
+        run, a sweep's variant); a param logged again must have the same value."""
         if not self.enabled:
             return
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
         self.client().log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
-                                tags=[RunTag(key, value) for key, value in (tags or {}).items()])
+                                tags=[RunTag(key, value) for key, value in (tags or {}).items()],
+                                params=[Param(key, value) for key, value in (params or {}).items()])
 
     def log_source_datasets(self, versioning: VersioningConfig, names: list[str], run_id: str | None = None) -> None:
         """The pinned inputs `names` (corpus, glue, teacher) as MLflow dataset inputs of the active run (or
@@ -199,29 +218,12 @@ class Tracking:
 
     def log_student_model(self, student_dir: Path, input_example: str, top_k: int,
                           metrics: dict[str, float]) -> str | None:
-        """The student folder, logged once, as an MLflow LoggedModel of the active run: a pyfunc that answers
-        masked sentences with the top-k predictions and scores (distilflow/serving/fill_mask_model.py, from
-        code: serving needs no distilflow), the folder itself its `student` artifact. `metrics` are linked to
-        it; returns its model id (None when untracked). The registry registers this model: no other copy of
-        the weights goes to MLflow."""
+        """The student folder as an MLflow LoggedModel of the active run (logged_model.py); its id, None untracked."""
         if not self.enabled:
             return None
-        import mlflow
-        import torch
-        import transformers
+        from distilflow.ops.logged_model import log_student_model
 
-        # by path, not imported: the file declares the model (mlflow.models.set_model) when it runs
-        served_model = importlib.util.find_spec("distilflow.serving.fill_mask_model").origin
-        info = mlflow.pyfunc.log_model(
-            name="student", python_model=served_model, artifacts={"student": str(student_dir)},
-            input_example=([input_example], {"top_k": top_k}),  # the params schema: top_k, this default
-            # Explicit: inferring them imports the model's modules in a subprocess; torchvision is not needed.
-            pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-                              f"transformers=={transformers.__version__}"],
-        )
-        if metrics:
-            mlflow.log_metrics(metrics, model_id=info.model_id)
-        return info.model_id
+        return log_student_model(student_dir, input_example, top_k, metrics)
 
     def logged_model_exists(self, model_id: str | None) -> bool:
         if not self.enabled or not model_id:

@@ -5,7 +5,7 @@ import pytest
 
 from distilflow.base.provenance import flatten
 from distilflow.config import Params
-from distilflow.config.load import apply_override, load_params, write_overrides
+from distilflow.config.load import apply_override, load_params
 from distilflow.errors import DistilflowError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,20 +116,6 @@ def test_paper_recipe_parses():
 def test_infinite_or_nan_hyperparameters_are_refused(override):
     with pytest.raises(DistilflowError, match="finite number"):
         load_params(ROOT / "params.yaml", [override])
-
-
-def test_overrides_written_into_the_params_file_keep_its_comments(tmp_path):
-    path = tmp_path / "params.yaml"
-    path.write_text((ROOT / "params.yaml").read_text())
-    params = write_overrides(path, ["distill.loss.temperature=3", "glue.tasks=[rte]"])
-    assert params.distill.loss.temperature == 3.0 and params.glue.tasks == ["rte"]
-    text = path.read_text()
-    assert "# only used when the teacher has no MLM head" in text  # as `dvc exp run -S` leaves it
-    assert load_params(path).distill.loss.temperature == 3.0
-    before = path.read_text()
-    with pytest.raises(DistilflowError, match="unknown key"):
-        write_overrides(path, ["distill.loss.temprature=4"])
-    assert path.read_text() == before  # a bad override changes nothing
 
 
 def test_distillation_may_take_zero_steps_a_head_may_not():

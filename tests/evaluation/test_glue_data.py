@@ -139,12 +139,12 @@ def test_a_damaged_release_file_is_one_line_naming_the_file_and_line(tmp_path):
 
 @pytest.mark.parametrize("name", ["rte", "stsb"])
 def test_the_held_out_slice_is_seeded_stratified_and_never_trained_on(name):
-    from distilflow.evaluation.glue_data import held_out_splits
+    from distilflow.evaluation.glue_data import SELECTION, held_out_splits
 
     task = get_task(name)
     train = load_task(task, str(HUB / "nyu-mll" / "glue"))["train"]
     splits = held_out_splits(task, train, 0.1, seed=0)
-    kept, held = splits["train"], splits[""]
+    kept, held = splits["train"], splits[SELECTION]
     assert len(held) == round(0.1 * len(train)) and len(kept) + len(held) == len(train)
     assert not set(kept["idx"]) & set(held["idx"])  # disjoint rows
     assert held["idx"] == sorted(held["idx"])  # original order kept
@@ -153,5 +153,18 @@ def test_the_held_out_slice_is_seeded_stratified_and_never_trained_on(name):
         assert abs(np.median(held_labels) - np.median(labels)) < 0.2
     else:  # the label mix of the whole set, to within a row
         assert abs(held_labels.mean() - labels.mean()) < 1 / len(held)
-    assert held_out_splits(task, train, 0.1, seed=0)[""]["idx"] == held["idx"]
-    assert held_out_splits(task, train, 0.1, seed=1)[""]["idx"] != held["idx"]
+    assert held_out_splits(task, train, 0.1, seed=0)[SELECTION]["idx"] == held["idx"]
+    assert held_out_splits(task, train, 0.1, seed=1)[SELECTION]["idx"] != held["idx"]
+
+
+def test_with_a_selection_slice_the_dev_set_is_still_scored_and_reported_but_never_chooses(tmp_path):
+    """A sweep ranks students on the held-out slice; the dev score is the one reported, and is never used to
+    choose (here: the learning rate that is best on the slice wins, although the other is better on dev)."""
+    from distilflow.evaluation.glue_runs import summarize
+
+    task = get_task("rte")
+    runs = [{"learning_rate": lr, "seed": 1, "score": dev, "selection_score": held,
+             "metrics": {"": {"accuracy": dev}, "selection": {"accuracy": held}}}
+            for lr, dev, held in ((1e-4, 0.70, 0.55), (3e-4, 0.60, 0.65))]
+    result = summarize(task, runs)
+    assert result.learning_rate == 3e-4 and result.score == 0.60 and result.selection_score == 0.65

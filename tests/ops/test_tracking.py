@@ -54,3 +54,25 @@ def test_a_disabled_service_logs_nothing_and_touches_no_store(tmp_path):
         tracking.log_params({"a": {"b": 1}})
         assert tracking.log_student_model(tmp_path, "x", 5, {}) is None
     assert not (tmp_path / "off").exists()
+
+
+def test_a_stage_in_a_dvc_experiments_temporary_copy_logs_into_the_projects_store_under_the_experiments_run(
+        tmp_path, monkeypatch):
+    """`dvc exp run --temp` and `dvc queue` run a stage in a copy under .dvc/tmp, deleted after: DVC says the
+    project (DVC_ROOT) and the experiment (DVC_EXP_NAME), and the relative store is the project's."""
+    project, copy = tmp_path / "project", tmp_path / "project" / ".dvc" / "tmp" / "exps" / "copy"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(project))
+    monkeypatch.setenv("DVC_EXP_NAME", "sweep-t3")
+    relative = TrackingConfig(tracking_uri="sqlite:///mlruns/mlflow.db", artifact_root="mlruns/artifacts",
+                              experiment="test", system_metrics=False)
+    with Tracking(relative) as tracking, tracking.run("distill") as run:
+        assert tracking.uri == f"sqlite:///{project}/mlruns/mlflow.db"
+        parent = run.data.tags["mlflow.parentRunId"]
+    assert (project / "mlruns" / "mlflow.db").is_file() and not (copy / "mlruns").exists()
+    with Tracking(relative, for_writing=False) as tracking:
+        experiment_run = tracking.client().get_run(parent)
+        assert experiment_run.data.tags["dvc_experiment"] == "sweep-t3"
+        assert tracking.experiment_run("sweep-t3") == parent  # the next stage of the experiment: the same run

@@ -1,0 +1,29 @@
+"""The student as an MLflow LoggedModel: what the registry registers, and what `mlflow models serve` runs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+def log_student_model(student_dir: Path, input_example: str, top_k: int, metrics: dict[str, float]) -> str:
+    """The student folder, logged once, as a LoggedModel of the active run: a pyfunc that answers masked
+    sentences with the top-k predictions and scores (distilflow/serving/fill_mask_model.py, from code: serving
+    needs no distilflow), the folder itself its `student` artifact. `metrics` are linked to it; returns its model
+    id. The registry registers this model: no other copy of the weights goes to MLflow."""
+    import mlflow
+    import torch
+    import transformers
+
+    # by path, not imported: the file declares the model (mlflow.models.set_model) when it runs
+    served_model = importlib.util.find_spec("distilflow.serving.fill_mask_model").origin
+    info = mlflow.pyfunc.log_model(
+        name="student", python_model=served_model, artifacts={"student": str(student_dir)},
+        input_example=([input_example], {"top_k": top_k}),  # the params schema: top_k, this default
+        # Explicit: inferring them imports the model's modules in a subprocess; torchvision is not needed.
+        pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+                          f"transformers=={transformers.__version__}"],
+    )
+    if metrics:
+        mlflow.log_metrics(metrics, model_id=info.model_id)
+    return info.model_id

@@ -1,0 +1,83 @@
+"""A sweep's plan: its variants, each one DVC experiment named after the sweep and the variant, in the phase it
+belongs to (select: ranked on the held-out selection slices; final: each group's winner on the dev sets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from distilflow.config.load import load_params
+from distilflow.config.sweep import SweepSpec
+from distilflow.errors import DistilflowError
+from distilflow.evaluation.glue_results import GlueReport
+
+
+@dataclass
+class Variant:
+    name: str
+    overrides: list[str]
+    group: str
+    phase: str = "select"  # select: ranked on the held-out slices; final: the dev sets over seeds
+    experiment: str = ""  # <sweep>-<name>
+    status: str = "planned"  # planned, done, failed
+    reason: str = ""
+    report: GlueReport | None = None
+
+
+@dataclass
+class SweepResult:
+    name: str
+    variants: list[Variant]
+    winners: dict[str, str] = field(default_factory=dict)  # group -> variant
+    version: str | None = None
+    decision: str = ""
+    parent_run_id: str | None = None
+
+
+def plan(spec: SweepSpec) -> list[Variant]:
+    """The first phase's variants, each checked as a full params file would be (one line for a bad one)."""
+    name = spec.sweep_name()
+    holdout = f"glue.selection.holdout={spec.select.holdout}"
+    variants = []
+    for variant, overrides in spec.planned().items():
+        try:
+            load_params(spec.params, [*overrides, holdout])
+        except DistilflowError as error:
+            raise DistilflowError(f"variant {variant}: {error}") from None
+        variants.append(Variant(variant, [*overrides, holdout], spec.group(overrides), experiment=f"{name}-{variant}"))
+    if not variants:
+        raise DistilflowError("the sweep has no variants: give --grid key=v1,v2 (or a sweep file with grid: or variants:)")
+    return variants
+
+
+def final_plan(spec: SweepSpec, winners: dict[str, Variant]) -> list[Variant]:
+    """Each group's winning recipe on the dev sets over final.seeds, and the final phase's extra variants with it."""
+    if spec.final is None:
+        return []
+    seeds = f"glue.seeds={spec.final.seeds}".replace(" ", "")
+    chosen = []
+    for group, winner in winners.items():
+        recipe = [o for o in winner.overrides if not o.startswith("glue.selection.holdout=")]
+        extras = {f"{winner.name}-final": [], **{f"{extra}-{winner.name}": more
+                                                for extra, more in spec.final.variants.items()}}
+        for name, more in extras.items():
+            chosen.append(Variant(name, [*recipe, *more, "glue.selection.holdout=0", seeds], group, "final",
+                                  experiment=f"{spec.sweep_name()}-{name}"))
+    return chosen
+
+
+def describe_plan(spec: SweepSpec) -> str:
+    """What a sweep will run (--dry-run): its variants, their experiments and settings, and its final phase."""
+    variants = plan(spec)
+    lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} variants, {spec.jobs} at a time, each a DVC "
+             f"experiment up to its GLUE report, ranked on the {spec.select.by}'s GLUE score on held-out slices "
+             f"({spec.select.holdout:.0%}) of the training sets"
+             + (f", one winner per {', '.join(spec.select.per)}" if spec.select.per else "")]
+    lines += [f"  {v.experiment}  [{v.group}]  {' '.join(v.overrides)}" for v in variants]
+    if spec.final is not None:
+        groups = sorted({v.group for v in variants})
+        lines.append(f"then, on the dev sets over seeds {spec.final.seeds} (full training sets), for each of the "
+                     f"{len(groups)} groups' winners: the winner itself"
+                     + (f", and {', '.join(spec.final.variants)} with its recipe" if spec.final.variants else "")
+                     + f": {len(groups) * (1 + len(spec.final.variants))} more variants")
+    lines.append("the best registered as challenger" if spec.register_winner else "nothing registered (register_winner: false, or --no-register)")
+    return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""A sweep as one Prefect flow: its variants fan out as tasks, `jobs` at a time (each a DVC experiment in its own
+process), then the winners are chosen on the held-out selection slices, a final phase runs if the sweep file
+asks for one, and the best is registered. `distilflow sweep` runs it; see distilflow/jobs/sweep.py."""
+
+from __future__ import annotations
+
+from prefect import flow, unmapped
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from distilflow.config.load import load_params
+from distilflow.config.sweep import SweepSpec
+from distilflow.ops import experiments
+from distilflow.steps.sweep_plan import SweepResult
+from flows.pipeline import temporary_server_settings
+from tasks import sweep as steps
+
+
+@flow(name="distilflow-sweep", log_prints=True)
+def sweep_flow(spec: SweepSpec) -> SweepResult:
+    result = steps.start(spec)
+    _run(spec, result.variants)
+    finals = steps.choose(spec, result)
+    _run(spec, finals)
+    return steps.finish(spec, result)
+
+
+def _run(spec: SweepSpec, variants) -> None:
+    done = experiments.finished()
+    todo = [variant for variant in variants if variant.experiment not in done]
+    for future in steps.run_variant.map(unmapped(spec), todo):
+        future.result()
+    steps.collect(spec, variants)
+
+
+def run_sweep(spec: SweepSpec) -> SweepResult:
+    """The flow once, `spec.jobs` variants at a time, as `distilflow sweep` starts it; the sweep's folder is locked
+    for its length (a second run of the same sweep waits or is refused)."""
+    from distilflow.base.files import exclusive
+    from distilflow.jobs.sweep import folder_of
+
+    params = load_params(spec.params)
+    runner = ThreadPoolTaskRunner(max_workers=spec.jobs)
+    with temporary_server_settings(), exclusive(folder_of(params, spec), params.orchestration.lock_wait_seconds):
+        return sweep_flow.with_options(task_runner=runner)(spec)

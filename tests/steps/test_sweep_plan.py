@@ -1,0 +1,41 @@
+"""A sweep's plan: every variant checked as a full params file before anything runs; the final phase."""
+
+import pytest
+import yaml
+
+from distilflow.config.sweep import SweepSpec
+from distilflow.errors import DistilflowError
+from distilflow.steps.sweep_plan import Variant, describe_plan, final_plan, plan
+from tests.conftest import tiny_params
+
+
+@pytest.fixture
+def params_file(tmp_path, small_corpus, headless_teacher_dir):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_params(tmp_path, small_corpus, headless_teacher_dir)))
+    return str(path)
+
+
+def test_each_variant_is_an_experiment_named_after_the_sweep_and_scored_on_the_held_out_slices(params_file):
+    spec = SweepSpec(name="t", params=params_file, grid={"distill.loss.temperature": [2, 4]},
+                     select={"holdout": 0.2})
+    variants = plan(spec)
+    assert [v.experiment for v in variants] == ["t-temperature-2", "t-temperature-4"]
+    assert all(v.overrides[-1] == "glue.selection.holdout=0.2" and v.phase == "select" for v in variants)
+    assert describe_plan(spec).splitlines()[1].startswith("  t-temperature-2  [all]  distill.loss.temperature=2")
+
+
+def test_a_bad_variant_is_one_line_naming_it_before_anything_runs(params_file):
+    spec = SweepSpec(name="t", params=params_file, grid={"distill.loss.temprature": [2, 4]})
+    with pytest.raises(DistilflowError, match=r"^variant temprature-2: .*temprature"):
+        plan(spec)
+    with pytest.raises(DistilflowError, match="no variants"):
+        plan(SweepSpec(params=params_file))
+
+
+def test_the_final_phase_scores_each_winner_and_the_extras_on_dev_over_the_seeds(params_file):
+    spec = SweepSpec(name="t", params=params_file, final={"seeds": [1, 2], "variants": {"mlm": ["a.b=1"]}})
+    winner = Variant("w", ["glue.epochs=3", "glue.selection.holdout=0.1"], "all")
+    finals = final_plan(spec, {"all": winner})
+    assert [(v.name, v.phase) for v in finals] == [("w-final", "final"), ("mlm-w", "final")]
+    assert finals[1].overrides == ["glue.epochs=3", "a.b=1", "glue.selection.holdout=0", "glue.seeds=[1,2]"]
