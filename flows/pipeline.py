@@ -22,6 +22,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 
 from distilflow.config import OrchestrationConfig
 from distilflow.errors import DistilflowError, first_line
+from distilflow.ops.promotion_rule import Decision
 from tasks.data import pin_data, push_data
 from tasks.dvc_stages import list_stages, reproduce_experiment, reproduce_stage
 from tasks.promotion import promote_by_rule, register_student
@@ -63,16 +64,18 @@ class Stopwatch:
 def pipeline_flow(overrides: list[str] | None = None, temperature: float | None = None,
                   alpha_ce: float | None = None, alpha_mlm: float | None = None, alpha_cos: float | None = None,
                   n_layers: int | None = None, layers: Literal["every_other", "every_other_top", "spread"] | None = None,
-                  max_steps: int | None = None) -> dict:
+                  max_steps: int | None = None, mlflow_run_id: str | None = None, register_model: bool = True) -> dict:
     """One run of the pipeline. Empty, it runs params.yaml in the working tree. With any setting (the typed ones
     are what people sweep; `overrides` takes any `section.key=value`), it runs as a DVC experiment: params.yaml
-    is left as it is, the values go into the experiment's dvc.lock and into MLflow."""
+    is left as it is, the values go into the experiment's dvc.lock and into MLflow. A sweep on a work pool gives
+    each run its variant's MLflow run (`mlflow_run_id`) and registers only its winner (`register_model` false)."""
     clock = Stopwatch()
     overrides = typed_overrides(temperature, alpha_ce, alpha_mlm, alpha_cos, n_layers, layers, max_steps) + (
         overrides or [])
     params = load_project_params(overrides)
-    run_id = open_pipeline_run(params)
+    run_id = open_pipeline_run(params, mlflow_run_id)
     succeeded, experiment = False, None
+    version, created, decision = None, False, Decision(False, "a sweep's variant: the sweep registers its winner")
     try:
         with clock("pin data"):
             pin_data(params, run_id)
@@ -88,8 +91,9 @@ def pipeline_flow(overrides: list[str] | None = None, temperature: float | None 
                     stages[name] = stage(params, name, run_id)
         with clock("register + promote"):
             log_headline_metrics(params, run_id, experiment)
-            version, created = register_student(params, run_id, experiment)
-            decision = promote_by_rule(params, version)
+            if register_model:
+                version, created = register_student(params, run_id, experiment)
+                decision = promote_by_rule(params, version)
         with clock("push to DVC remote"):
             push_data(params)
         report = publish_report(params, run_id, stages, version, created, decision, clock.seconds, clock.total(),

@@ -9,7 +9,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from distilflow.config.load import load_params
 from distilflow.config.sweep import SweepSpec
-from distilflow.ops import experiments
 from distilflow.steps.sweep_plan import SweepResult
 from flows.pipeline import temporary_server_settings
 from tasks import sweep as steps
@@ -25,9 +24,9 @@ def sweep_flow(spec: SweepSpec) -> SweepResult:
 
 
 def _run(spec: SweepSpec, variants) -> None:
-    done = experiments.finished()
-    todo = [variant for variant in variants if variant.experiment not in done]
-    for future in steps.run_variant.map(unmapped(spec), todo):
+    """The variants not finished before, `jobs` at a time here, or each as a run of the deployment on the pool."""
+    run = steps.run_on_pool if spec.pool else steps.run_variant
+    for future in run.map(unmapped(spec), steps.still_to_run(spec, variants)):
         future.result()
     steps.collect(spec, variants)
 
@@ -39,6 +38,6 @@ def run_sweep(spec: SweepSpec) -> SweepResult:
     from distilflow.jobs.sweep import folder_of
 
     params = load_params(spec.params)
-    runner = ThreadPoolTaskRunner(max_workers=spec.jobs)
+    runner = ThreadPoolTaskRunner(max_workers=len(spec.planned()) if spec.pool else spec.jobs)  # a pool: all at once
     with temporary_server_settings(), exclusive(folder_of(params, spec), params.orchestration.lock_wait_seconds):
         return sweep_flow.with_options(task_runner=runner)(spec)

@@ -11,7 +11,8 @@ from distilflow.config import Params
 from distilflow.config.load import DEFAULT_PARAMS_PATH, load_params
 from distilflow.evaluation.report import render_markdown
 from distilflow.ops import promotion_rule, run_summary
-from distilflow.ops.tracking import Tracking
+from distilflow.ops.tracking import Tracking, flat_params
+from distilflow.ops.variant_runs import REPORT_ARTIFACT
 from distilflow.steps.run_outputs import RunOutputs
 
 
@@ -25,11 +26,15 @@ def load_project_params(overrides: list[str]) -> Params:
 
 
 @task(name="open MLflow pipeline run")
-def open_pipeline_run(params: Params) -> str:
+def open_pipeline_run(params: Params, run_id: str | None = None) -> str:
+    """A new parent run, or `run_id` (a sweep's variant run, opened by the sweep) with this run's params and tags."""
+    tags = {"stage": "pipeline", "prefect_flow_run_id": str(flow_run.get_id() or ""),
+            "prefect_flow_run_name": str(flow_run.get_name() or "")}
     with Tracking(params.tracking) as tracking:
-        run_id = tracking.start_parent_run(run_summary.run_name(params), {
-            "stage": "pipeline", "prefect_flow_run_id": str(flow_run.get_id() or ""),
-            "prefect_flow_run_name": str(flow_run.get_name() or "")}, params.model_dump(mode="json"))
+        if run_id:
+            tracking.log_to_run(run_id, {}, tags=tags, params=flat_params(params.model_dump(mode="json")))
+        else:
+            run_id = tracking.start_parent_run(run_summary.run_name(params), tags, params.model_dump(mode="json"))
         get_run_logger().info("MLflow parent run %s", tracking.run_url(run_id))
     return run_id
 
@@ -46,9 +51,12 @@ def log_headline_metrics(params: Params, run_id: str, experiment: str | None = N
     """GLUE score, retention, latency, size and the student's MLM figures on the pipeline run itself,
     so that pipeline runs compare side by side in the MLflow runs table and charts."""
     outputs = RunOutputs(params, experiment)
-    metrics = run_summary.headline_metrics(outputs.report(), outputs.metrics("distill.json"))
+    report = outputs.report()
+    metrics = run_summary.headline_metrics(report, outputs.metrics("distill.json"))
     with Tracking(params.tracking) as tracking:
         tracking.log_to_run(run_id, metrics)
+        if tracking.enabled:  # the report itself, for a sweep that ran this run on another machine (a work pool)
+            tracking.client().log_dict(run_id, report.model_dump(mode="json"), REPORT_ARTIFACT)
     return metrics
 
 
@@ -69,8 +77,8 @@ def publish_report(params: Params, run_id: str, stages: dict[str, str], version:
     markdown = "\n".join([
         "# distilflow pipeline run", "",
         f"- MLflow run: {url}",
-        f"- Registered model: `{params.registry.model_name}` version {version} "
-        f"({'new, alias challenger' if created else 'already registered'})",
+        (f"- Registered model: `{params.registry.model_name}` version {version} "
+         f"({'new, alias challenger' if created else 'already registered'})" if version else "- Not registered"),
         f"- Promotion: {'champion' if decision.promote else 'unchanged'} — {decision.reason}", "",
         *([f"- Ran as DVC experiment `{experiment}` (params.yaml unchanged): `dvc exp apply {experiment}` brings it "
             "into the working tree", ""] if experiment else []),

@@ -230,3 +230,27 @@ def test_returning_to_earlier_params_restores_the_student_from_the_run_cache(tmp
     assert "Running stage 'distill'" in first_log and "Running stage 'distill'" in changed_log and changed != first
     assert "Stage 'distill' is cached - skipping run, checking out outputs" in back_log
     assert "Running stage" not in back_log and back == first
+
+
+def test_the_committed_lock_and_metrics_are_those_of_the_committed_code():
+    """dvc.lock and metrics/ are committed outputs: each stage's code in the lock is the code here (its md5), each
+    metrics file is the one the lock names, and the lock has the stages and code deps of dvc.yaml. A change to a
+    stage's code needs `make run` (or `dvc repro`) and the new dvc.lock and metrics/ committed with it."""
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    tasks = load_params(ROOT / "params.yaml").glue.tasks  # foreach: ${glue.tasks}
+    expected = {f"{name}@{task}" if "foreach" in stage else name for name, stage in stages.items()
+                for task in (tasks if "foreach" in stage else [None])}
+    assert set(lock) == expected
+    stale = []
+    for name, stage in lock.items():
+        for entry in stage.get("deps", []):
+            path = ROOT / entry["path"]
+            if entry["path"].startswith("distilflow/") and (
+                    not path.is_file() or hashlib.md5(path.read_bytes()).hexdigest() != entry["md5"]):
+                stale.append(f"{name}: {entry['path']}")
+        for entry in stage.get("outs", []):
+            path = ROOT / entry["path"]
+            if entry["path"].startswith("metrics/") and hashlib.md5(path.read_bytes()).hexdigest() != entry["md5"]:
+                stale.append(f"{name}: {entry['path']}")
+    assert not stale, f"dvc.lock is not that of this code (run `make run`, commit dvc.lock and metrics/): {stale[:8]}"

@@ -299,6 +299,64 @@ def test_the_one_deployment_served_or_on_a_work_pool_keeps_its_cron_and_one_run_
     assert on_pool.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
 
 
+def test_a_sweep_on_a_work_pool_submits_each_variant_as_a_run_of_the_deployment_and_reports_a_failed_one(
+        prefect_server, project):
+    """`distilflow sweep --pool`: a variant is a flow run of the pipeline's deployment on the pool, with its
+    overrides, its MLflow run and no registration. No worker here: this test plays the worker's part in the
+    server (the run fails with a reason, as a worker reports it), and a resumed sweep submits it again."""
+    import threading
+
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.states import Failed
+
+    from distilflow.config.load import load_params
+    from distilflow.config.sweep import SweepSpec
+    from distilflow.ops.tracking import Tracking
+    from distilflow.steps.sweep_plan import plan
+    from flows.pipeline import pipeline_deployment
+    from tasks.sweep import run_on_pool
+
+    params = load_params("params.yaml")
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="gpus", type="process"), overwrite=True)
+    pipeline_deployment(params.orchestration, work_pool="gpus").apply()
+    spec = SweepSpec(name="pooled", pool="gpus", grid={"distill.loss.temperature": [3]})
+    [variant] = plan(spec)
+    finished = {}
+    worker = threading.Thread(target=lambda: finished.update(variant=run_on_pool.fn(spec, variant)))
+    worker.start()
+    submitted = _wait_for_flow_runs(DeploymentFilter(name=DeploymentFilterName(any_=[params.orchestration.deployment])), 1)
+    assert submitted[0].parameters["overrides"] == ["distill.loss.temperature=3", "glue.selection.holdout=0.1"]
+    assert submitted[0].parameters["register_model"] is False and submitted[0].name == "pooled-temperature-3"
+    with Tracking(params.tracking) as tracking:
+        assert submitted[0].parameters["mlflow_run_id"] == tracking.experiment_run("pooled-temperature-3")
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(submitted[0].id, Failed(message="CUDA out of memory"), force=True)
+    worker.join(timeout=60)
+    assert finished["variant"].status == "failed" and "CUDA out of memory" in finished["variant"].reason
+    threading.Thread(target=lambda: run_on_pool.fn(spec, variant), daemon=True).start()  # the sweep run again
+    resubmitted = _wait_for_flow_runs(DeploymentFilter(name=DeploymentFilterName(any_=[params.orchestration.deployment])), 2)
+    assert {run.id for run in resubmitted} > {submitted[0].id}  # a failed run is submitted again
+    with get_client(sync_client=True) as client:
+        for run in resubmitted:
+            client.set_flow_run_state(run.id, Failed(message="test over"), force=True)
+
+
+def _wait_for_flow_runs(deployments, count: int, seconds: float = 60) -> list:
+    import time
+
+    from prefect import get_client
+
+    deadline = time.monotonic() + seconds
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(deployment_filter=deployments)
+        if len(runs) >= count or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
+
 @pytest.mark.parametrize("cron", ["every sunday", "0 0 3 * * 0", "0 0 3 * * 0 2027"])
 def test_a_cron_schedule_other_than_five_fields_is_one_clear_error(cron):
     """croniter would take 6 and 7 fields (seconds, years) and run at other times than the user meant."""

@@ -36,7 +36,7 @@ def pick_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | N
     """bf16 autocast on a GPU by default, and wherever bf16 is asked for; fp32 on a CPU by default."""
     if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
         logger.warning("precision bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): its matrix products are "
-                       "emulated, about 10x slower than fp32 here (docs/benchmarks.md); precision auto or fp32 is faster")
+                       "emulated, about 15x slower than fp32 (docs/benchmarks.md); precision auto or fp32 is faster")
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None

@@ -20,6 +20,8 @@ def sweep(spec_file: Annotated[Optional[Path], typer.Argument(help="a sweep file
               "--grid", "-g", help="key=value1,value2 (repeat for a product), e.g. distill.loss.temperature=1,2,4")] = None,
           name: Annotated[Optional[str], typer.Option(help="the sweep's name (default: from what it varies)")] = None,
           jobs: Annotated[Optional[int], typer.Option(help="variants at a time (default 1)")] = None,
+          pool: Annotated[Optional[str], typer.Option(
+              help="a Prefect work pool: each variant a run of the pipeline's deployment there (distilflow deploy)")] = None,
           holdout: Annotated[Optional[float], typer.Option(help="share of each GLUE training set to rank on")] = None,
           no_register: Annotated[bool, typer.Option("--no-register", help="rank, but register nothing")] = False,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, run nothing")] = False,
@@ -28,7 +30,7 @@ def sweep(spec_file: Annotated[Optional[Path], typer.Argument(help="a sweep file
     """Run variants of params.yaml as DVC experiments; register the best, chosen on held-out slices of GLUE."""
     from distilflow.jobs import sweep as job
 
-    spec = build_spec(spec_file, grid or [], name, jobs, holdout, no_register, params)
+    spec = build_spec(spec_file, grid or [], name, jobs, holdout, no_register, params, pool)
     if dry_run:
         from distilflow.steps.sweep_plan import describe_plan
 
@@ -36,6 +38,7 @@ def sweep(spec_file: Annotated[Optional[Path], typer.Argument(help="a sweep file
         return
     from flows.sweep import run_sweep
 
+    job.check(spec)  # bad input is one line before Prefect starts
     result = run_sweep(spec)
     typer.echo(job.summary(result))
     if gc:
@@ -43,7 +46,7 @@ def sweep(spec_file: Annotated[Optional[Path], typer.Argument(help="a sweep file
 
 
 def build_spec(spec_file: Path | None, grid: list[str], name: str | None, jobs: int | None, holdout: float | None,
-               no_register: bool, params: Path):
+               no_register: bool, params: Path, pool: str | None = None):
     """The sweep file, then the options over it: one line for anything wrong with either."""
     import yaml
     from pydantic import ValidationError
@@ -65,7 +68,7 @@ def build_spec(spec_file: Path | None, grid: list[str], name: str | None, jobs: 
     else:
         raw["params"] = str(params)
     raw.setdefault("grid", {}).update(grid_from_options(grid))
-    raw.update({key: value for key, value in (("name", name), ("jobs", jobs)) if value is not None})
+    raw.update({key: value for key, value in (("name", name), ("jobs", jobs), ("pool", pool)) if value is not None})
     if holdout is not None:
         raw.setdefault("select", {})["holdout"] = holdout
     if no_register:

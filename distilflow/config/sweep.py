@@ -45,6 +45,8 @@ class SweepSpec(StrictModel):
     final: FinalPhase | None = None
     register_winner: bool = True  # the winner becomes challenger, and champion if the promotion rule says so
     jobs: int = Field(1, ge=1)  # variants at a time (one machine: 1 on a CPU)
+    # a Prefect work pool: the variants become runs of the pipeline's deployment there (`distilflow deploy --pool`)
+    pool: str | None = None
 
     def planned(self) -> dict[str, Overrides]:
         """name -> overrides of every first-phase variant: each point of the grid's product with each named

@@ -4,21 +4,21 @@ logged under one MLflow run per variant, those under the sweep's parent run. Var
 held-out selection slices of the GLUE training sets (glue.selection), never the dev sets, which are reported;
 the winner is registered as challenger, and made champion when the promotion rule says so. params.yaml and the
 working tree are left as they are. A sweep given again is the same sweep: it resumes, never rerunning a
-finished variant. config/sweep.py says what a sweep file holds.
+finished variant. config/sweep.py says what a sweep file holds. On a work pool (`--pool`), the variants are runs
+of the pipeline's deployment on other machines: their reports and students are read from the shared MLflow store
+(ops/variant_runs.py). flows/sweep.py runs these steps as one Prefect flow.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
-from distilflow.base.files import exclusive
 from distilflow.config import Params
 from distilflow.config.load import load_params
 from distilflow.config.sweep import SweepSpec
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_results import GlueReport
-from distilflow.ops import dvc, experiments, run_summary
+from distilflow.ops import dvc, experiments, run_summary, variant_runs
 from distilflow.ops.sweep_report import SWEEP_TAG, describe, ranking_metric, table
 from distilflow.ops.tracking import Tracking
 from distilflow.steps.registration import register
@@ -27,19 +27,6 @@ from distilflow.steps.sweep_plan import SweepResult, Variant, final_plan, plan
 
 logger = logging.getLogger(__name__)
 STAGES = "glue_report"  # a variant runs up to its GLUE report: the export is for what gets deployed
-
-
-def run(spec: SweepSpec) -> SweepResult:
-    """The whole sweep in this process (flows/sweep.py runs the same steps as Prefect tasks)."""
-    params = load_params(spec.params)
-    with exclusive(folder_of(params, spec), params.orchestration.lock_wait_seconds):
-        result = start(spec)
-        run_variants(spec, result.variants)
-        collect(spec, result.variants)
-        finals = choose(spec, result)
-        run_variants(spec, finals)
-        collect(spec, finals)
-        return finish(spec, result)
 
 
 def pinned_files(params: Params) -> list:
@@ -56,13 +43,34 @@ def folder_of(params: Params, spec: SweepSpec):
 
 def start(spec: SweepSpec) -> SweepResult:
     """The plan, and the sweep's MLflow parent run with a child run per variant (the same ones when it resumes)."""
-    variants = plan(spec)
+    variants = check(spec)
     params = load_params(spec.params)
-    experiments.require_committed(pinned_files(params))
     with Tracking(params.tracking) as tracking:
         result = SweepResult(spec.sweep_name(), variants, parent_run_id=_open(tracking, spec))
         _open_variants(tracking, result, variants)
     return result
+
+
+def check(spec: SweepSpec) -> list[Variant]:
+    """The plan, each variant checked, and what the sweep needs before any work: the pins committed (a DVC
+    experiment starts from the last commit), or on a pool a store every worker reaches."""
+    variants = plan(spec)
+    params = load_params(spec.params)
+    if spec.pool:
+        require_shared_store(params)
+    else:
+        experiments.require_committed(pinned_files(params))
+    return variants
+
+
+def require_shared_store(params: Params) -> None:
+    """Variants on other machines log into one store they all reach: a tracking server, not a local file."""
+    from distilflow.ops.mlflow_store import tracking_uri
+
+    if not tracking_uri(params.tracking).startswith(("http://", "https://", "databricks")):
+        raise DistilflowError(f"a sweep on a work pool needs a tracking server every worker reaches, not "
+                              f"{tracking_uri(params.tracking)}: set tracking.tracking_uri (or MLFLOW_TRACKING_URI) "
+                              "to its http:// address (docs/how-to.md, a team's tracking server)")
 
 
 def _open_variants(tracking: Tracking, result: SweepResult, variants: list[Variant]) -> None:
@@ -71,15 +79,17 @@ def _open_variants(tracking: Tracking, result: SweepResult, variants: list[Varia
                                 tags={SWEEP_TAG: result.name, "variant": variant.name, "phase": variant.phase})
 
 
-def run_variants(spec: SweepSpec, variants: list[Variant]) -> None:
-    """The variants not finished yet, `spec.jobs` at a time; a failing one is reported and the others go on."""
-    done = experiments.finished()
-    todo = [v for v in variants if v.experiment not in done]
-    for variant in variants:
-        if variant.experiment in done:
-            logger.info("%s: finished before (DVC experiment %s): not run again", variant.name, variant.experiment)
-    with ThreadPoolExecutor(max_workers=spec.jobs) as pool:
-        list(pool.map(lambda variant: run_variant(spec, variant), todo))
+def still_to_run(spec: SweepSpec, variants: list[Variant]) -> list[Variant]:
+    """The variants not finished yet: a finished one (its experiment, or on a pool its report) is never rerun."""
+    if spec.pool:
+        with Tracking(load_params(spec.params).tracking) as tracking:
+            done = {v.experiment for v in variants
+                    if variant_runs.read_report(tracking, tracking.experiment_run(v.experiment)) is not None}
+    else:
+        done = experiments.finished()
+    for variant in (v for v in variants if v.experiment in done):
+        logger.info("%s: finished before (DVC experiment %s): not run again", variant.name, variant.experiment)
+    return [v for v in variants if v.experiment not in done]
 
 
 def run_variant(spec: SweepSpec, variant: Variant) -> Variant:
@@ -95,12 +105,24 @@ def collect(spec: SweepSpec, variants: list[Variant]) -> None:
     """Each finished variant's GLUE report, out of its experiment, onto its MLflow run."""
     with Tracking(load_params(spec.params).tracking) as tracking:
         for variant in variants:
-            report = experiments.read_json(variant.experiment, "metrics/glue.json")
-            if variant.status == "failed" or not report:
-                variant.status = "failed"
+            report = _report(spec, tracking, variant)
+            if variant.status == "failed" or report is None:
+                variant.status, variant.reason = "failed", variant.reason or "no GLUE report"
+                if tracking.enabled:  # its run says so in the runs table
+                    run_id = tracking.experiment_run(variant.experiment)
+                    tracking.log_to_run(run_id, {}, tags={"failure": variant.reason})
+                    tracking.client().set_terminated(run_id, "FAILED")
                 continue
-            variant.status, variant.report = "done", GlueReport.model_validate(report)
+            variant.status, variant.report = "done", report
             _record(tracking, variant)
+
+
+def _report(spec: SweepSpec, tracking: Tracking, variant: Variant) -> GlueReport | None:
+    """A variant's GLUE report: out of its DVC experiment, or (on a pool) off its run in the shared store."""
+    if spec.pool:
+        return variant_runs.read_report(tracking, tracking.experiment_run(variant.experiment))
+    report = experiments.read_json(variant.experiment, "metrics/glue.json")
+    return GlueReport.model_validate(report) if report else None
 
 
 def choose(spec: SweepSpec, result: SweepResult) -> list[Variant]:
@@ -121,7 +143,7 @@ def finish(spec: SweepSpec, result: SweepResult) -> SweepResult:
     best = _best(spec, {group: by_name[name] for group, name in result.winners.items()})
     with Tracking(params.tracking) as tracking:
         if spec.register_winner and best is not None:
-            result.version, result.decision = _register(params, tracking, best)
+            result.version, result.decision = _register(params, tracking, best, spec)
         _close(tracking, spec, result, folder_of(params, spec))
     return result
 
@@ -151,9 +173,12 @@ def _record(tracking: Tracking, variant: Variant) -> None:
         return
     run_id = tracking.experiment_run(variant.experiment)
     metrics = run_summary.headline_metrics(variant.report, {})
-    # the settings it changes as params: the compare view's columns and parallel-coordinates axes
+    # the settings it changes as params: the compare view's columns and parallel-coordinates axes (a pipeline run
+    # on a pool logged them all already, in its own spelling)
+    logged = tracking.client().get_run(run_id).data.params
     tracking.log_to_run(run_id, metrics, tags={"overrides": " ".join(variant.overrides)},
-                        params=dict(override.split("=", 1) for override in variant.overrides))
+                        params={key: value for key, value in (o.split("=", 1) for o in variant.overrides)
+                                if key not in logged})
     tracking.client().set_terminated(run_id, "FINISHED")
 
 
@@ -175,15 +200,20 @@ def _best(spec: SweepSpec, winners: dict[str, Variant]) -> Variant | None:
     return max(winners.values(), key=lambda v: ranking_metric(v.report, spec.select.by), default=None)
 
 
-def _register(params: Params, tracking: Tracking, best: Variant) -> tuple[str, str]:
-    """The winner's student, out of the DVC cache, registered as challenger; champion if the rule says so."""
+def _register(params: Params, tracking: Tracking, best: Variant, spec: SweepSpec) -> tuple[str, str]:
+    """The winner's student, out of the DVC cache (on a pool: its LoggedModel in the shared store), registered as
+    challenger; champion if the rule says so."""
     from distilflow.ops import registry
 
-    outputs = RunOutputs(params, best.experiment)
-    data_versions = {**dvc.source_hashes(params.versioning),
-                     **{f"{k}_artifact": v for k, v in outputs.output_hashes().items()}}
-    version, _ = register(params, tracking, outputs.folder(params.paths.student), best.report,
-                          tracking.experiment_run(best.experiment), data_versions)
+    run_id = tracking.experiment_run(best.experiment)
+    data_versions = dvc.source_hashes(params.versioning)
+    if spec.pool:
+        student = variant_runs.download_student(tracking, run_id, params.paths.sweeps / best.experiment)
+    else:
+        outputs = RunOutputs(params, best.experiment)
+        data_versions |= {f"{k}_artifact": v for k, v in outputs.output_hashes().items()}
+        student = outputs.folder(params.paths.student)
+    version, _ = register(params, tracking, student, best.report, run_id, data_versions)
     decision = registry.promote_by_policy(params.registry, version)
     return version, decision.reason
 

@@ -139,7 +139,7 @@ class Tracking:
 
         client = self.client()
         run_id = client.create_run(self.experiment_id, run_name=run_name, tags=standard_tags(tags)).info.run_id
-        client.log_batch(run_id, params=[Param(key, value) for key, value in _flat_params(params).items()])
+        client.log_batch(run_id, params=[Param(key, value) for key, value in flat_params(params).items()])
         return run_id
 
     def end_parent_run(self, run_id: str, succeeded: bool) -> None:
@@ -159,7 +159,7 @@ class Tracking:
 
         existing = mlflow.active_run().data.params if mlflow.active_run() else {}
         # A resumed run already has its params; logging a different value for the same key is an error.
-        mlflow.log_params({key: value for key, value in _flat_params(params).items() if key not in existing})
+        mlflow.log_params({key: value for key, value in flat_params(params).items() if key not in existing})
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None, model_id: str | None = None) -> None:
         """Into the active run; with `model_id`, linked to that logged model too (its page shows them)."""
@@ -246,5 +246,5 @@ def standard_tags(tags: dict[str, str]) -> dict[str, str]:
     return all_tags
 
 
-def _flat_params(params: dict[str, Any]) -> dict[str, str]:
+def flat_params(params: dict[str, Any]) -> dict[str, str]:
     return {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flatten(params).items()}

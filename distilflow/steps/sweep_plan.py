@@ -68,8 +68,9 @@ def final_plan(spec: SweepSpec, winners: dict[str, Variant]) -> list[Variant]:
 def describe_plan(spec: SweepSpec) -> str:
     """What a sweep will run (--dry-run): its variants, their experiments and settings, and its final phase."""
     variants = plan(spec)
-    lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} variants, {spec.jobs} at a time, each a DVC "
-             f"experiment up to its GLUE report, ranked on the {spec.select.by}'s GLUE score on held-out slices "
+    where = (f"each a run of the pipeline's deployment on work pool {spec.pool}" if spec.pool else
+             f"{spec.jobs} at a time, each a DVC experiment up to its GLUE report")
+    lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} variants, {where}, ranked on the {spec.select.by}'s GLUE score on held-out slices "
              f"({spec.select.holdout:.0%}) of the training sets"
              + (f", one winner per {', '.join(spec.select.per)}" if spec.select.per else "")]
     lines += [f"  {v.experiment}  [{v.group}]  {' '.join(v.overrides)}" for v in variants]

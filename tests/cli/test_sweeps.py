@@ -46,3 +46,12 @@ def test_a_sweep_file_that_is_not_a_mapping_is_one_line(tmp_path, monkeypatch, c
     (tmp_path / "sweep.yaml").write_text("- distill.loss.temperature=2\n")
     code, _, err = _run(monkeypatch, capsys, "sweep", str(tmp_path / "sweep.yaml"), "--dry-run")
     _assert_one_line_error(code, err, "must be a mapping")
+
+
+def test_a_sweep_on_a_work_pool_with_a_local_store_is_refused_before_any_work(tmp_path, monkeypatch, capsys, params):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code, _, err = _run(monkeypatch, capsys, "sweep", "-p", params, "--grid", "distill.loss.temperature=2,4",
+                        "--pool", "gpus")
+    _assert_one_line_error(code, err, "tracking server every worker reaches", "tracking.tracking_uri")
+    assert code == 2 and not (tmp_path / "artifacts").exists()
