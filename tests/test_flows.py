@@ -170,6 +170,8 @@ def test_a_sweep_is_dvc_experiments_under_one_mlflow_run_ranked_off_dev_and_resu
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert first.stat().st_mtime == finished_first  # the finished variant was not run again
+    # the teacher's GLUE baseline is the project's (git-ignored, not in the temporary copy): fine-tuned once at most
+    assert "fine-tuning the baseline" not in second.read_text()
     assert Path("params.yaml").read_bytes() == before and _git("status", "--porcelain", "--untracked-files=no") == ""
     assert {"t-temperature-3_tasks-rte", "t-temperature-4_tasks-rte"} <= {
         ref.rsplit("/", 1)[-1] for ref in _git("for-each-ref", "--format=%(refname)", "refs/exps").split()}

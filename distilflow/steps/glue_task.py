@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distilflow.base import stage_env
 from distilflow.base.pretrained import require_length_fits
 from distilflow.config import GlueConfig, Params
 from distilflow.errors import DistilflowError
@@ -69,5 +70,7 @@ def distillation_recipe(config: GlueConfig) -> GlueConfig:
 
 
 def glue_cache(params: Params) -> Path:
-    """The teacher baselines (results and soft targets), kept across student changes."""
-    return params.paths.glue / "cache"
+    """The teacher baselines (results and soft targets), kept across student changes: the project's, also from a DVC
+    experiment's temporary copy (git-ignored, it would be missing there, and every variant would fine-tune the
+    teacher again)."""
+    return stage_env.in_project(params.paths.glue / "cache")
