@@ -12,6 +12,7 @@ of the pipeline's deployment on other machines: their reports and students are r
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from distilflow.config import Params
 from distilflow.config.load import load_params
@@ -29,9 +30,7 @@ logger = logging.getLogger(__name__)
 STAGES = "glue_report"  # a variant runs up to its GLUE report: the export is for what gets deployed
 
 
-def pinned_files(params: Params) -> list:
-    from pathlib import Path
-
+def pinned_files(params: Params) -> list[Path]:
     return [Path(f"{source.path}.dvc") for source in params.versioning.sources.values()]
 
 
