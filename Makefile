@@ -28,7 +28,7 @@ run: install
 	@echo "  Prefect:  $(BIN)/prefect server start   -> http://127.0.0.1:4200 (flow runs, report, progress)"
 
 test: install
-	$(BIN)/pytest -q -n 2 --dist loadfile  # two workers, a file each: most of the time is processes starting and waiting
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder  # two workers, a file each, longest first (conftest.py)
 
 clean:
 	rm -rf artifacts

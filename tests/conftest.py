@@ -139,9 +139,24 @@ def tiny_params(tmp_path: Path, corpus: Path, teacher: str | Path, **sections) -
     return raw
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """A new MLflow store, its tables made by MLflow (1-2 s of migrations): each test's store starts as a copy."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("empty_store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def make_params(tmp_path, small_corpus, headless_teacher_dir):
-    """Validated tiny params writing under tmp_path: a teacher (the head-less one unless given) and sections."""
+def make_params(tmp_path, small_corpus, headless_teacher_dir, empty_store):
+    """Validated tiny params writing under tmp_path: a teacher (the head-less one unless given) and sections. Their
+    store is a copy of an empty one (tests of a store that is not there yet build their params with tiny_params)."""
+    store = tmp_path / "mlruns" / "mlflow.db"
+    store.parent.mkdir(exist_ok=True)
+    shutil.copyfile(empty_store, store)
+
     def make(teacher: str | Path | None = None, **sections) -> Params:
         return validate_params(tiny_params(tmp_path, small_corpus, teacher or headless_teacher_dir, **sections))
 
@@ -261,9 +276,10 @@ def first_contact(tmp_path_factory, small_corpus, headless_teacher_dir):
 # Run in two processes (`pytest -n 2 --dist loadfile`, the Makefile's test command): most of the suite's time is
 # processes starting (stages, servers, torchrun) and waiting, which two workers overlap. A file's tests stay in one
 # worker (its module fixtures, a tracking server or the one pipeline project, are built once), and the longest
-# files are handed out first so that no worker is left with one at the end.
-LONGEST_FIRST = ("tests/test_flows.py", "tests/test_fault_injection.py", "tests/train/test_distributed.py",
-                 "tests/test_dvc_yaml.py", "tests/jobs/test_export.py")
+# files are handed out first so that no worker is left with one at the end (--no-loadscope-reorder: else xdist
+# hands out the files with the most tests first, and test_flows.py, the longest, would start last).
+LONGEST_FIRST = ("tests/test_flows.py", "tests/evaluation/test_task_distillation.py", "tests/train/test_distributed.py",
+                 "tests/test_dvc_yaml.py", "tests/test_fault_injection.py")
 
 
 def pytest_collection_modifyitems(config, items):

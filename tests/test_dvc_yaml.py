@@ -19,7 +19,7 @@ from distilflow.base.hashing import PACKAGE_ROOT, module_file, source_files, sta
 from distilflow.base.provenance import flatten
 from distilflow.config import Params
 from distilflow.config.load import load_params
-from tests.conftest import ROOT, build_pipeline_project, fresh_user_environment
+from tests.conftest import ROOT
 
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 TASKS = load_params(ROOT / "params.yaml").glue.tasks
@@ -202,34 +202,6 @@ def test_editing_a_module_makes_dvc_rerun_exactly_the_stages_it_can_change(commi
     finally:
         path.write_text(original)
     assert changed == expected == _module_in_stages(module)
-
-
-def test_returning_to_earlier_params_restores_the_student_from_the_run_cache(tmp_path, small_corpus,
-                                                                             headless_teacher_dir):
-    """distill.loss.temperature 2 -> 4 -> 2: the third `dvc repro` trains nothing, and the student it
-    checks out is the first one, byte for byte."""
-    project = build_pipeline_project(tmp_path / "project", small_corpus, headless_teacher_dir, tmp_path / "no-glue")
-    shutil.copytree(small_corpus, project / "data" / "corpus")
-    shutil.copytree(headless_teacher_dir, project / "data" / "teacher")
-    params_file = project / "params.yaml"
-    params = yaml.safe_load(params_file.read_text())
-    params["tracking"]["enabled"] = False  # not a stage input: only the training is of interest here
-    env = fresh_user_environment(tmp_path / "home")
-
-    def distill_at(temperature: float) -> tuple[str, str]:
-        params["distill"]["loss"]["temperature"] = temperature
-        params_file.write_text(yaml.safe_dump(params))
-        done = subprocess.run([sys.executable, "-m", "dvc", "repro", "distill"], cwd=project, env=env,
-                              capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        return done.stdout, hashlib.md5((project / "artifacts/student/model.safetensors").read_bytes()).hexdigest()
-
-    first_log, first = distill_at(2.0)
-    changed_log, changed = distill_at(4.0)
-    back_log, back = distill_at(2.0)
-    assert "Running stage 'distill'" in first_log and "Running stage 'distill'" in changed_log and changed != first
-    assert "Stage 'distill' is cached - skipping run, checking out outputs" in back_log
-    assert "Running stage" not in back_log and back == first
 
 
 def test_the_committed_lock_and_metrics_are_those_of_the_committed_code():

@@ -53,6 +53,7 @@ def _dvc(*args: str) -> str:
 
 STAGES = ["prepare", "teacher", "distill", "glue@rte", "glue@mrpc", "glue_report", "export"]  # export reads the
 # classifiers the GLUE stages keep
+SWEPT_TOO = ["glue.tasks=[rte]", "glue.selection.holdout=0.1"]  # the changed run's, as the sweep's first variant has them
 
 
 def test_first_contact_the_console_script_on_a_new_machine_ends_with_a_champion(first_contact):
@@ -122,13 +123,15 @@ def test_pipeline_flow_rerun_and_changed_param(prefect_server, project):
         pipeline_flow(overrides=["distill.loss.temperature=3"])  # a DVC experiment starts from the last commit
     _commit(project, "the pins and the first run's lock")
     before = Path("params.yaml").read_bytes()
-    changed = pipeline_flow(temperature=3.0)  # as from the Prefect UI's form: a DVC experiment
+    # as from the Prefect UI's form: a DVC experiment (RTE alone, ranked on a held-out slice: the sweep below's first
+    # variant, which DVC's run-cache then restores)
+    changed = pipeline_flow(temperature=3.0, overrides=SWEPT_TOO)
     assert Path("params.yaml").read_bytes() == before and _git("status", "--porcelain", "--untracked-files=no") == ""
     assert changed["experiment"] in _git("for-each-ref", "refs/exps")  # its params, dvc.lock and metrics kept there
     assert client.get_run(changed["mlflow_run_id"]).data.params["distill.loss.temperature"] == "3.0"
     assert client.get_run(changed["mlflow_run_id"]).info.run_name == "pipeline T=3 ce=5 mlm=2 cos=1 2L every_other"
     redone = {stage for stage, verdict in changed["stages"].items() if verdict == "ran"}
-    assert redone == {"distill", "export", "glue@rte", "glue@mrpc", "glue_report"}  # prepare, teacher: from the cache
+    assert redone == {"distill", "export", "glue@rte", "glue_report"}  # prepare, teacher: from the cache
     assert changed["registered_new"] and changed["version"] != first_version
     assert str(client.get_model_version_by_alias("tiny-student", "challenger").version) == changed["version"]
     stage_runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{changed['mlflow_run_id']}'")
@@ -141,21 +144,28 @@ def test_pipeline_flow_rerun_and_changed_param(prefect_server, project):
 
 
 def test_a_sweep_is_dvc_experiments_under_one_mlflow_run_ranked_off_dev_and_resumes_after_a_kill(prefect_server,
-                                                                                                 project):
-    """Two variants through real DVC experiments (after the test above: the pins committed), the sweep killed during
+                                                                                                 project, tmp_path):
+    """Three variants through real DVC experiments (after the test above: the pins committed), the sweep killed during
     the second and run again: the first is not run again, params.yaml and the working tree are untouched, one MLflow
-    parent holds both variants' runs, and the winner on the held-out selection slices is the challenger."""
+    parent holds the variants' runs, the winner on the held-out selection slices is the challenger, and a variant
+    that fails is its one-line reason while the others go on. The first variant's params are those of the changed
+    run above: DVC's run-cache restores its stages, the student byte for byte, instead of training it again."""
     import os
     import signal
     import time
 
     from prefect.settings import PREFECT_API_URL
 
-    command = [str(Path(sys.executable).parent / "distilflow"), "sweep", "--grid", "distill.loss.temperature=3,4",
-               "--grid", "glue.tasks=[rte]", "--name", "t"]
+    from distilflow.ops import experiments
+
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump({"name": "t", "variants": {
+        "t3": ["distill.loss.temperature=3.0", "glue.tasks=[rte]"], "t4": ["distill.loss.temperature=4.0", "glue.tasks=[rte]"],
+        "deep": ["student.n_layers=9", "glue.tasks=[rte]"]}}))  # the tiny teacher has 4 layers
+    command = [str(Path(sys.executable).parent / "distilflow"), "sweep", str(sweep_file)]
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     before, logs = Path("params.yaml").read_bytes(), project / "artifacts" / "sweeps" / "t" / "logs"
-    first, second = logs / "temperature-3_tasks-rte.log", logs / "temperature-4_tasks-rte.log"
+    first, second = logs / "t3.log", logs / "t4.log"
     killed = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 400
@@ -165,27 +175,38 @@ def test_a_sweep_is_dvc_experiments_under_one_mlflow_run_ranked_off_dev_and_resu
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()
     finished_first = first.stat().st_mtime
-    assert "Stage 'prepare' didn't change, skipping" in first.read_text()  # prepare, teacher: from DVC's cache
+    verdicts = experiments.stage_verdicts(first.read_text())  # glue_report writes metrics/ (git's): it always runs
+    assert verdicts == {"prepare": "unchanged, skipped", "teacher": "unchanged, skipped", "glue_report": "ran",
+                        "distill": "restored from DVC's run-cache", "glue@rte": "restored from DVC's run-cache"}
+    [pipeline_run] = [name for name in experiments.finished() if name.startswith("run-")]  # the changed run's
+    assert experiments.output_md5("t-t3", "artifacts/student") == experiments.output_md5(pipeline_run,
+                                                                                          "artifacts/student")
 
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]  # a variant failed, the others went on
+    assert "sweep t: 2 of 3 variants done; failed: deep (error: student.n_layers=9 exceeds the teacher's 4 layers" \
+        in done.stdout
     assert first.stat().st_mtime == finished_first  # the finished variant was not run again
     # the teacher's GLUE baseline is the project's (git-ignored, not in the temporary copy): fine-tuned once at most
     assert "fine-tuning the baseline" not in second.read_text()
     assert Path("params.yaml").read_bytes() == before and _git("status", "--porcelain", "--untracked-files=no") == ""
-    assert {"t-temperature-3_tasks-rte", "t-temperature-4_tasks-rte"} <= {
-        ref.rsplit("/", 1)[-1] for ref in _git("for-each-ref", "--format=%(refname)", "refs/exps").split()}
+    assert {"t-t3", "t-t4"} <= set(_dvc("exp", "list", "--name-only").split())
+    disk = subprocess.run([sys.executable, str(ROOT / "bench" / "sweep_disk.py"), "t"], capture_output=True, text=True)
+    costs = dict(line.split(": ", 1) for line in disk.stdout.splitlines())  # what each adds to DVC's cache alone
+    assert costs["t3"].startswith("0.0 MB") and "artifacts/student " in costs["t4"], disk.stdout + disk.stderr
 
     client = mlflow.MlflowClient("sqlite:///mlruns/mlflow.db")
     experiment = client.get_experiment_by_name("distilflow").experiment_id
     parent = client.search_runs([experiment], "tags.sweep = 't' and tags.stage = 'sweep'")[0]
-    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert sorted(run.data.tags["variant"] for run in children) == ["temperature-3_tasks-rte", "temperature-4_tasks-rte"]
+    children = {run.data.tags["variant"]: run for run in
+                client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    assert sorted(children) == ["deep", "t3", "t4"] and parent.info.status == "FAILED"
+    assert children["deep"].info.status == "FAILED" and "exceeds" in children["deep"].data.tags["failure"]
+    scored = [children["t3"], children["t4"]]
     assert all("distill.loss.temperature=" in run.data.tags["overrides"] and "student_glue_score" in run.data.metrics
-               for run in children)
-    ranked = max(children, key=lambda run: run.data.metrics["student_selection_glue_score"])  # first of a tie wins
-    winner = ranked if len({r.data.metrics["student_selection_glue_score"] for r in children}) > 1 else min(
-        children, key=lambda run: run.data.tags["variant"])
+               for run in scored)
+    ranked = max(scored, key=lambda run: run.data.metrics["student_selection_glue_score"])  # first of a tie wins
+    winner = ranked if len({r.data.metrics["student_selection_glue_score"] for r in scored}) > 1 else scored[0]
     assert f"winner: **{winner.data.tags['variant']}**" in parent.data.tags["mlflow.note.content"]
     challenger = client.get_model_version_by_alias("tiny-student", "challenger")
     assert challenger.tags["student_fingerprint"] == json.loads(
@@ -233,13 +254,12 @@ def test_the_mlflow_ui_shows_the_two_runs_in_a_real_browser(project):
     if not BROWSER:
         pytest.skip("Chromium or playwright is not installed (`apt-get install chromium`): the MLflow UI is not checked")
     shown = subprocess.run([sys.executable, str(ROOT / "bench" / "mlflow_ui.py"), "--model", "tiny-student",
-                            "--out", str(project / "screenshots")], capture_output=True, text=True, timeout=300)
+                            "--sweep", "t", "--with-runs", "--out", str(project / "screenshots")], capture_output=True,
+                           text=True, timeout=300)
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert (project / "screenshots" / "mlflow_runs_table.png").stat().st_size > 10_000
-    compared = subprocess.run([sys.executable, str(ROOT / "bench" / "mlflow_ui.py"), "--sweep", "t",
-                               "--out", str(project / "screenshots")], capture_output=True, text=True, timeout=300)
-    assert compared.returncode == 0, compared.stderr[-3000:]  # the sweep above: both variants' temperatures on screen
-    assert "varied: distill.loss.temperature" in compared.stdout
+    # the sweep above: the temperatures of its two finished variants on screen (the failed one has nothing to compare)
+    assert "mlflow_sweep_compare.png (2 variants; varied: distill.loss.temperature)" in shown.stdout
 
 
 def _assert_comparable_in_the_runs_table(client, parent, project):

@@ -43,6 +43,8 @@ def sweep(spec_file: Annotated[Optional[Path], typer.Argument(help="a sweep file
     typer.echo(job.summary(result))
     if gc:
         typer.echo(job.collect_garbage(result))
+    if any(variant.status == "failed" for variant in result.variants):
+        raise typer.Exit(1)  # the others went on; a scheduler still sees that the sweep is not complete
 
 
 def build_spec(spec_file: Path | None, grid: list[str], name: str | None, jobs: int | None, holdout: float | None,

@@ -1,0 +1,85 @@
+"""What a sweep's variants cost on disk: the DVC cache each variant's experiment added, measured from the cache.
+
+    python bench/sweep_disk.py NAME [--write]      # in the project, after `distilflow sweep --name NAME ...`
+
+For each experiment of sweep NAME (refs/exps .../NAME-<variant>): the files of the outputs in its dvc.lock that
+no other experiment and not the last commit's dvc.lock (the outputs of `make run`) hold, with their size in the DVC
+cache. That is what `distilflow sweep --gc` gives back when that variant loses; a variant whose stages came from
+the run-cache adds nothing. --write saves bench/results/sweep-disk-NAME.json (bytes per variant and per output,
+the commit, machine and date), which docs/how-to.md cites.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from distilflow.ops import experiments
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    names = sorted(name for name in experiments.finished() if name.startswith(f"{args.sweep}-"))
+    if not names:
+        print(f"error: no finished experiment of sweep {args.sweep} here: run `distilflow sweep --name {args.sweep} "
+              "...` in this project first", file=sys.stderr)
+        return 2
+    held = {name: _outputs(yaml.safe_load(experiments.read(name, "dvc.lock") or "{}"))
+            for name in experiments.finished()}
+    committed = _outputs(yaml.safe_load(Path("dvc.lock").read_text()) if Path("dvc.lock").is_file() else {})
+    variants = {}
+    for name in names:
+        elsewhere = set().union(*committed.values(), *(objects for other, outputs in held.items() if other != name
+                                                       for objects in outputs.values()))
+        added = {path: sum(_size(md5) for md5 in objects - elsewhere) for path, objects in held[name].items()}
+        variants[name.removeprefix(f"{args.sweep}-")] = {"bytes": sum(added.values()), "by_output": added}
+    for variant, cost in variants.items():
+        print(f"{variant}: {cost['bytes'] / 1e6:.1f} MB  " + ", ".join(
+            f"{path} {size / 1e6:.1f} MB" for path, size in cost["by_output"].items() if size))
+    if args.write:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        result = {"command": f"python bench/sweep_disk.py {args.sweep} --write", "sweep": args.sweep,
+                  "variants": variants, "commit": commit, "machine": platform.platform(),
+                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        out = Path(__file__).parent / "results" / f"sweep-disk-{args.sweep}.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"written: {out}")
+    return 0
+
+
+def _outputs(lock: dict) -> dict[str, set[str]]:
+    """output path -> the md5s of the cache objects it is made of (a folder: its files and its .dir listing)."""
+    found: dict[str, set[str]] = {}
+    for stage in (lock or {}).get("stages", {}).values():
+        for out in stage.get("outs", []):
+            md5 = out.get("md5")
+            if md5 is None:
+                continue
+            objects = {md5}
+            if md5.endswith(".dir") and _path(md5).is_file():
+                objects |= {entry["md5"] for entry in json.loads(_path(md5).read_text())}
+            found.setdefault(out["path"], set()).update(objects)
+    return found
+
+
+def _path(md5: str) -> Path:
+    return experiments.CACHE / md5[:2] / md5[2:]
+
+
+def _size(md5: str) -> int:
+    path = _path(md5)
+    return path.stat().st_size if path.is_file() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
