@@ -19,8 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from distilflow.ops import experiments
 
 
@@ -34,9 +32,8 @@ def main() -> int:
         print(f"error: no finished experiment of sweep {args.sweep} here: run `distilflow sweep --name {args.sweep} "
               "...` in this project first", file=sys.stderr)
         return 2
-    held = {name: _outputs(yaml.safe_load(experiments.read(name, "dvc.lock") or "{}"))
-            for name in experiments.finished()}
-    committed = _outputs(yaml.safe_load(Path("dvc.lock").read_text()) if Path("dvc.lock").is_file() else {})
+    held = {name: _objects(experiments.read(name, "dvc.lock")) for name in experiments.finished()}
+    committed = _objects(Path("dvc.lock").read_text() if Path("dvc.lock").is_file() else None)
     variants = {}
     for name in names:
         elsewhere = set().union(*committed.values(), *(objects for other, outputs in held.items() if other != name
@@ -57,18 +54,13 @@ def main() -> int:
     return 0
 
 
-def _outputs(lock: dict) -> dict[str, set[str]]:
-    """output path -> the md5s of the cache objects it is made of (a folder: its files and its .dir listing)."""
-    found: dict[str, set[str]] = {}
-    for stage in (lock or {}).get("stages", {}).values():
-        for out in stage.get("outs", []):
-            md5 = out.get("md5")
-            if md5 is None:
-                continue
-            objects = {md5}
-            if md5.endswith(".dir") and _path(md5).is_file():
-                objects |= {entry["md5"] for entry in json.loads(_path(md5).read_text())}
-            found.setdefault(out["path"], set()).update(objects)
+def _objects(lock_text: str | None) -> dict[str, set[str]]:
+    """output path -> the md5s of the cache objects it is made of (a folder: its .dir listing and its files)."""
+    found = {}
+    for path, md5 in experiments.lock_outputs(lock_text).items():
+        found[path] = {md5}
+        if md5.endswith(".dir") and _path(md5).is_file():
+            found[path] |= {entry["md5"] for entry in json.loads(_path(md5).read_text())}
     return found
 
 

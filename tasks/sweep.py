@@ -18,6 +18,9 @@ from distilflow.jobs import sweep
 from distilflow.ops.tracking import Tracking
 from distilflow.steps.sweep_plan import SweepResult, Variant
 
+FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")  # of a flow run on the pool
+logger = logging.getLogger("distilflow.sweep")
+
 
 @task(name="open sweep")
 def start(spec: SweepSpec) -> SweepResult:
@@ -55,10 +58,6 @@ def finish(spec: SweepSpec, result: SweepResult) -> SweepResult:
     result = sweep.finish(spec, result)
     get_run_logger().info(sweep.summary(result))
     return result
-
-
-FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-logger = logging.getLogger("distilflow.sweep")
 
 
 @task(name="variant on the work pool", task_run_name="{variant.name} on {spec.pool}")

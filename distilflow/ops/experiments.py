@@ -110,14 +110,16 @@ def read_json(name: str, path: str) -> dict:
     return json.loads(text) if text else {}
 
 
+def lock_outputs(lock_text: str | None) -> dict[str, str]:
+    """output path -> the md5 a dvc.lock recorded for it (a folder: its .dir); outputs not cached have none."""
+    lock = yaml.safe_load(lock_text or "{}") or {}
+    return {out["path"]: out["md5"] for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])
+            if "md5" in out}
+
+
 def output_md5(name: str, path: str) -> str | None:
     """The md5 DVC recorded for output `path` (a folder: its .dir) in experiment `name`'s dvc.lock."""
-    lock = yaml.safe_load(read(name, "dvc.lock") or "{}") or {}
-    for stage in lock.get("stages", {}).values():
-        for out in stage.get("outs", []):
-            if out["path"] == path:
-                return out["md5"]
-    return None
+    return lock_outputs(read(name, "dvc.lock")).get(path)
 
 
 def materialize(name: str, path: str, destination: Path) -> Path:
