@@ -57,11 +57,25 @@ def run(name: str, overrides: list[str], log_file: Path, targets: list[str] | No
     # The stages' commands (`distilflow ...`) and DVC itself come from this environment's bin folder
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     with open(log_file, "wb") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {}),
-                                                                                "PATH": path})
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, **_git_identity(), **(env or {}), "PATH": path})
     if done.returncode == 0 and name in finished():
         return Outcome(name, True, "", log_file)
     return Outcome(name, False, _reason(log_file.read_text(errors="replace")), log_file)
+
+
+def _git_identity() -> dict[str, str]:
+    """DVC keeps the uncommitted changes an experiment starts from (after `make run`: dvc.lock, metrics/) as a git
+    commit of its own refs. On a machine where git has no user yet (a new container), that fails ("Git user name and
+    email must be configured"): those commits are then signed as distilflow. The user's git config is not touched,
+    and a configured user or GIT_AUTHOR_* / GIT_COMMITTER_* wins."""
+    identity = {}
+    for field, fallback in (("name", "distilflow"), ("email", "distilflow@localhost")):
+        configured = subprocess.run(["git", "config", f"user.{field}"], capture_output=True).returncode == 0
+        for role in ("AUTHOR", "COMMITTER"):
+            if not configured and not os.environ.get(f"GIT_{role}_{field.upper()}"):
+                identity[f"GIT_{role}_{field.upper()}"] = fallback
+    return identity
 
 
 def stage_verdicts(output: str) -> dict[str, str]:

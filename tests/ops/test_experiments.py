@@ -14,7 +14,14 @@ GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    """A git + DVC project with one cached output per params value, its first run committed."""
+    """A git + DVC project with one cached output per params value, its first run committed, on a machine where git
+    has no user (a new container: an empty HOME)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for role in ("AUTHOR", "COMMITTER"):
+        for field in ("NAME", "EMAIL"):
+            monkeypatch.delenv(f"GIT_{role}_{field}", raising=False)
     (tmp_path / "params.yaml").write_text("word: one\n")
     (tmp_path / "dvc.yaml").write_text("stages:\n  say:\n    cmd: python3 say.py\n    params: [word]\n"
                                        "    outs: [out.txt]\n")
@@ -47,6 +54,7 @@ def test_variants_are_experiments_a_failed_one_is_its_line_and_gc_drops_only_wha
     subprocess.run([*GIT, "commit", "-q", "-am", "a user's other run"], check=True)
     subprocess.run(["git", "checkout", "-q", "-"], check=True)
     subprocess.run([sys.executable, "-m", "dvc", "checkout", "-q"], check=True, capture_output=True)
+    (project / "dvc.yaml").write_text((project / "dvc.yaml").read_text() + "# an uncommitted edit, as after make run\n")
     for name in ("winner", "loser"):
         assert experiments.run(name, [f"word={name}"], project / "logs" / f"{name}.log").ok
     failed = experiments.run("bad", ["word=bad"], project / "logs" / "bad.log")
@@ -54,6 +62,7 @@ def test_variants_are_experiments_a_failed_one_is_its_line_and_gc_drops_only_wha
     assert experiments.finished() == {"winner", "loser"} and _cached("said loser\n")
     assert experiments.output_md5("winner", "out.txt") == _md5("said winner\n")
     assert (project / "params.yaml").read_text() == "word: one\n" and (project / "out.txt").read_text() == "said one\n"
+    assert subprocess.run(["git", "config", "user.name"]).returncode != 0  # the user's git config is untouched
 
     experiments.remove(["loser"])
     experiments.collect_garbage()
