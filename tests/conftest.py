@@ -29,6 +29,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests are hermetic: everything comes from ../shared
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
+# One thread per process: two xdist workers on two cores, each with its stage processes, servers and torchrun
+# ranks (which inherit this); two threads each oversubscribed the cores (measured 12-06 on four of the
+# heaviest files: 134 s wall and 248 CPU-s with two threads, 87 s and 154 CPU-s with one).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel  # noqa: E402
@@ -36,7 +40,6 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel  
 from distilflow.config import CorpusSource, DataConfig, Params  # noqa: E402
 from distilflow.config.load import validate_params  # noqa: E402
 
-torch.set_num_threads(2)
 
 
 def tiny_bert_config(vocab_size: int, layers: int = 4) -> BertConfig:
