@@ -13,11 +13,12 @@ install: $(VENV)/.installed
 
 # torch through pip, which takes the CPU wheel where this machine's pip settings point to one (uv does not look
 # there: it would fetch the CUDA build); the rest through uv, which installs the same pins in a fraction of pip's
-# time (a fresh HOME has no cache).
+# time (a fresh HOME has no cache). Compiled to bytecode once here, as pip does: with PYTHONDONTWRITEBYTECODE set
+# (this machine's image sets it) every process would otherwise compile torch, transformers and MLflow again.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0 uv==0.13.9   # the CPU wheel on CPU machines; CUDA build from PyPI elsewhere
-	$(BIN)/uv pip install -q --system-certs --python $(BIN)/python -e ".[test]"
+	$(BIN)/uv pip install -q --system-certs --compile-bytecode --python $(BIN)/python -e ".[test]"
 	touch $@
 
 run: install

@@ -19,6 +19,7 @@ from distilflow.ops.tracking import Tracking
 from distilflow.steps.sweep_plan import SweepResult, Variant
 
 FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")  # of a flow run on the pool
+POLL_SECONDS = 10.0  # how often a variant's flow run on the pool is asked for its state (a variant takes minutes)
 logger = logging.getLogger("distilflow.sweep")
 
 
@@ -84,7 +85,7 @@ def run_on_pool(spec: SweepSpec, variant: Variant) -> Variant:
         submitted.write_text(json.dumps(runs, indent=2))
     logger.info("%s: flow run %s of %s on work pool %s", variant.name, flow_run.name, deployment, spec.pool)
     while flow_run.state_type.value not in FINAL_STATES:
-        time.sleep(10)
+        time.sleep(POLL_SECONDS)
         flow_run = _flow_run(str(flow_run.id))
     if flow_run.state_type.value != "COMPLETED":
         variant.status, variant.reason = "failed", f"flow run {flow_run.name}: {flow_run.state.message or flow_run.state_name}"

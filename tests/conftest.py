@@ -33,6 +33,7 @@ os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
 # ranks (which inherit this); two threads each oversubscribed the cores (measured 12-06 on four of the
 # heaviest files: 134 s wall and 248 CPU-s with two threads, 87 s and 154 CPU-s with one).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")  # else each dvc command starts a daemon that reports home
 
 import torch  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel  # noqa: E402
@@ -291,3 +292,4 @@ def pytest_collection_modifyitems(config, items):
         return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: the order within a file is kept
+

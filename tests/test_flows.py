@@ -236,7 +236,7 @@ def test_the_dvc_way_a_queued_experiment_logs_its_stages_into_the_projects_one_s
             assert "Failed" not in status, subprocess.run([*dvc, "queue", "logs", "queued"], env=env,
                                                           capture_output=True, text=True).stdout[-3000:]
             assert time.monotonic() < deadline, status
-            time.sleep(2)
+            time.sleep(0.5)
     finally:
         subprocess.run([*dvc, "queue", "stop"], env=env, capture_output=True)
     client = mlflow.MlflowClient("sqlite:///mlruns/mlflow.db")
@@ -322,7 +322,7 @@ def test_the_one_deployment_served_or_on_a_work_pool_keeps_its_cron_and_one_run_
 
 
 def test_a_sweep_on_a_work_pool_submits_each_variant_as_a_run_of_the_deployment_and_reports_a_failed_one(
-        prefect_server, project):
+        prefect_server, project, monkeypatch):
     """`distilflow sweep --pool`: a variant is a flow run of the pipeline's deployment on the pool, with its
     overrides, its MLflow run and no registration. No worker here: this test plays the worker's part in the
     server (the run fails with a reason, as a worker reports it), and a resumed sweep submits it again."""
@@ -340,6 +340,7 @@ def test_a_sweep_on_a_work_pool_submits_each_variant_as_a_run_of_the_deployment_
     from flows.pipeline import pipeline_deployment
     from tasks.sweep import run_on_pool
 
+    monkeypatch.setattr("tasks.sweep.POLL_SECONDS", 0.5)  # the tiny flow runs end in seconds, not minutes
     params = load_params("params.yaml")
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name="gpus", type="process"), overwrite=True)

@@ -120,6 +120,12 @@ class StudentConfig(StrictModel):
     # gives DistilBERT's 0,2,4,7,9,11); or an explicit list of teacher layer indices.
     layers: Literal["every_other", "every_other_top", "spread"] | list[Annotated[int, Field(ge=0)]] = "every_other_top"
     init: Literal["teacher", "random"] = "teacher"
+    # Narrower than the teacher (default: its width). With init: teacher the student keeps the teacher's most
+    # important channels, whole heads and neurons (distilflow/train/width.py), so its head size is the teacher's;
+    # num_attention_heads defaults to hidden_size / that head size, intermediate_size to the teacher's ratio.
+    hidden_size: int | None = Field(None, ge=8)
+    intermediate_size: int | None = Field(None, ge=8)
+    num_attention_heads: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _distinct_layers(self) -> StudentConfig:  # their range is checked against the teacher's config
@@ -162,6 +168,11 @@ class LossConfig(StrictModel):
     def needs_teacher_logits(self) -> bool:
         """Terms on the teacher's MLM-head outputs; the others need only its encoder."""
         return self.alpha_ce > 0 or self.alpha_mse > 0
+
+    @property
+    def compares_hidden_states(self) -> bool:
+        """Terms that set the student's hidden states against the teacher's (a narrower student's are projected)."""
+        return self.alpha_cos > 0 or self.alpha_hidden > 0
 
     @property
     def needs_teacher(self) -> bool:

@@ -24,9 +24,9 @@ from distilflow.data.prepared import load_prepared
 from distilflow.steps.training_session import TrainingSession
 from distilflow.train.batch_size import split_for_memory
 from distilflow.train.loop_io import Checkpoints, TrainingData
-from distilflow.train.losses import DistillationLoss
+from distilflow.train.losses import DistillationLoss, require_loss_fits
 from distilflow.train.resume import ResumePolicy
-from distilflow.train.student import build_student, student_layers
+from distilflow.train.student import build_student, drop_projection, student_shape
 from distilflow.train.trainer import Trainer
 
 
@@ -45,8 +45,10 @@ def run(params: Params, policy: ResumePolicy = ResumePolicy()) -> DistillResult:
 
 
 def require_student_fits(params: Params, teacher: str | Path) -> None:
-    """Refuse an impossible student.n_layers / student.layers from the teacher's config, before any weights load."""
-    student_layers(load_pretrained(AutoConfig, str(teacher), "teacher").num_hidden_layers, params.student)
+    """Refuse an impossible student shape, or a loss it cannot take, from the teacher's config alone: before any
+    weights or data load."""
+    teacher_config = load_pretrained(AutoConfig, str(teacher), "teacher")
+    require_loss_fits(params.distill.loss, student_shape(teacher_config, params.student), teacher_config)
 
 
 def _distill(params: Params, session: TrainingSession) -> DistillResult:
@@ -85,10 +87,14 @@ def _distill(params: Params, session: TrainingSession) -> DistillResult:
             test = trainer.evaluate(prepared.split("test"), prefix="test_")  # {} outside the main process
             metrics.update(test)
             tracking.log_metrics(test)
+        drop_projection(student)  # trained with it for the hidden-state terms; saved as a stock model
         student_fingerprint = model_fingerprint(student)
         tracking.set_tags({"student_fingerprint": student_fingerprint})
         session.save(student, tokenizer,
                      {"run_key": run_key, "fingerprint": student_fingerprint, "teacher_layers": layers,
+                      "shape": {"layers": len(layers), "hidden_size": student.config.hidden_size,
+                                "intermediate_size": student.config.intermediate_size,
+                                "attention_heads": student.config.num_attention_heads},
                       "teacher_fingerprint": teacher_meta["fingerprint"], "metrics": metrics,
                       "mlflow_run_id": run.info.run_id},
                      publish=lambda staging: {"mlflow_model_id": tracking.log_student_model(

@@ -29,6 +29,10 @@ def run_name(params: Params) -> str:
 def _student_shape(params: Params) -> str:
     student = params.student
     depth = f"{student.n_layers}L" if student.n_layers else "half"
+    if student.hidden_size:
+        depth += f"×{student.hidden_size}"  # 3L×256: layers × hidden
+    if student.intermediate_size:
+        depth += f" ffn={student.intermediate_size}"
     rule = "layers " + ",".join(map(str, student.layers)) if isinstance(student.layers, list) else student.layers
     return f"{depth} {rule}" + ("" if student.init == "teacher" else f" {student.init}-init")
 

@@ -38,6 +38,8 @@ def register(params: Params, tracking: Tracking, student: Path, report: GlueRepo
 def filter_tags(params: Params, student_meta: dict) -> dict[str, str]:
     """What people filter versions on in the registry UI (the rule reads only the numeric tags)."""
     loss = params.distill.loss
+    shape = student_meta.get("shape", {})
     return {"teacher": params.teacher.model, "student_layers": str(len(student_meta.get("teacher_layers", []))),
+            **({"student_shape": f"{shape['layers']}x{shape['hidden_size']}"} if shape else {}),
             "distill_temperature": f"{loss.temperature:g}",
             "distill_alphas": f"ce {loss.alpha_ce:g} / mlm {loss.alpha_mlm:g} / cos {loss.alpha_cos:g}"}

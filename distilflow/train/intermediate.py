@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -111,13 +111,16 @@ class IntermediateLosses:
     def needs_projections(self) -> bool:
         return self.attention or self.relation
 
-    def __call__(self, student: dict, teacher: dict, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """student/teacher: what tap_layers captured. Returns the sums (not yet divided by the token count)."""
+    def __call__(self, student: dict, teacher: dict, attention_mask: torch.Tensor,
+                 project: Callable[[torch.Tensor], torch.Tensor] = lambda hidden: hidden) -> dict[str, torch.Tensor]:
+        """student/teacher: what tap_layers captured; `project`: a narrower student's hidden states to the teacher's
+        width (TinyBERT's W_h). Returns the sums (not yet divided by the token count)."""
         mask = attention_mask.bool()
         pairs = list(enumerate(self.layer_map))
         parts = {}
         if self.hidden:
-            parts["hidden"] = sum(hidden_mse(student["hidden", s], teacher["hidden", t], mask) for s, t in pairs) / len(pairs)
+            parts["hidden"] = sum(hidden_mse(project(student["hidden", s]), teacher["hidden", t], mask)
+                                  for s, t in pairs) / len(pairs)
         if self.attention:
             parts["attention"] = sum(
                 distribution_kl(head_log_probs(student["query", s], student["key", s], self.attention_heads, mask),

@@ -116,7 +116,8 @@ class DistillationLoss:
                 parts["cos"] = hidden_cosine_loss(student_rows, teacher_rows, "sum") / counts.tokens
 
             if inside is not None:
-                for name, value in inside(student_inside, teacher_inside, batch.attention_mask).items():
+                project = _student_view(student).project  # a narrower student's states in the teacher's width
+                for name, value in inside(student_inside, teacher_inside, batch.attention_mask, project).items():
                     parts[name] = value / counts.tokens
 
         weights = cfg.weights()
@@ -127,9 +128,7 @@ class DistillationLoss:
         """Built at the first step, from the two encoders' shapes."""
         if self._inside is None:
             student_config, teacher_config = _encoder(student).config, _encoder(teacher).config
-            if student_config.num_attention_heads != teacher_config.num_attention_heads and self.config.alpha_attention:
-                raise DistilflowError("alpha_attention needs as many attention heads in the student as in the teacher "
-                                      "(use alpha_relation, which splits into relation_heads, instead)")
+            require_loss_fits(self.config, student_config, teacher_config)
             cfg = self.config
             self._inside = IntermediateLosses(
                 student_config.num_hidden_layers, teacher_config.num_hidden_layers, teacher_config.num_attention_heads,
@@ -138,14 +137,33 @@ class DistillationLoss:
         return self._inside
 
 
+def require_loss_fits(config: LossConfig, student_config, teacher_config) -> None:
+    """The terms that need matching shapes, checked from the two configs (one line each). Hidden-state terms work
+    across widths (a learned projection); attention KL compares head by head; MiniLMv2's relations split both
+    widths into relation_heads."""
+    if config.alpha_attention and student_config.num_attention_heads != teacher_config.num_attention_heads:
+        raise DistilflowError(f"distill.loss.alpha_attention needs as many attention heads in the student as in the "
+                              f"teacher ({student_config.num_attention_heads} vs {teacher_config.num_attention_heads}): "
+                              "use alpha_relation, which splits both into relation_heads, instead")
+    heads = config.relation_heads or teacher_config.num_attention_heads
+    for who, width in (("student", student_config.hidden_size), ("teacher", teacher_config.hidden_size)):
+        if config.alpha_relation and width % heads:
+            raise DistilflowError(f"distill.loss.relation_heads={heads} does not divide the {who}'s {width} hidden "
+                                  "units: choose a common divisor of both widths")
+
+
 def _view(model):
     return MaskedLMView(model) if isinstance(model, PreTrainedModel) else model
 
 
-def _encoder(model) -> torch.nn.Module:
-    """The encoder inside a masked LM, its MaskedLMView, or that view wrapped by DistributedDataParallel."""
+def _student_view(model) -> MaskedLMView:
+    """The MaskedLMView of a masked LM, of itself, or inside DistributedDataParallel."""
     view = _view(model)
-    return getattr(view, "module", view).encoder
+    return getattr(view, "module", view)
+
+
+def _encoder(model) -> torch.nn.Module:
+    return _student_view(model).encoder
 
 
 def _taps(model, layers: list[int], inside: IntermediateLosses | None):

@@ -1,7 +1,9 @@
-"""The student: the teacher's architecture at the same width with fewer layers.
+"""The student: the teacher's architecture with fewer layers, and optionally narrower (student.hidden_size,
+intermediate_size, num_attention_heads): a stock model of the teacher's family, with its tokenizer.
 
 Initialised from the teacher: embeddings and MLM head copied, student layer i taken from teacher
-layer `layers[i]`. Works for masked-LMs whose layers are named `...layer.<index>...` and whose head
+layer `layers[i]`; a narrower student gets the teacher's most important channels, heads and neurons of
+those (train/width.py). Works for masked-LMs whose layers are named `...layer.<index>...` and whose head
 is `cls` (BERT family) or `lm_head` (RoBERTa family).
 """
 
@@ -12,11 +14,12 @@ import re
 import sys
 
 import torch
-from transformers import AutoModelForMaskedLM, PreTrainedModel
+from transformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from transformers.masking_utils import create_bidirectional_mask
 
 from distilflow.config import StudentConfig
 from distilflow.errors import DistilflowError
+from distilflow.train.width import WidthSlicer
 
 LAYER_KEY = re.compile(r"(^|\.)layer\.(\d+)\.")
 
@@ -47,15 +50,55 @@ def student_layers(n_teacher: int, config: StudentConfig) -> list[int]:
     return select_teacher_layers(n_teacher, config.n_layers or max(1, n_teacher // 2), config.layers)
 
 
+def student_shape(teacher_config: PretrainedConfig, config: StudentConfig) -> PretrainedConfig:
+    """The student's model config: the teacher's, with the student's depth and width (checked here, one line each,
+    from the teacher's config alone: before any weights or data load)."""
+    layers = student_layers(teacher_config.num_hidden_layers, config)
+    hidden, heads = teacher_config.hidden_size, teacher_config.num_attention_heads
+    head_size = hidden // heads
+    width = config.hidden_size or hidden
+    shape = {"hidden_size": width, "num_attention_heads": config.num_attention_heads or max(1, width // head_size),
+             "intermediate_size": config.intermediate_size or teacher_config.intermediate_size * width // hidden}
+    for name, value in shape.items():
+        if value > getattr(teacher_config, name):
+            raise DistilflowError(f"student.{name}={value} exceeds the teacher's {getattr(teacher_config, name)}: "
+                                  "a student is at most as wide as its teacher")
+    if width % shape["num_attention_heads"]:
+        raise DistilflowError(f"student.hidden_size={width} does not split into {shape['num_attention_heads']} attention "
+                              f"heads: give student.num_attention_heads a divisor of {width}")
+    if config.init == "teacher" and width // shape["num_attention_heads"] != head_size:
+        raise DistilflowError(f"student.init=teacher keeps whole teacher heads of {head_size} units: give "
+                              f"student.num_attention_heads={width // head_size} for hidden_size {width}, or "
+                              "student.init: random")
+    student_config = copy.deepcopy(teacher_config)
+    for name, value in {"num_hidden_layers": len(layers), **shape}.items():
+        setattr(student_config, name, value)
+    return student_config
+
+
 def build_student(teacher: PreTrainedModel, config: StudentConfig, seed: int = 0) -> tuple[PreTrainedModel, list[int]]:
     layers = student_layers(teacher.config.num_hidden_layers, config)
-    student_config = copy.deepcopy(teacher.config)
-    student_config.num_hidden_layers = len(layers)
     torch.manual_seed(seed)  # the random-init baseline must be reproducible too
-    student = AutoModelForMaskedLM.from_config(student_config)
+    student = AutoModelForMaskedLM.from_config(student_shape(teacher.config, config))
     if config.init == "teacher":
-        student.load_state_dict(map_teacher_weights(teacher.state_dict(), layers), strict=True)
+        state = map_teacher_weights(teacher.state_dict(), layers)
+        if student.config.hidden_size != teacher.config.hidden_size or \
+                student.config.intermediate_size != teacher.config.intermediate_size:
+            slicer = WidthSlicer(teacher.state_dict(), teacher.config, student.config, layers)
+            targets = student.state_dict()
+            renamed_from = {student_index: teacher_index for student_index, teacher_index in enumerate(layers)}
+            state = {key: slicer.slice(_teacher_key(key, renamed_from), tensor, targets[key].shape)
+                     for key, tensor in state.items()}
+        student.load_state_dict(state, strict=True)
     return student, layers
+
+
+def _teacher_key(student_key: str, teacher_index: dict[int, int]) -> str:
+    """The name the teacher gives the student's parameter (its layer number is the teacher's)."""
+    match = LAYER_KEY.search(student_key)
+    if match is None:
+        return student_key
+    return f"{student_key[: match.start(2)]}{teacher_index[int(match.group(2))]}{student_key[match.end(2):]}"
 
 
 def map_teacher_weights(teacher_state: dict[str, torch.Tensor], layers: list[int]) -> dict[str, torch.Tensor]:
@@ -82,16 +125,35 @@ def split_masked_lm(model: PreTrainedModel) -> tuple[torch.nn.Module, torch.nn.M
     )
 
 
+PROJECTION = "distill_hidden_projection"
+
+
+def attach_projection(student: PreTrainedModel, teacher_width: int, seed: int) -> None:
+    """TinyBERT's W_h: a learned map of the student's hidden states to the teacher's width, for the hidden-state
+    losses of a narrower student. It trains with the student (so it is in its checkpoints) and is dropped before the
+    student is saved (drop_projection): the saved model is a stock one."""
+    torch.manual_seed(seed)
+    projection = torch.nn.Linear(student.config.hidden_size, teacher_width, bias=False)
+    student.add_module(PROJECTION, projection.to(next(student.parameters()).device))
+
+
+def drop_projection(student: PreTrainedModel) -> None:
+    if hasattr(student, PROJECTION):
+        delattr(student, PROJECTION)
+
+
 class MaskedLMView(torch.nn.Module):
     """A masked-LM as (last hidden states, fp32 logits at chosen flat positions).
 
     One module, so that DistributedDataParallel sees the whole forward; the vocabulary projection
-    runs only at `rows` and in fp32 (softmax over 30k words is where bf16 rounding hurts).
+    runs only at `rows` and in fp32 (softmax over 30k words is where bf16 rounding hurts). A student with
+    a projection (attach_projection) gives its hidden states in the teacher's width.
     """
 
     def __init__(self, model: PreTrainedModel):
         super().__init__()
         self.encoder, self.head = split_masked_lm(model)
+        self.projection = getattr(model, PROJECTION, None)
         self._prepares_masks = builds_masks_with_transformers(self.encoder)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -101,10 +163,14 @@ class MaskedLMView(torch.nn.Module):
             attention_mask = prepared_mask(self.encoder, attention_mask)
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if rows is None:
-            return hidden, None
+            return self.project(hidden), None
         selected = hidden.flatten(0, 1).index_select(0, rows)
         with torch.autocast(hidden.device.type, enabled=False):
-            return hidden, self.head(selected.float())
+            logits = self.head(selected.float())
+        return self.project(hidden), logits
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden if self.projection is None else self.projection(hidden)
 
 
 def builds_masks_with_transformers(encoder: torch.nn.Module) -> bool:

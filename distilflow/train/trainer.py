@@ -34,7 +34,7 @@ from distilflow.train.loop_io import Callbacks, Checkpoints, TrainingData, Train
 from distilflow.train.losses import DistillationLoss, StepCounts
 from distilflow.train.mlm_metrics import masked_lm_metrics
 from distilflow.train.optimizer import build_optimizer
-from distilflow.train.student import MaskedLMView
+from distilflow.train.student import MaskedLMView, attach_projection
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ class Trainer:
         self.autocast_dtype = pick_autocast_dtype(config.precision, self.device)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 vocabulary projection on tensor cores
+        if teacher is not None and loss_fn.config.compares_hidden_states and \
+                model.config.hidden_size != teacher.config.hidden_size:
+            attach_projection(model, teacher.config.hidden_size, config.seed)  # the same W_h in every process
         torch.manual_seed(config.seed + self.group.rank)  # dropout differs between processes, as it should
         self.model = model.to(self.device).train()
         self.teacher = frozen_teacher(teacher, self.device, self.autocast_dtype) if teacher is not None else None

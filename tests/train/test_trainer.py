@@ -11,7 +11,7 @@ from distilflow.train.batch_size import split_for_memory
 from distilflow.train.divergence import step_unless_nonfinite
 from distilflow.train.loop_io import Callbacks, Checkpoints, TrainingData
 from distilflow.train.losses import DistillationLoss
-from distilflow.train.student import build_student
+from distilflow.train.student import PROJECTION, build_student
 from distilflow.train.trainer import Trainer
 from tests.conftest import tiny_data_config
 
@@ -21,11 +21,11 @@ def prepared(tmp_path_factory, small_corpus, tokenizer):
     return prepare_corpus(tiny_data_config(small_corpus), tokenizer, tmp_path_factory.mktemp("prepared"))
 
 
-def _trainer(prepared, tokenizer, teacher, checkpoints, run_key="key", **train):
+def _trainer(prepared, tokenizer, teacher, checkpoints, run_key="key", shape=StudentConfig(), **train):
     config = TrainConfig(**{"max_steps": 6, "micro_batch_size": 4, "gradient_accumulation_steps": 2,
                             "learning_rate": 1e-3, "checkpoint_every": 2, "eval_every": 100, "eval_sequences": 8,
                             "log_every": 1, **train})
-    student, _ = build_student(teacher, StudentConfig(), seed=0)
+    student, _ = build_student(teacher, shape, seed=0)
     masker = build_masker(MaskingConfig(), tokenizer, prepared.token_counts())
     logged = []
     trainer = Trainer(student, DistillationLoss(LossConfig()),
@@ -45,12 +45,14 @@ def test_distillation_lowers_the_loss_and_logs_each_term(prepared, tokenizer, ti
     assert all(not p.requires_grad for p in trainer.teacher.parameters())
 
 
+@pytest.mark.parametrize("shape", [StudentConfig(), StudentConfig(hidden_size=16)], ids=["same-width", "narrower"])
 def test_interrupted_and_resumed_run_ends_with_identical_weights(prepared, tokenizer, tiny_teacher, tmp_path,
-                                                                 monkeypatch):
-    straight, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "straight")
+                                                                 monkeypatch, shape):
+    """A narrower student's projection to the teacher's width (the hidden cosine) resumes exactly too."""
+    straight, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "straight", shape=shape)
     straight.run()
 
-    interrupted, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "resumed")
+    interrupted, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "resumed", shape=shape)
     real_step = Trainer.optimizer_step
 
     def dies_at_step_5(self, step_batch):
@@ -63,13 +65,14 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(prepared, token
         interrupted.run()
     monkeypatch.setattr(Trainer, "optimizer_step", real_step)
 
-    resumed, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "resumed")
+    resumed, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "resumed", shape=shape)
     result = resumed.run(resume=True)
     assert result.resumed_from == 4
     straight_state, resumed_state = straight.model.state_dict(), resumed.model.state_dict()
+    assert (PROJECTION + ".weight" in straight_state) == (shape.hidden_size is not None)
     assert all(torch.equal(straight_state[name], resumed_state[name]) for name in straight_state)
     # and the run really moved the weights
-    fresh, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "unused")
+    fresh, _ = _trainer(prepared, tokenizer, tiny_teacher, tmp_path / "unused", shape=shape)
     assert not torch.equal(fresh.model.bert.encoder.layer[0].output.dense.weight,
                            straight.model.bert.encoder.layer[0].output.dense.weight)
 
