@@ -64,14 +64,15 @@ class Stopwatch:
 def pipeline_flow(overrides: list[str] | None = None, temperature: float | None = None,
                   alpha_ce: float | None = None, alpha_mlm: float | None = None, alpha_cos: float | None = None,
                   n_layers: int | None = None, layers: Literal["every_other", "every_other_top", "spread"] | None = None,
-                  max_steps: int | None = None, mlflow_run_id: str | None = None, register_model: bool = True) -> dict:
+                  hidden_size: int | None = None, max_steps: int | None = None, mlflow_run_id: str | None = None,
+                  register_model: bool = True) -> dict:
     """One run of the pipeline. Empty, it runs params.yaml in the working tree. With any setting (the typed ones
     are what people sweep; `overrides` takes any `section.key=value`), it runs as a DVC experiment: params.yaml
     is left as it is, the values go into the experiment's dvc.lock and into MLflow. A sweep on a work pool gives
     each run its variant's MLflow run (`mlflow_run_id`) and registers only its winner (`register_model` false)."""
     clock = Stopwatch()
-    overrides = typed_overrides(temperature, alpha_ce, alpha_mlm, alpha_cos, n_layers, layers, max_steps) + (
-        overrides or [])
+    overrides = typed_overrides(temperature, alpha_ce, alpha_mlm, alpha_cos, n_layers, layers, hidden_size,
+                                max_steps) + (overrides or [])
     params = load_project_params(overrides)
     run_id = open_pipeline_run(params, mlflow_run_id)
     succeeded, experiment = False, None
@@ -108,12 +109,13 @@ def pipeline_flow(overrides: list[str] | None = None, temperature: float | None 
 
 TYPED = {"temperature": "distill.loss.temperature", "alpha_ce": "distill.loss.alpha_ce",
          "alpha_mlm": "distill.loss.alpha_mlm", "alpha_cos": "distill.loss.alpha_cos", "n_layers": "student.n_layers",
-         "layers": "student.layers", "max_steps": "distill.train.max_steps"}
+         "layers": "student.layers", "hidden_size": "student.hidden_size", "max_steps": "distill.train.max_steps"}
 
 
-def typed_overrides(temperature, alpha_ce, alpha_mlm, alpha_cos, n_layers, layers, max_steps) -> list[str]:
+def typed_overrides(temperature, alpha_ce, alpha_mlm, alpha_cos, n_layers, layers, hidden_size, max_steps) -> list[str]:
     """The deployment's typed parameters (a form in the Prefect UI) as overrides; None leaves params.yaml's value."""
-    values = dict(zip(TYPED, (temperature, alpha_ce, alpha_mlm, alpha_cos, n_layers, layers, max_steps)))
+    values = dict(zip(TYPED, (temperature, alpha_ce, alpha_mlm, alpha_cos, n_layers, layers, hidden_size, max_steps),
+                      strict=True))
     return [f"{TYPED[name]}={value}" for name, value in values.items() if value is not None]
 
 

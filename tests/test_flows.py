@@ -313,6 +313,9 @@ def test_the_one_deployment_served_or_on_a_work_pool_keeps_its_cron_and_one_run_
     assert (stored.name, on_pool.name) == ("weekly", "weekly-gpu")
     assert [schedule.schedule.cron for schedule in stored.schedules] == ["0 3 * * 0"]
     assert [schedule.schedule.cron for schedule in on_pool.schedules] == ["0 4 * * *"]
+    form = stored.parameter_openapi_schema["properties"]  # the Prefect UI's form for a run: typed fields
+    assert {"temperature", "n_layers", "layers", "hidden_size", "max_steps", "overrides"} <= set(form)
+    assert "integer" in json.dumps(form["hidden_size"])
     for deployment in (stored, on_pool):
         assert deployment.global_concurrency_limit.limit == 1
         assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
