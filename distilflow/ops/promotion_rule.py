@@ -35,8 +35,8 @@ def decide(policy: PromotionConfig, challenger: dict[str, str], champion: dict[s
                  if challenger.get(key) != champion.get(key)]
     if differing:
         what = "; ".join(f"{key} {challenger.get(key)} vs {champion.get(key)}" for key in sorted(differing))
-        return Decision(False, f"GLUE or latency settings differ from the champion's ({what}): figures are not "
-                               "comparable, promote by hand")
+        return Decision(False, f"GLUE, latency or shape settings differ from the champion's ({what}): figures are "
+                               "not comparable, promote by hand")
     needed = float(champion["glue_score"]) + policy.min_glue_gain
     if float(challenger["glue_score"]) < needed:
         return Decision(False, f"GLUE score {float(challenger['glue_score']):.4f} < champion's "
@@ -49,11 +49,12 @@ GLUE_SETTING_TAG = "glue_{}"  # one tag per setting that makes GLUE scores compa
 
 
 LATENCY_SETTING_TAGS = ("latency_protocol", "latency_model")  # latencies compare only when measured alike
+SHAPE_TAG = "student_shape"  # layers x hidden: a student of another size answers another budget, a person chooses
 
 
 def comparable_tags(tags: dict[str, str]) -> set[str]:
     glue_settings = {key for key in tags if key.startswith("glue_") and key not in ("glue_score", "glue_retention")}
-    return glue_settings | set(LATENCY_SETTING_TAGS)
+    return glue_settings | set(LATENCY_SETTING_TAGS) | ({SHAPE_TAG} & set(tags))
 
 
 def version_tags(report: GlueReport, data_hashes: dict[str, str]) -> dict[str, str]:

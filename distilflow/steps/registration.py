@@ -40,6 +40,6 @@ def filter_tags(params: Params, student_meta: dict) -> dict[str, str]:
     loss = params.distill.loss
     shape = student_meta.get("shape", {})
     return {"teacher": params.teacher.model, "student_layers": str(len(student_meta.get("teacher_layers", []))),
-            **({"student_shape": f"{shape['layers']}x{shape['hidden_size']}"} if shape else {}),
+            **({promotion_rule.SHAPE_TAG: f"{shape['layers']}x{shape['hidden_size']}"} if shape else {}),
             "distill_temperature": f"{loss.temperature:g}",
             "distill_alphas": f"ce {loss.alpha_ce:g} / mlm {loss.alpha_mlm:g} / cos {loss.alpha_cos:g}"}

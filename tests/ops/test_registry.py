@@ -76,6 +76,15 @@ def test_decide_compares_only_versions_fine_tuned_the_same_way(setting, value):
     assert promotion_rule.decide(PromotionConfig(), same_settings, champion).promote
 
 
+def test_a_student_of_another_shape_is_compared_by_a_person_not_the_rule():
+    """A 4x256 student answers another size budget than a 3x384 champion: the rule does not trade one for the other."""
+    champion = {**promotion_rule.version_tags(_report(), {}), promotion_rule.SHAPE_TAG: "3x384"}
+    narrower = {**champion, "glue_score": "0.99", promotion_rule.SHAPE_TAG: "4x256"}
+    decision = promotion_rule.decide(PromotionConfig(), narrower, champion)
+    assert not decision.promote and "student_shape 4x256 vs 3x384" in decision.reason and "by hand" in decision.reason
+    assert promotion_rule.decide(PromotionConfig(), {**narrower, promotion_rule.SHAPE_TAG: "3x384"}, champion).promote
+
+
 def test_decide_without_retention_says_so():
     tags = promotion_rule.version_tags(_report().model_copy(update={"glue_retention": None}), {})
     assert "glue_retention" not in tags
