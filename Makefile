@@ -11,14 +11,16 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 install: $(VENV)/.installed
 
-# torch through pip, which takes the CPU wheel where this machine's pip settings point to one (uv does not look
-# there: it would fetch the CUDA build); the rest through uv, which installs the same pins in a fraction of pip's
-# time (a fresh HOME has no cache). Compiled to bytecode once here, as pip does: with PYTHONDONTWRITEBYTECODE set
-# (this machine's image sets it) every process would otherwise compile torch, transformers and MLflow again.
+# One uv call (the same pins in a fraction of pip's time; a fresh HOME has no cache). uv does not read pip's
+# settings, so the wheel folder pip is pointed to ($PIP_FIND_LINKS: this machine's CPU build of torch) is passed on;
+# without one, torch comes from PyPI as pip would take it. Compiled to bytecode once here, as pip does: with
+# PYTHONDONTWRITEBYTECODE set (this machine's image sets it) every process would otherwise compile torch,
+# transformers and MLflow again.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q torch==2.13.0 uv==0.13.9   # the CPU wheel on CPU machines; CUDA build from PyPI elsewhere
-	$(BIN)/uv pip install -q --system-certs --compile-bytecode --python $(BIN)/python -e ".[test]"
+	$(BIN)/pip install -q uv==0.13.9
+	$(BIN)/uv pip install -q --system-certs --compile-bytecode --python $(BIN)/python \
+		$(foreach links,$(PIP_FIND_LINKS),--find-links $(links)) torch==2.13.0 -e ".[test]"
 	touch $@
 
 run: install

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import mlflow
 
-from distilflow.ops.local_server import free_port, local_server
+from distilflow.ops.local_server import TRACKING_SERVER_ENV, free_port, local_server
 
 COLUMNS = ["student_glue_score", "glue_retention", "student_latency_ms_cpu_b1", "speedup_cpu_b1",
            "student_test_mlm_loss"]
@@ -76,9 +76,9 @@ def _in_browser(browser: str, store: str, checks) -> int:
 
     port = free_port()
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", "127.0.0.1",
-               "--port", str(port)]
+               "--port", str(port), "--workers", "1"]  # one browser: MLflow's default 4 took 19 s to start on 2 cores
     problems = []
-    with local_server(command, "/health", port) as url, sync_playwright() as playwright:
+    with local_server(command, "/health", port, env=TRACKING_SERVER_ENV) as url, sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=browser, args=["--no-sandbox"])
         for check in checks:
             problems += check(chromium.new_page(viewport={"width": 1900, "height": 1000}), url)

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from tests.conftest import ROOT, tiny_glue_release, tiny_params
 
-KILLS_PER_STAGE = 3  # x 6 stages; at least 12 must land before their stage ends
+KILLS_PER_STAGE = 2  # x 6 stages; at least 8 must land before their stage ends
 
 
 def _project(folder, corpus, teacher, glue):
@@ -56,7 +56,7 @@ def test_every_stage_killed_at_random_then_rerun_ends_as_an_uninterrupted_run(tm
     assert set(summary["reference"].values()) == {0}, summary
     assert set(summary["reruns"].values()) == {0}, (summary, log)
     kills = [kill for kill in summary["kills"] if kill["killed"]]
-    assert len(kills) >= 12, summary["kills"]
+    assert len(kills) >= 8, summary["kills"]
     assert {kill["stage"] for kill in kills} >= {"prepare", "teacher", "distill", "glue-task", "register"}
 
     reference, faulted = tmp_path / "reference", tmp_path / "faulted"

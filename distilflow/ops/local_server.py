@@ -17,6 +17,11 @@ from pathlib import Path
 from distilflow.errors import DistilflowError
 
 
+# MLflow's tracking server also starts its job runners (five processes, each importing MLflow: ~15 CPU-seconds
+# before it answers) for GenAI scorers and trace roll-ups, which distilflow never submits.
+TRACKING_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -10,7 +10,7 @@ import pytest
 
 from distilflow.config import PromotionConfig, RegistryConfig, TrackingConfig
 from distilflow.ops import registry
-from distilflow.ops.local_server import free_port, local_server
+from distilflow.ops.local_server import TRACKING_SERVER_ENV, free_port, local_server
 from distilflow.ops.tracking import Tracking
 from tests.conftest import save_tiny_student
 
@@ -22,7 +22,7 @@ def server(tmp_path_factory):
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
                "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1"]
-    with local_server(command, "/health", port, timeout_s=90) as url:
+    with local_server(command, "/health", port, env=TRACKING_SERVER_ENV, timeout_s=90) as url:
         yield url, root
 
 
