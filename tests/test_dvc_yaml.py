@@ -173,9 +173,13 @@ def committed_project(tmp_path_factory) -> Path:
 
 
 def _changed_stages(project: Path) -> set[str]:
-    output = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=project, check=True,
-                            capture_output=True, text=True).stdout
-    return set(json.loads(output or "{}"))
+    """`dvc status`, through DVC's API in this process (a `dvc` process per call cost ~1.3 s, 16 times)."""
+    from contextlib import chdir
+
+    from dvc.repo import Repo
+
+    with chdir(project), Repo() as repo:  # as the CLI runs it; a new Repo each time: no status remembered
+        return set(repo.status())
 
 
 GLUE_STAGES = {f"glue@{task}" for task in TASKS}
