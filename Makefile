@@ -11,15 +11,18 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 install: $(VENV)/.installed
 
+# Each module's bytecode is written the first time a process imports it, Python's default: with
+# PYTHONDONTWRITEBYTECODE (this machine's image sets it) every stage process would compile torch, transformers and
+# MLflow again, and compiling all 24k files of the environment at install took ~50 s for the few thousand used.
+unexport PYTHONDONTWRITEBYTECODE
+
 # One uv call (the same pins in a fraction of pip's time; a fresh HOME has no cache). uv does not read pip's
 # settings, so the wheel folder pip is pointed to ($PIP_FIND_LINKS: this machine's CPU build of torch) is passed on;
-# without one, torch comes from PyPI as pip would take it. Compiled to bytecode once here, as pip does: with
-# PYTHONDONTWRITEBYTECODE set (this machine's image sets it) every process would otherwise compile torch,
-# transformers and MLflow again.
+# without one, torch comes from PyPI as pip would take it.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q uv==0.13.9
-	$(BIN)/uv pip install -q --system-certs --compile-bytecode --python $(BIN)/python \
+	$(BIN)/uv pip install -q --system-certs --python $(BIN)/python \
 		$(foreach links,$(PIP_FIND_LINKS),--find-links $(links)) torch==2.13.0 -e ".[test]"
 	touch $@
 
