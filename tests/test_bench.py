@@ -59,6 +59,20 @@ def test_the_int8_latency_block_in_the_docs_is_the_committed_results():
     assert render() in DOCS.read_text()
 
 
+def test_the_teacher_head_block_in_the_docs_is_the_committed_results():
+    """docs/results.md §15 is generated from bench/results/teacher-head/*.json (bench/teacher_head.py report --write)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from teacher_head import DOCS, render
+
+    assert render() in DOCS.read_text()
+
+
+def test_the_teacher_head_curve_refuses_budgets_that_are_not_numbers_in_one_line():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "teacher_head.py"), "curve", "--steps", "120,lots"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--steps '120,lots'" in done.stderr
+
+
 def test_the_scaling_table_in_the_docs_is_the_committed_results():
     """docs/scaling.md's table is generated from bench/results/scale/*.json (bench/scale.py --report --write)."""
     sys.path.insert(0, str(ROOT / "bench"))
