@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field
@@ -45,6 +45,9 @@ class SweepSpec(StrictModel):
     final: FinalPhase | None = None
     register_winner: bool = True  # the winner becomes challenger, and champion if the promotion rule says so
     jobs: int = Field(1, ge=1)  # variants at a time (one machine: 1 on a CPU)
+    # the last stage each variant runs: its GLUE report (enough to rank it), or its export too (ONNX sizes and CPU
+    # latency of every variant, for a frontier of size and speed against retention)
+    through: Literal["glue_report", "export"] = "glue_report"
     # a Prefect work pool: the variants become runs of the pipeline's deployment there (`distilflow deploy --pool`)
     pool: str | None = None
 

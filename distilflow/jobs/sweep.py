@@ -27,7 +27,6 @@ from distilflow.steps.run_outputs import RunOutputs
 from distilflow.steps.sweep_plan import SweepResult, Variant, final_plan, plan
 
 logger = logging.getLogger(__name__)
-STAGES = "glue_report"  # a variant runs up to its GLUE report: the export is for what gets deployed
 
 
 def pinned_files(params: Params) -> list[Path]:
@@ -93,7 +92,7 @@ def still_to_run(spec: SweepSpec, variants: list[Variant]) -> list[Variant]:
 
 def run_variant(spec: SweepSpec, variant: Variant) -> Variant:
     """One variant as its own DVC experiment, up to its GLUE report."""
-    outcome = _run_one(variant, folder_of(load_params(spec.params), spec))
+    outcome = _run_one(variant, folder_of(load_params(spec.params), spec), spec.through)
     if not outcome.ok:
         variant.status, variant.reason = "failed", outcome.error
         logger.warning("%s failed: %s (log: %s)", variant.name, outcome.error, outcome.log_file)
@@ -160,10 +159,12 @@ def _open(tracking: Tracking, spec: SweepSpec) -> str | None:
                                      {"sweep": spec.model_dump(mode="json")})
 
 
-def _run_one(variant: Variant, folder) -> experiments.Outcome:
+def _run_one(variant: Variant, folder, through: str) -> experiments.Outcome:
+    """The variant's stages up to `through` (spec.through): by default its GLUE report, the export being for what
+    gets deployed."""
     logger.info("%s: DVC experiment %s (%s)", variant.name, variant.experiment, ", ".join(variant.overrides))
     return experiments.run(variant.experiment, variant.overrides, folder / "logs" / f"{variant.name}.log",
-                           targets=[STAGES])
+                           targets=[through])
 
 
 def _record(tracking: Tracking, variant: Variant) -> None:

@@ -69,7 +69,8 @@ def describe_plan(spec: SweepSpec) -> str:
     """What a sweep will run (--dry-run): its variants, their experiments and settings, and its final phase."""
     variants = plan(spec)
     where = (f"each a run of the pipeline's deployment on work pool {spec.pool}" if spec.pool else
-             f"{spec.jobs} at a time, each a DVC experiment up to its GLUE report")
+             f"{spec.jobs} at a time, each a DVC experiment up to its "
+             + ("GLUE report" if spec.through == "glue_report" else "GLUE report and export"))
     lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} variants, {where}, ranked on the {spec.select.by}'s GLUE score on held-out slices "
              f"({spec.select.holdout:.0%}) of the training sets"
              + (f", one winner per {', '.join(spec.select.per)}" if spec.select.per else "")]

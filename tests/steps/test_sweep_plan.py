@@ -23,6 +23,8 @@ def test_each_variant_is_an_experiment_named_after_the_sweep_and_scored_on_the_h
     assert [v.experiment for v in variants] == ["t-temperature-2", "t-temperature-4"]
     assert all(v.overrides[-1] == "glue.selection.holdout=0.2" and v.phase == "select" for v in variants)
     assert describe_plan(spec).splitlines()[1].startswith("  t-temperature-2  [all]  distill.loss.temperature=2")
+    assert "each a DVC experiment up to its GLUE report and export," in describe_plan(spec.model_copy(
+        update={"through": "export"}))
 
 
 def test_a_bad_variant_is_one_line_naming_it_before_anything_runs(params_file):
