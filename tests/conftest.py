@@ -214,11 +214,14 @@ def run_stages(params, policy=None):
 
 def assert_layers_copied(student, teacher, teacher_layers: list[int]) -> None:
     """Student layer i holds exactly the weights of teacher layer teacher_layers[i]."""
+    from distilflow.train.architecture import encoder_layers
+
     assert student.config.num_hidden_layers == len(teacher_layers)
     for student_index, teacher_index in enumerate(teacher_layers):
-        s_layer, t_layer = student.bert.encoder.layer[student_index], teacher.bert.encoder.layer[teacher_index]
-        for (name, s_param), t_param in zip(s_layer.named_parameters(), t_layer.parameters(), strict=True):
-            assert torch.equal(s_param, t_param), f"layer {student_index}: {name}"
+        s_layer, t_layer = encoder_layers(student)[1][student_index], encoder_layers(teacher)[1][teacher_index]
+        teacher_params = dict(t_layer.named_parameters())
+        for name, s_param in s_layer.named_parameters():
+            assert torch.equal(s_param, teacher_params[name]), f"layer {student_index}: {name}"
 
 
 def build_pipeline_project(folder: Path, corpus: Path, teacher: Path, glue: Path) -> Path:

@@ -3,15 +3,15 @@ intermediate_size, num_attention_heads): a stock model of the teacher's family, 
 
 Initialised from the teacher: embeddings and MLM head copied, student layer i taken from teacher
 layer `layers[i]`; a narrower student gets the teacher's most important channels, heads and neurons of
-those (train/width.py). Works for masked-LMs whose layers are named `...layer.<index>...` and whose head
-is `cls` (BERT family) or `lm_head` (RoBERTa family).
+those (train/width.py). The layers and the head are found from the model's structure (train/architecture.py):
+BERT, RoBERTa, DistilBERT, DeBERTa-v2 and ModernBERT teachers alike.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import sys
+from typing import Callable
 
 import torch
 from transformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
@@ -19,9 +19,8 @@ from transformers.masking_utils import create_bidirectional_mask
 
 from distilflow.config import StudentConfig
 from distilflow.errors import DistilflowError
+from distilflow.train.architecture import encoder_layers, layer_of, masked_lm_head, select_layers_config
 from distilflow.train.width import WidthSlicer
-
-LAYER_KEY = re.compile(r"(^|\.)layer\.(\d+)\.")
 
 
 def select_teacher_layers(n_teacher: int, n_student: int, rule: str | list[int]) -> list[int]:
@@ -54,11 +53,20 @@ def student_shape(teacher_config: PretrainedConfig, config: StudentConfig) -> Pr
     """The student's model config: the teacher's, with the student's depth and width (checked here, one line each,
     from the teacher's config alone: before any weights or data load)."""
     layers = student_layers(teacher_config.num_hidden_layers, config)
+    student_config = copy.deepcopy(teacher_config)
+    select_layers_config(student_config, layers)
+    if not (config.hidden_size or config.intermediate_size or config.num_attention_heads):
+        return student_config  # the teacher's width: only the depth changes, in any family
+    ffn = getattr(teacher_config, "intermediate_size", None)
+    if ffn is None:
+        raise DistilflowError(f"a narrower student needs a teacher whose config names its feed-forward width "
+                              f"intermediate_size (BERT, RoBERTa, DeBERTa, ModernBERT); {teacher_config.model_type} "
+                              "does not: leave student.hidden_size, intermediate_size and num_attention_heads unset")
     hidden, heads = teacher_config.hidden_size, teacher_config.num_attention_heads
     head_size = hidden // heads
     width = config.hidden_size or hidden
     shape = {"hidden_size": width, "num_attention_heads": config.num_attention_heads or max(1, width // head_size),
-             "intermediate_size": config.intermediate_size or teacher_config.intermediate_size * width // hidden}
+             "intermediate_size": config.intermediate_size or ffn * width // hidden}
     for name, value in shape.items():
         if value > getattr(teacher_config, name):
             raise DistilflowError(f"student.{name}={value} exceeds the teacher's {getattr(teacher_config, name)}: "
@@ -70,8 +78,7 @@ def student_shape(teacher_config: PretrainedConfig, config: StudentConfig) -> Pr
         raise DistilflowError(f"student.init=teacher keeps whole teacher heads of {head_size} units: give "
                               f"student.num_attention_heads={width // head_size} for hidden_size {width}, or "
                               "student.init: random")
-    student_config = copy.deepcopy(teacher_config)
-    for name, value in {"num_hidden_layers": len(layers), **shape}.items():
+    for name, value in shape.items():
         setattr(student_config, name, value)
     return student_config
 
@@ -81,48 +88,43 @@ def build_student(teacher: PreTrainedModel, config: StudentConfig, seed: int = 0
     torch.manual_seed(seed)  # the random-init baseline must be reproducible too
     student = AutoModelForMaskedLM.from_config(student_shape(teacher.config, config))
     if config.init == "teacher":
-        state = map_teacher_weights(teacher.state_dict(), layers)
+        prefix, _ = encoder_layers(teacher)
+        reshape = None
         if student.config.hidden_size != teacher.config.hidden_size or \
-                student.config.intermediate_size != teacher.config.intermediate_size:
-            slicer = WidthSlicer(teacher.state_dict(), teacher.config, student.config, layers)
-            targets = student.state_dict()
-            renamed_from = {student_index: teacher_index for student_index, teacher_index in enumerate(layers)}
-            state = {key: slicer.slice(_teacher_key(key, renamed_from), tensor, targets[key].shape)
-                     for key, tensor in state.items()}
-        student.load_state_dict(state, strict=True)
+                getattr(student.config, "intermediate_size", None) != getattr(teacher.config, "intermediate_size", None):
+            slicer, targets = WidthSlicer(teacher.state_dict(), teacher.config, student.config, layers), student.state_dict()
+            reshape = lambda key, tensor, renamed: slicer.slice(key, tensor, targets[renamed].shape)  # noqa: E731
+        state = map_teacher_weights(teacher.state_dict(), layers, prefix, reshape)
+        # Every student weight comes from the teacher; a teacher weight the student has no place for is left out
+        # (ModernBERT's first layer has no attention norm, the embeddings being normalised: a later teacher layer
+        # copied there loses its own).
+        kept = student.state_dict().keys()
+        student.load_state_dict({key: tensor for key, tensor in state.items() if key in kept}, strict=True)
     return student, layers
 
 
-def _teacher_key(student_key: str, teacher_index: dict[int, int]) -> str:
-    """The name the teacher gives the student's parameter (its layer number is the teacher's)."""
-    match = LAYER_KEY.search(student_key)
-    if match is None:
-        return student_key
-    return f"{student_key[: match.start(2)]}{teacher_index[int(match.group(2))]}{student_key[match.end(2):]}"
-
-
-def map_teacher_weights(teacher_state: dict[str, torch.Tensor], layers: list[int]) -> dict[str, torch.Tensor]:
-    """Teacher weights renamed for the student: layer layers[i] becomes layer i, others dropped."""
+def map_teacher_weights(teacher_state: dict[str, torch.Tensor], layers: list[int], prefix: str,
+                        reshape: Callable[[str, torch.Tensor, str], torch.Tensor] | None = None
+                        ) -> dict[str, torch.Tensor]:
+    """Teacher weights renamed for the student: layer layers[i] (keys `<prefix><layers[i]>.`) becomes layer i, other
+    layers dropped; `reshape(teacher key, tensor, student key)` cuts each to a narrower student's shape."""
     new_index = {teacher_index: student_index for student_index, teacher_index in enumerate(layers)}
     student_state = {}
     for key, tensor in teacher_state.items():
-        match = LAYER_KEY.search(key)
-        if match is None:
-            student_state[key] = tensor.clone()
-        elif int(match.group(2)) in new_index:
-            renamed = f"{key[: match.start(2)]}{new_index[int(match.group(2))]}{key[match.end(2):]}"
-            student_state[renamed] = tensor.clone()
+        layer = layer_of(key, prefix)
+        if layer is None:
+            renamed = key
+        elif layer in new_index:
+            renamed = f"{prefix}{new_index[layer]}{key[len(prefix) + len(str(layer)):]}"
+        else:
+            continue
+        student_state[renamed] = reshape(key, tensor, renamed) if reshape else tensor.clone()
     return student_state
 
 
 def split_masked_lm(model: PreTrainedModel) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(encoder, head): lets the loss run the vocabulary projection only where it is needed."""
-    for head_name in ("cls", "lm_head"):
-        if hasattr(model, head_name):
-            return model.base_model, getattr(model, head_name)
-    raise DistilflowError(
-        f"{type(model).__name__} is not supported: its MLM head is neither 'cls' (BERT) nor 'lm_head' (RoBERTa)"
-    )
+    return model.base_model, masked_lm_head(model)
 
 
 PROJECTION = "distill_hidden_projection"

@@ -9,7 +9,8 @@ from __future__ import annotations
 from transformers import PreTrainedModel
 
 from distilflow.errors import DistilflowError
-from distilflow.train.student import LAYER_KEY, split_masked_lm
+from distilflow.train.architecture import encoder_layers
+from distilflow.train.student import split_masked_lm
 
 
 def missing_head_weights(model: PreTrainedModel, missing_keys: set[str]) -> set[str]:
@@ -38,9 +39,7 @@ def freeze_all_but_head(model: PreTrainedModel, unfreeze_top_layers: int) -> int
     output_embeddings = model.get_output_embeddings()
     if output_embeddings is not None and output_embeddings.weight is model.get_input_embeddings().weight:
         output_embeddings.weight.requires_grad_(False)
-    first_unfrozen = n_layers - unfreeze_top_layers
-    for name, parameter in model.base_model.named_parameters():
-        match = LAYER_KEY.search(name)
-        if match and int(match.group(2)) >= first_unfrozen:
-            parameter.requires_grad_(True)
+    _, layers = encoder_layers(model)
+    for layer in layers[n_layers - unfreeze_top_layers:]:
+        layer.requires_grad_(True)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

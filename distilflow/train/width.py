@@ -31,10 +31,16 @@ def hidden_importance(teacher_state: dict[str, torch.Tensor], width: int) -> tor
     return scores
 
 
+def _is_ffn_output(key: str) -> bool:
+    """The feed-forward block's output projection (`...layer.<i>.output.dense.weight`), not attention's."""
+    return key.endswith("output.dense.weight") and ".attention." not in key
+
+
 def _layer_tensor(state: dict[str, torch.Tensor], layer: int, suffix: str) -> torch.Tensor:
     for key, tensor in state.items():
         match = _LAYER.search(key)
-        if match and int(match.group(1)) == layer and key.endswith(suffix):
+        if match and int(match.group(1)) == layer and key.endswith(suffix) and \
+                (suffix != "output.dense.weight" or _is_ffn_output(key)):
             return tensor.detach().float().cpu()
     raise DistilflowError(f"the teacher's layer {layer} has no '{suffix}' weight: a narrower student is sliced from "
                           "BERT/RoBERTa-style layers; use student.init: random")
@@ -50,16 +56,8 @@ def head_importance(state: dict[str, torch.Tensor], layer: int, heads: int) -> t
 
 def neuron_importance(state: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
     into = _layer_tensor(state, layer, "intermediate.dense.weight")  # (neurons, hidden)
-    out = _ffn_output(state, layer)  # (hidden, neurons)
+    out = _layer_tensor(state, layer, "output.dense.weight")  # (hidden, neurons)
     return into.norm(dim=1) * out.norm(dim=0)
-
-
-def _ffn_output(state: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
-    for key, tensor in state.items():
-        match = _LAYER.search(key)
-        if match and int(match.group(1)) == layer and key.endswith("output.dense.weight") and "attention" not in key:
-            return tensor.detach().float().cpu()
-    raise DistilflowError(f"the teacher's layer {layer} has no feed-forward 'output.dense' weight: use student.init: random")
 
 
 def top(scores: torch.Tensor, keep: int) -> torch.Tensor:
@@ -110,6 +108,6 @@ class WidthSlicer:
             return self.heads[layer]
         if layer is not None and ".intermediate.dense." in key and dim == 0:
             return self.neurons[layer]
-        if layer is not None and key.endswith("output.dense.weight") and "attention" not in key and dim == 1:
+        if layer is not None and _is_ffn_output(key) and dim == 1:
             return self.neurons[layer]
         return self.hidden

@@ -122,9 +122,9 @@ def test_loss_terms_match_their_definitions(tiny_teacher, tokenizer):
 
 def test_vocabulary_projection_runs_only_where_needed(tiny_teacher, tokenizer):
     batch = _masked_batch(tokenizer)
-    _, head = split_masked_lm(tiny_teacher)
+    _, head = split_masked_lm(tiny_teacher)  # a chain of the model's own modules: the last one projects
     rows_projected = []
-    hook = head.register_forward_hook(lambda module, args, output: rows_projected.append(output.shape[0]))
+    hook = head[-1].register_forward_hook(lambda module, args, output: rows_projected.append(output.shape[0]))
     try:
         DistillationLoss(LossConfig(kd_positions="masked"))(tiny_teacher, tiny_teacher, batch)
         masked_rows = list(rows_projected)
@@ -156,6 +156,8 @@ def test_a_batch_without_padding_reaches_the_encoders_with_no_mask_and_the_same_
 
     student, _ = build_student(tiny_teacher, StudentConfig(n_layers=2), seed=0)
     student.eval()
+    for model in (student, tiny_teacher):
+        split_masked_lm(model)  # the head is found once per model (one forward of its own), before the hooks
     seen = []
     hooks = [model.base_model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["attention_mask"]),
                                                         with_kwargs=True) for model in (student, tiny_teacher)]
