@@ -72,7 +72,7 @@ def _find_head(model: PreTrainedModel) -> torch.nn.Module:
     try:
         ids = torch.full((1, 4), min(5, model.config.vocab_size - 1), device=model.device)
         mask = torch.ones_like(ids)
-        with torch.no_grad():
+        with torch.no_grad(), _as_trained(model):
             expected = model(input_ids=ids, attention_mask=mask).logits
             hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state
     finally:
@@ -80,9 +80,16 @@ def _find_head(model: PreTrainedModel) -> torch.nn.Module:
             hook.remove()
         model.train(was_training)
     head = torch.nn.Sequential(*dict.fromkeys(called))  # in call order, each once
-    with torch.no_grad():
+    with torch.no_grad(), _as_trained(model):
         same = len(head) > 0 and torch.allclose(head(hidden), expected, atol=1e-5)
     if not same or not any(module is model.get_output_embeddings() for module in head[-1].modules()):
         raise DistilflowError(f"{type(model).__name__}: its masked-LM head is not a chain of modules after the "
                               "encoder ending at its output embeddings: this model family cannot be distilled here")
     return head
+
+
+def _as_trained(model: PreTrainedModel):
+    """bf16 autocast when some of the model's matrices are stored in bf16 (a frozen teacher under bf16,
+    base/devices.frozen_teacher), as the training step runs it; else nothing."""
+    bf16 = any(parameter.dtype == torch.bfloat16 for parameter in model.parameters())
+    return torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)

@@ -94,3 +94,10 @@ def test_modernberts_global_and_local_layers_follow_the_layers_kept():
 def test_a_narrower_student_of_a_family_without_intermediate_size_is_one_line():
     with pytest.raises(DistilflowError, match="^a narrower student needs .* distilbert does not"):
         build_student(_teacher("distilbert"), StudentConfig(n_layers=2, hidden_size=16), seed=0)
+
+
+def test_the_head_of_a_teacher_frozen_in_bf16_is_found_as_the_training_step_runs_it():
+    from distilflow.base.devices import frozen_teacher
+
+    teacher = frozen_teacher(_teacher("bert"), torch.device("cpu"), torch.bfloat16)  # its layers' matrices in bf16
+    assert split_masked_lm(teacher)[1][-1] is teacher.cls
