@@ -1,9 +1,9 @@
 """Where and in what precision models run: the GPU when there is one (bf16 autocast), else the CPU (fp32).
 
 The mixed-precision path is the GPU's on every device: bf16 autocast, the frozen teacher's layers stored in
-bf16, fused AdamW. `precision: bf16` runs it on a CPU too, which is how bench/gpu/rehearsal.sh exercises
-the GPU's code paths without a GPU. `auto` keeps the CPU in fp32: on the CPUs measured so far bf16 was the
-slower one (docs/benchmarks.md, "bf16 on the CPU"; bench/results/speed-cpu.json).
+bf16, fused AdamW. `precision: bf16` runs it on a CPU too, which is how the GPU rehearsal exercises the GPU's
+code paths without a GPU. `auto` keeps the CPU in fp32: on the CPUs measured so far bf16 was the slower one
+(docs/benchmarks.md, "bf16 on the CPU").
 """
 
 from __future__ import annotations

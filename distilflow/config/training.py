@@ -65,7 +65,7 @@ class TrainConfig(StrictModel):
     """Optimisation and bookkeeping shared by head training and distillation."""
 
     # 0 (distillation only): the student is the copied teacher layers, trained not at all -- the
-    # baseline that shows what distilling adds (bench/ablation.py's "0 steps" row).
+    # baseline that shows what distilling adds (the "0-step" rows of docs/results.md).
     max_steps: int = Field(120, ge=0)  # the quick scale; the headline distils 1,000 (params/headline.yaml)
     micro_batch_size: int = Field(32, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
