@@ -48,16 +48,16 @@ def uses_fused_adamw(device: torch.device, autocast_dtype: torch.dtype | None) -
     return device.type == "cuda" or autocast_dtype == torch.bfloat16
 
 
-def frozen_teacher(teacher: torch.nn.Module, device: torch.device, autocast_dtype: torch.dtype | None) -> torch.nn.Module:
-    """The teacher on `device`, without gradients; under bf16 its layers' matrices are stored in bf16.
+def frozen_teacher(teacher: torch.nn.Module, layers: torch.nn.Module, device: torch.device,
+                   autocast_dtype: torch.dtype | None) -> torch.nn.Module:
+    """The teacher on `device`, without gradients; under bf16 the matrices of its `layers` are stored in bf16.
 
     It is never trained, so it needs no fp32 master weights, and autocast would otherwise cast every
     weight again at every micro-batch. Embeddings, LayerNorms and the MLM head stay fp32: the projection
     runs in fp32, and a CPU's autocast (unlike CUDA's) does not cast a LayerNorm's weight back to fp32.
     """
     teacher = teacher.to(device).eval().requires_grad_(False)
-    layers = getattr(teacher.base_model, "encoder", None)
-    if autocast_dtype == torch.bfloat16 and layers is not None:
+    if autocast_dtype == torch.bfloat16:
         for module in layers.modules():
             if isinstance(module, torch.nn.Linear):
                 module.to(torch.bfloat16)

@@ -14,7 +14,6 @@ over the real (non-pad) tokens, divided by the caller by the step's token count,
 from __future__ import annotations
 
 import math
-import re
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -22,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from distilflow.errors import DistilflowError
+from distilflow.train.architecture import encoder_layers
 
 PROJECTIONS = ("query", "key", "value")
-_LAYER = re.compile(r"(?:^|\.)layer\.(\d+)$")
 
 
 def uniform_layer_map(n_teacher: int, n_student: int) -> list[int]:
@@ -32,22 +31,12 @@ def uniform_layer_map(n_teacher: int, n_student: int) -> list[int]:
     return [round((i + 1) * n_teacher / n_student) - 1 for i in range(n_student)]
 
 
-def encoder_layers(encoder: torch.nn.Module) -> dict[int, torch.nn.Module]:
-    """{index: layer module} of a BERT/RoBERTa-style encoder (modules named `...layer.<i>`)."""
-    layers = {int(match.group(1)): module for name, module in encoder.named_modules()
-              if (match := _LAYER.search(name))}
-    if not layers:
-        raise DistilflowError(f"{type(encoder).__name__} has no '...layer.<i>' modules: intermediate-layer losses "
-                              "need a BERT-style encoder; set alpha_hidden/alpha_attention/alpha_relation to 0")
-    return layers
-
-
 @contextmanager
 def tap_layers(encoder: torch.nn.Module, layers: list[int], projections: bool) -> Iterator[dict]:
     """Record, during the forward passes inside the block, each listed layer's output ("hidden", i) and,
     if asked, its attention's query/key/value projections ("query", i), ... (batch, length, width)."""
     captured: dict[tuple[str, int], torch.Tensor] = {}
-    by_index = encoder_layers(encoder)
+    _, by_index = encoder_layers(encoder)  # found from the structure: any family's layers (train/architecture.py)
     handles = []
 
     def keep(key):

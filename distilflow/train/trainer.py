@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from distilflow.base.devices import frozen_teacher, pick_autocast_dtype, pick_device, uses_fused_adamw
 from distilflow.config import TrainConfig
 from distilflow.data.batching import MaskingCollator, StepBatch, StepOrder, sequence_lengths, step_loader
+from distilflow.train.architecture import encoder_layers
 from distilflow.train.batch_size import require_global_batch
 from distilflow.train.checkpoint import capture_rng_states, restore_rng_states, resume_state, save_checkpoint
 from distilflow.train.distributed import ProcessGroup, process_group
@@ -64,7 +65,8 @@ class Trainer:
             attach_projection(model, teacher.config.hidden_size, config.seed)  # the same W_h in every process
         torch.manual_seed(config.seed + self.group.rank)  # dropout differs between processes, as it should
         self.model = model.to(self.device).train()
-        self.teacher = frozen_teacher(teacher, self.device, self.autocast_dtype) if teacher is not None else None
+        self.teacher = None if teacher is None else \
+            frozen_teacher(teacher, encoder_layers(teacher)[1], self.device, self.autocast_dtype)
         self.student_view = MaskedLMView(self.model)
         self.teacher_view = MaskedLMView(self.teacher) if self.teacher is not None else None
         if config.compile:

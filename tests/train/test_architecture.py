@@ -69,9 +69,10 @@ def test_every_family_distils_with_the_default_loss_and_trains_only_its_head_and
     teacher = _teacher(family)
     student, _ = build_student(teacher, StudentConfig(n_layers=2), seed=0)
     student.train()
-    terms = DistillationLoss(LossConfig())(student, teacher, _batch())
+    terms = DistillationLoss(LossConfig(alpha_hidden=1.0))(student, teacher, _batch())  # + TinyBERT's hidden MSE
     terms.total.backward()
-    assert torch.isfinite(terms.total) and set(terms.parts) == {"ce", "mlm", "cos"}
+    assert torch.isfinite(terms.total) and set(terms.parts) == {"ce", "mlm", "cos", "hidden"}
+    assert terms.parts["hidden"] > 0
     assert all(p.grad is not None for p in encoder_layers(student)[1].parameters())
 
     trainable = freeze_all_but_head(teacher, unfreeze_top_layers=1)
@@ -96,8 +97,12 @@ def test_a_narrower_student_of_a_family_without_intermediate_size_is_one_line():
         build_student(_teacher("distilbert"), StudentConfig(n_layers=2, hidden_size=16), seed=0)
 
 
-def test_the_head_of_a_teacher_frozen_in_bf16_is_found_as_the_training_step_runs_it():
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+def test_the_head_of_a_teacher_frozen_in_bf16_is_found_as_the_training_step_runs_it(family):
     from distilflow.base.devices import frozen_teacher
 
-    teacher = frozen_teacher(_teacher("bert"), torch.device("cpu"), torch.bfloat16)  # its layers' matrices in bf16
-    assert split_masked_lm(teacher)[1][-1] is teacher.cls
+    teacher = _teacher(family)
+    teacher = frozen_teacher(teacher, encoder_layers(teacher)[1], torch.device("cpu"), torch.bfloat16)
+    assert {p.dtype for p in encoder_layers(teacher)[1].parameters() if p.dim() == 2} == {torch.bfloat16}
+    assert teacher.get_output_embeddings().weight.dtype == torch.float32  # the vocabulary projection stays fp32
+    assert any(module is teacher.get_output_embeddings() for module in split_masked_lm(teacher)[1][-1].modules())
