@@ -5,7 +5,6 @@ exactly the stages whose outputs it can change."""
 
 import ast
 import hashlib
-import json
 import shutil
 import subprocess
 import sys
