@@ -160,7 +160,8 @@ def test_a_sweep_is_dvc_experiments_under_one_mlflow_run_ranked_off_dev_and_resu
 
     sweep_file = tmp_path / "sweep.yaml"
     sweep_file.write_text(yaml.safe_dump({"name": "t", "variants": {
-        "t3": ["distill.loss.temperature=3.0", "glue.tasks=[rte]"], "t4": ["distill.loss.temperature=4.0", "glue.tasks=[rte]"],
+        "t3": ["distill.loss.temperature=3.0", "glue.tasks=[rte]"],
+        "t4": ["distill.loss.temperature=4.0", "glue.tasks=[rte]", "distill.train.max_steps=40"],  # time to be killed in
         "deep": ["student.n_layers=9", "glue.tasks=[rte]"]}}))  # the tiny teacher has 4 layers
     command = [str(Path(sys.executable).parent / "distilflow"), "sweep", str(sweep_file)]
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
@@ -168,10 +169,12 @@ def test_a_sweep_is_dvc_experiments_under_one_mlflow_run_ranked_off_dev_and_resu
     first, second = logs / "t3.log", logs / "t4.log"
     killed = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 400
-    while not (second.is_file() and "Running stage" in second.read_text(errors="replace")):
-        assert killed.poll() is None and time.monotonic() < deadline, "the second variant never started"
-        time.sleep(1)
+    # the second variant's distillation killed once it has a checkpoint: kept in the project, not in the experiment's
+    # temporary copy, so that the sweep given again resumes it
+    checkpoints, deadline = project / "artifacts" / "checkpoints" / "distill@t-t4", time.monotonic() + 400
+    while not list(checkpoints.glob("step_*.pt")):
+        assert killed.poll() is None and time.monotonic() < deadline, "the second variant never checkpointed"
+        time.sleep(0.2)
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()
     finished_first = first.stat().st_mtime
@@ -187,6 +190,7 @@ def test_a_sweep_is_dvc_experiments_under_one_mlflow_run_ranked_off_dev_and_resu
     assert "sweep t: 2 of 3 variants done; failed: deep (error: student.n_layers=9 exceeds the teacher's 4 layers" \
         in done.stdout
     assert first.stat().st_mtime == finished_first  # the finished variant was not run again
+    assert "resumed from step " in second.read_text()  # the killed one went on from its checkpoint
     # the teacher's GLUE baseline is the project's (git-ignored, not in the temporary copy): fine-tuned once at most
     assert "fine-tuning the baseline" not in second.read_text()
     assert Path("params.yaml").read_bytes() == before and _git("status", "--porcelain", "--untracked-files=no") == ""
@@ -259,7 +263,7 @@ def test_the_mlflow_ui_shows_the_two_runs_in_a_real_browser(project):
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert (project / "screenshots" / "mlflow_runs_table.png").stat().st_size > 10_000
     # the sweep above: the temperatures of its two finished variants on screen (the failed one has nothing to compare)
-    assert "mlflow_sweep_compare.png (2 variants; varied: distill.loss.temperature)" in shown.stdout
+    assert "mlflow_sweep_compare.png (2 variants; varied: distill.loss.temperature" in shown.stdout
 
 
 def _assert_comparable_in_the_runs_table(client, parent, project):

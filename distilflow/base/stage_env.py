@@ -47,6 +47,18 @@ def dvc_experiment() -> str | None:
     return os.environ.get("DVC_EXP_NAME") or None
 
 
+def resumable_path(path: Path) -> Path:
+    """Where a stage keeps what a killed run resumes from (training checkpoints). For a DVC experiment: in the
+    project, one folder per experiment (`artifacts/checkpoints/distill@<experiment>`), not in its temporary copy,
+    which goes with the work when the sweep is killed, so that the sweep given again resumes its variants' stages
+    where they stopped; experiments running side by side never share one."""
+    experiment = dvc_experiment()
+    if experiment is None:
+        return path
+    project_path = in_project(path)
+    return project_path.with_name(f"{project_path.name}@{experiment}")
+
+
 def batch_split() -> int:
     """Split each micro-batch into this many (accumulating as many more): same effective batch, less memory."""
     value = os.environ.get(BATCH_SPLIT_ENV, "1")

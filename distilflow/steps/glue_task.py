@@ -49,7 +49,8 @@ def tracked_task_run(params: Params, tracking: Tracking, role: str, model_name: 
         result = evaluate_task(model_name, task, recipe, cache_dir=cache, soft_targets=soft_targets,
                                keep_classifier=keep_classifier,
                                records_dir=params.paths.glue_baselines if cache is not None else None,
-                               checkpoints=params.paths.glue / "checkpoints" / f"{role}-{task.name}")
+                               checkpoints=stage_env.resumable_path(
+                                   params.paths.glue / "checkpoints" / f"{role}-{task.name}"))
         tracking.log_params({"selected_learning_rate": result.learning_rate})
         tracking.log_metrics({"score": result.score, **result.flat_metrics()})
     return result

@@ -34,6 +34,7 @@ class TrainingSession:
     tracking: Tracking = field(init=False)
 
     def __post_init__(self):
+        self.checkpoints = stage_env.resumable_path(self.checkpoints)
         self.tracking = Tracking(self.params.tracking, enabled=self.group.is_main)
 
     @contextmanager

@@ -106,6 +106,7 @@ class Trainer:
         per_process = state["rng"]
         restore_rng_states(per_process[self.group.rank % len(per_process)])
         self.step = state["step"]
+        logger.info("resumed from step %d of %d (%s)", self.step, self.config.max_steps, self.checkpoints.folder)
         return self.step
 
     def save(self) -> Path | None:
