@@ -17,7 +17,8 @@ from tasks import sweep as steps
 @flow(name="distilflow-sweep", log_prints=True)
 def sweep_flow(spec: SweepSpec) -> SweepResult:
     result = steps.start(spec)
-    _run(spec, result.variants)
+    if not spec.select.given:  # given recipes go straight to the final phase
+        _run(spec, result.variants)
     finals = steps.choose(spec, result)
     _run(spec, finals)
     return steps.finish(spec, result)

@@ -56,6 +56,9 @@ class GlueConfig(StrictModel):
     eval_batch_size: int = Field(128, ge=1)
     learning_rates: list[PositiveFloat] = Field([1e-4], min_length=1)  # several: a grid, selected on dev
     epochs: float = Field(3.0, gt=0)
+    # The student's epochs when it fine-tunes without the teacher's targets (distillation.weight 0); None = epochs.
+    # With them, distillation.epochs. (§12 chose a 10-epoch teacher and a 3-epoch student for RTE.)
+    student_epochs: float | None = Field(None, gt=0)
     warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.01, ge=0.0)
     seeds: list[int] = Field([42], min_length=1)  # the median over seeds is reported

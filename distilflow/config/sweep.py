@@ -17,7 +17,7 @@ import json
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from distilflow.config.strict import StrictModel
 from distilflow.errors import DistilflowError
@@ -29,6 +29,9 @@ class Selection(StrictModel):
     holdout: float = Field(0.1, gt=0, lt=1)  # glue.selection.holdout: the share of each training set held out
     per: list[str] = []  # keys whose value makes a group: each group chooses its own winner (e.g. glue.tasks)
     by: str = "student"  # whose selection GLUE score ranks: student, or teacher (a recipe for the teacher)
+    # the recipes are given (chosen before, on held-out slices, by another sweep): one variant per group, none run
+    # or ranked here; each is its group's winner, straight to the final phase (docs/results.md §16's frontier)
+    given: bool = False
 
 
 class FinalPhase(StrictModel):
@@ -51,6 +54,14 @@ class SweepSpec(StrictModel):
     # a Prefect work pool: the variants become runs of the pipeline's deployment there (`distilflow deploy --pool`)
     pool: str | None = None
 
+    @model_validator(mode="after")
+    def _given_recipes_go_to_a_final_phase(self) -> SweepSpec:
+        if self.select.given and self.final is None:
+            raise ValueError("select.given runs nothing but a final phase: add final: (seeds:, variants:)")
+        if self.select.given and self.register_winner:
+            raise ValueError("select.given ranks nothing, so it has no winner to register: set register_winner: false")
+        return self
+
     def planned(self) -> dict[str, Overrides]:
         """name -> overrides of every first-phase variant: each point of the grid's product with each named
         variant (a grid of tasks times a list of recipes, say); either alone when the other is empty."""
@@ -66,7 +77,8 @@ class SweepSpec(StrictModel):
         """--name, else a name from what the sweep varies: the same sweep given again is the same one (it resumes)."""
         if self.name:
             return self.name
-        digest = hashlib.sha256(json.dumps([self.planned(), self.select.model_dump(), self.params],
+        selection = self.select.model_dump(exclude=set() if self.select.given else {"given"})  # older sweeps' names
+        digest = hashlib.sha256(json.dumps([self.planned(), selection, self.params],
                                            sort_keys=True).encode()).hexdigest()[:6]
         return f"sweep-{digest}"
 

@@ -211,8 +211,8 @@ def _keep_selected(kept: dict[float, Path], selected_lr: float, destination: Pat
 
 
 def cache_key(model_name: str, task: GlueTask, splits, config: GlueConfig) -> str:
-    # the student's task distillation does not change the baseline's fine-tuning
-    settings = config.model_dump(mode="json", exclude={"tasks", "progress", "latency", "distillation"})
+    # the student's own recipe (task distillation, its epochs) does not change the baseline's fine-tuning
+    settings = config.model_dump(mode="json", exclude={"tasks", "progress", "latency", "distillation", "student_epochs"})
     # The device it runs on (a GPU fine-tunes in bf16) and torch's release, not its build: PyPI's CUDA build of
     # torch 2.13.0 on a machine without a GPU computes what the CPU build computes.
     runtime = (pick_device(config.device).type, torch.__version__.split("+")[0], transformers.__version__)

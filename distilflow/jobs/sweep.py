@@ -45,7 +45,7 @@ def start(spec: SweepSpec) -> SweepResult:
     params = load_params(spec.params)
     with Tracking(params.tracking) as tracking:
         result = SweepResult(spec.sweep_name(), variants, parent_run_id=_open(tracking, spec))
-        _open_variants(tracking, result, variants)
+        _open_variants(tracking, result, [v for v in variants if v.status != "given"])  # a given recipe never runs
     return result
 
 
@@ -125,7 +125,10 @@ def _report(spec: SweepSpec, tracking: Tracking, variant: Variant) -> GlueReport
 
 def choose(spec: SweepSpec, result: SweepResult) -> list[Variant]:
     """Each group's winner of the first phase, and the final phase it asks for (opened in MLflow, not run yet)."""
-    winners = rank(spec, [v for v in result.variants if v.status == "done"])
+    if spec.select.given:
+        winners = {v.group: v for v in result.variants if v.phase == "select"}  # one per group (plan checked)
+    else:
+        winners = rank(spec, [v for v in result.variants if v.status == "done"])
     result.winners = {group: winner.name for group, winner in winners.items()}
     finals = final_plan(spec, winners)
     result.variants += finals
@@ -138,9 +141,10 @@ def finish(spec: SweepSpec, result: SweepResult) -> SweepResult:
     """The winner registered (challenger; champion if the rule says so), the report on the parent run."""
     params = load_params(spec.params)
     by_name = {v.name: v for v in result.variants}
-    best = _best(spec, {group: by_name[name] for group, name in result.winners.items()})
+    best = _best(spec, {group: by_name[name] for group, name in result.winners.items()}) if spec.register_winner \
+        else None
     with Tracking(params.tracking) as tracking:
-        if spec.register_winner and best is not None:
+        if best is not None:
             result.version, result.decision = _register(params, tracking, best, spec)
         _close(tracking, spec, result, folder_of(params, spec))
     return result
@@ -232,9 +236,10 @@ def _close(tracking: Tracking, spec: SweepSpec, result: SweepResult, folder) -> 
 
 
 def summary(result: SweepResult) -> str:
-    done = [v for v in result.variants if v.status == "done"]
-    failed = [f"{v.name} ({v.reason})" for v in result.variants if v.status == "failed"]
-    lines = [f"sweep {result.name}: {len(done)} of {len(result.variants)} variants done"
+    ran = [v for v in result.variants if v.status != "given"]
+    done = [v for v in ran if v.status == "done"]
+    failed = [f"{v.name} ({v.reason})" for v in ran if v.status == "failed"]
+    lines = [f"sweep {result.name}: {len(done)} of {len(ran)} variants done"
              + (f"; failed: {'; '.join(failed)}" if failed else "")]
     lines += [f"winner{'' if group == 'all' else f' of {group}'}: {name}" for group, name in result.winners.items()]
     if result.version:

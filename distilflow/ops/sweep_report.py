@@ -61,6 +61,10 @@ def describe(result, spec, parent_url: str) -> str:
     if result.winners:
         by = spec.select.by
         for group, name in result.winners.items():
+            if spec.select.given:
+                lines.append(f"- recipe{'' if group == 'all' else f' of {group}'}: **{name}**, given (select.given: "
+                             "chosen before this sweep, not on its dev sets)")
+                continue
             lines.append(f"- winner{'' if group == 'all' else f' of {group}'}: **{name}**, the best {by} GLUE score "
                          f"on the held-out selection slices (glue.selection.holdout={spec.select.holdout}); the dev "
                          "scores are reported, never used to choose")

@@ -39,7 +39,7 @@ def tracked_task_run(params: Params, tracking: Tracking, role: str, model_name: 
     `keep_classifier`: where the first seed's classifier (of the selected lr) goes, for the export."""
     cache = glue_cache(params) if role == BASELINE_ROLE else None
     soft_targets = task_soft_targets(params, teacher, task)
-    recipe = params.glue if soft_targets is None else distillation_recipe(params.glue)
+    recipe = params.glue if role == BASELINE_ROLE else student_recipe(params.glue, soft_targets is not None)
     with tracking.run(f"{role} {task.name}", nested=nested,
                       tags={"stage": "glue_task", "role": role, "task": task.name, "model": model_name}):
         tracking.log_params({"task": task.name, "model": model_name, "role": role})
@@ -62,12 +62,13 @@ def task_soft_targets(params: Params, teacher: str | None, task: GlueTask) -> np
     return baseline_soft_targets(teacher, task, params.glue, glue_cache(params), params.paths.glue_baselines)
 
 
-def distillation_recipe(config: GlueConfig) -> GlueConfig:
-    """The student's fine-tuning while it learns from the teacher's targets: glue.distillation.epochs
-    replaces the teacher's epochs when set (the rest of the recipe is the teacher's)."""
-    if config.distillation.epochs is None:
+def student_recipe(config: GlueConfig, distils: bool) -> GlueConfig:
+    """The student's fine-tuning: the teacher's recipe, with its own epochs when set: glue.distillation.epochs while
+    it learns from the teacher's targets, glue.student_epochs when it does not."""
+    epochs = config.distillation.epochs if distils else config.student_epochs
+    if epochs is None:
         return config
-    return config.model_copy(update={"epochs": config.distillation.epochs})
+    return config.model_copy(update={"epochs": epochs})
 
 
 def glue_cache(params: Params) -> Path:

@@ -46,7 +46,20 @@ def plan(spec: SweepSpec) -> list[Variant]:
         variants.append(Variant(variant, [*overrides, holdout], spec.group(overrides), experiment=f"{name}-{variant}"))
     if not variants:
         raise DistilflowError("the sweep has no variants: give --grid key=v1,v2 (or a sweep file with grid: or variants:)")
+    if spec.select.given:
+        _require_one_per_group(variants)
     return variants
+
+
+def _require_one_per_group(variants: list[Variant]) -> None:
+    """Given recipes: each group's one variant is its recipe (there is nothing to choose between)."""
+    seen: dict[str, str] = {}
+    for variant in variants:
+        if variant.group in seen:
+            raise DistilflowError(f"select.given: variants {seen[variant.group]} and {variant.name} are both in group "
+                                  f"{variant.group}: give one recipe per group (select.per), or drop select.given")
+        seen[variant.group] = variant.name
+        variant.status = "given"
 
 
 def final_plan(spec: SweepSpec, winners: dict[str, Variant]) -> list[Variant]:
@@ -56,7 +69,7 @@ def final_plan(spec: SweepSpec, winners: dict[str, Variant]) -> list[Variant]:
     seeds = f"glue.seeds={spec.final.seeds}".replace(" ", "")
     chosen = []
     for group, winner in winners.items():
-        recipe = [o for o in winner.overrides if not o.startswith("glue.selection.holdout=")]
+        recipe = recipe_of(winner)
         extras = {f"{winner.name}-final": [], **{f"{extra}-{winner.name}": more
                                                 for extra, more in spec.final.variants.items()}}
         for name, more in extras.items():
@@ -65,21 +78,32 @@ def final_plan(spec: SweepSpec, winners: dict[str, Variant]) -> list[Variant]:
     return chosen
 
 
+def recipe_of(variant: Variant) -> list[str]:
+    """A first-phase variant's overrides without its held-out slice: what the final phase runs on the dev sets."""
+    return [o for o in variant.overrides if not o.startswith("glue.selection.holdout=")]
+
+
 def describe_plan(spec: SweepSpec) -> str:
     """What a sweep will run (--dry-run): its variants, their experiments and settings, and its final phase."""
     variants = plan(spec)
     where = (f"each a run of the pipeline's deployment on work pool {spec.pool}" if spec.pool else
              f"{spec.jobs} at a time, each a DVC experiment up to its "
              + ("GLUE report" if spec.through == "glue_report" else "GLUE report and export"))
-    lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} variants, {where}, ranked on the {spec.select.by}'s GLUE score on held-out slices "
-             f"({spec.select.holdout:.0%}) of the training sets"
-             + (f", one winner per {', '.join(spec.select.per)}" if spec.select.per else "")]
-    lines += [f"  {v.experiment}  [{v.group}]  {' '.join(v.overrides)}" for v in variants]
+    if spec.select.given:
+        lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} recipes given (select.given: none run or "
+                 f"ranked here), {where}"]
+        lines += [f"  recipe {v.name}  {' '.join(recipe_of(v))}" for v in variants]
+    else:
+        lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} variants, {where}, ranked on the "
+                 f"{spec.select.by}'s GLUE score on held-out slices ({spec.select.holdout:.0%}) of the training sets"
+                 + (f", one winner per {', '.join(spec.select.per)}" if spec.select.per else "")]
+        lines += [f"  {v.experiment}  [{v.group}]  {' '.join(v.overrides)}" for v in variants]
     if spec.final is not None:
         groups = sorted({v.group for v in variants})
+        chosen = f"{len(groups)} recipes" if spec.select.given else f"{len(groups)} groups' winners"
         lines.append(f"then, on the dev sets over seeds {spec.final.seeds} (full training sets), for each of the "
-                     f"{len(groups)} groups' winners: the winner itself"
+                     f"{chosen}: the {'recipe' if spec.select.given else 'winner'} itself"
                      + (f", and {', '.join(spec.final.variants)} with its recipe" if spec.final.variants else "")
-                     + f": {len(groups) * (1 + len(spec.final.variants))} more variants")
+                     + f": {len(groups) * (1 + len(spec.final.variants))} {'' if spec.select.given else 'more '}variants")
     lines.append("the best registered as challenger" if spec.register_winner else "nothing registered (register_winner: false, or --no-register)")
     return "\n".join(lines)

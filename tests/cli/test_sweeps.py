@@ -28,6 +28,15 @@ def test_the_headline_campaign_is_a_sweep_file_whose_plan_lists_its_jobs(monkeyp
     assert "headline-tasks-cola_t10-s-td10" in out and "random-init" in out and "20 more variants" in out
 
 
+def test_the_frontier_campaign_is_a_sweep_of_given_recipes_and_student_shapes(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    code, out, _ = _run(monkeypatch, capsys, "sweep", "params/frontier-sweep.yaml", "--dry-run")
+    assert code == 0
+    assert "4 recipes given" in out and "up to its GLUE report and export" in out
+    assert "  recipe rte  glue.tasks=[rte] glue.epochs=10 glue.distillation.weight=0 glue.student_epochs=3" in out
+    assert "the recipe itself, and 6x256, 4x256, 4x192, 3x384-4x with its recipe: 20 variants" in out
+
+
 @pytest.mark.parametrize(("args", "fragments"), [
     (["--grid", "temperature"], ["--grid 'temperature'", "section.key=value1,value2"]),
     (["--grid", "distill.loss.temprature=2,4"], ["variant temprature-2", "temprature"]),

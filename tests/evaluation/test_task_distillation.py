@@ -135,6 +135,12 @@ def test_the_student_fine_tunes_for_its_own_epochs_while_distilling(params, fine
     glue_task.run(params, "stsb")
     assert runs() == [(True, 1.0)]  # the same teacher baseline, from the cache
 
+    fine_tunings.clear()  # without the teacher's targets: glue.student_epochs (§12's RTE pair: teacher 10, student 3)
+    alone = params.glue.model_copy(update={"student_epochs": 3.0, "distillation": params.glue.distillation.model_copy(
+        update={"weight": 0.0, "epochs": 2.0})})
+    glue_task.run(params.model_copy(update={"glue": alone}), "stsb")
+    assert runs() == [(False, 3.0)]  # the teacher's baseline from the cache: its glue.epochs, its key unchanged
+
 
 def test_a_recorded_baseline_is_reused_on_a_new_machine(params, teacher_with_head_dir, tmp_path, monkeypatch):
     """`glue --record` puts the teacher's baseline in the repository; another checkout (empty cache) reads it."""

@@ -41,3 +41,30 @@ def test_the_final_phase_scores_each_winner_and_the_extras_on_dev_over_the_seeds
     finals = final_plan(spec, {"all": winner})
     assert [(v.name, v.phase) for v in finals] == [("w-final", "final"), ("mlm-w", "final")]
     assert finals[1].overrides == ["glue.epochs=3", "a.b=1", "glue.selection.holdout=0", "glue.seeds=[1,2]"]
+
+
+def test_given_recipes_run_nothing_first_and_each_goes_to_the_final_phase(params_file):
+    spec = SweepSpec(name="f", params=params_file, select={"given": True, "per": ["glue.tasks"]},
+                     variants={"rte": ["glue.tasks=[rte]", "glue.student_epochs=3"], "mrpc": ["glue.tasks=[mrpc]"]},
+                     final={"seeds": [1, 2], "variants": {"narrow": ["student.hidden_size=16"]}},
+                     register_winner=False)
+    recipes = plan(spec)
+    assert [(v.name, v.status) for v in recipes] == [("rte", "given"), ("mrpc", "given")]
+    finals = final_plan(spec, {v.group: v for v in recipes})
+    assert [v.experiment for v in finals] == ["f-rte-final", "f-narrow-rte", "f-mrpc-final", "f-narrow-mrpc"]
+    assert finals[1].overrides == ["glue.tasks=[rte]", "glue.student_epochs=3", "student.hidden_size=16",
+                                   "glue.selection.holdout=0", "glue.seeds=[1,2]"]
+    described = describe_plan(spec)
+    assert "2 recipes given" in described and "  recipe rte  glue.tasks=[rte] glue.student_epochs=3\n" in described
+    assert "glue.selection.holdout" not in described and ": 4 variants" in described
+
+
+def test_given_recipes_are_one_per_group_and_need_a_final_phase_and_no_winner(params_file):
+    two = SweepSpec(params=params_file, select={"given": True, "per": ["glue.tasks"]}, register_winner=False,
+                    final={"seeds": [1]}, variants={"a": ["glue.tasks=[rte]"], "b": ["glue.tasks=[rte]", "glue.epochs=2"]})
+    with pytest.raises(DistilflowError, match=r"^select.given: variants a and b are both in group glue.tasks=\[rte\]"):
+        plan(two)
+    with pytest.raises(ValueError, match="add final:"):
+        SweepSpec(select={"given": True}, register_winner=False, variants={"a": []})
+    with pytest.raises(ValueError, match="register_winner: false"):
+        SweepSpec(select={"given": True}, final={"seeds": [1]}, variants={"a": []})
