@@ -33,7 +33,7 @@ def test_the_frontier_campaign_is_a_sweep_of_given_recipes_and_student_shapes(mo
     code, out, _ = _run(monkeypatch, capsys, "sweep", "params/frontier-sweep.yaml", "--dry-run")
     assert code == 0
     assert "4 recipes given" in out and "up to its GLUE report and export" in out
-    assert "  recipe rte  glue.tasks=[rte] glue.epochs=10 glue.distillation.weight=0 glue.student_epochs=3" in out
+    assert "  recipe rte  glue.tasks=[rte] glue.epochs=10 glue.distillation.weight=0 glue.student_epochs=3 " in out
     assert "the recipe itself, and 6x256, 4x256, 4x192, 3x384-4x with its recipe: 20 variants" in out
 
 
