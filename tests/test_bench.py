@@ -254,3 +254,44 @@ def test_the_image_preflight_accepts_cp312_wheels_and_refuses_one_the_images_pac
     assert refused.returncode == 2
     assert refused.stderr.startswith("preflight: datasets-9.0.0-py3-none-any.whl needs numpy>=3, and the image has "
                                      "numpy 2.5.2")
+
+
+def _frontier():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import frontier
+
+    return frontier
+
+
+def test_the_frontier_blocks_in_the_docs_and_readme_are_the_committed_results():
+    """docs/results.md §16 and the README's lines are generated from bench/results/frontier/*.json."""
+    frontier = _frontier()
+    block, readme, _ = frontier.render()
+    assert block in frontier.DOCS.read_text() and readme in frontier.README.read_text()
+
+
+def test_the_frontier_puts_a_shape_in_the_table_once_every_task_landed_with_retention_over_seeds(tmp_path, monkeypatch):
+    frontier = _frontier()
+    monkeypatch.setattr(frontier, "RESULTS", tmp_path)
+    tasks = ["cola", "mrpc", "rte", "stsb"]
+
+    def record(shape, task, student, params=8e6):
+        export = {"latency_ms_b1_teacher_pytorch": 30.0, "latency_ms_b1_student_pytorch": 10.0,
+                  "size_mb_student_onnx_fp32": 32.0, "size_mb_student_onnx_int8": 8.0}
+        report = {"parameter_ratio": params / 22.7e6, "models": {"student": {"speed": {"parameters": params}},
+                                                                 "teacher": {"speed": {"parameters": 22.7e6}}}}
+        return {"shape": shape, "task": task, "experiment": f"frontier-{shape}-{task}", "experiment_commit": "abc",
+                "seeds": {"teacher": {"42": 0.6, "43": 0.5, "44": 0.8}, "student": dict(zip(["42", "43", "44"], student))},
+                "glue_report": report, "export": export, "distill": {"test_mlm_loss": 5.5},
+                "collected": {"date": "2026-12-07T00:00:00+00:00"}}
+
+    for task in tasks:  # 4x256: every task; 4x192: three of four
+        (tmp_path / f"4x256.{task}.json").write_text(json.dumps(record("4x256", task, [0.57, 0.45, 0.76])))
+    for task in tasks[:3]:
+        (tmp_path / f"4x192.{task}.json").write_text(json.dumps(record("4x192", task, [0.3, 0.3, 0.3])))
+    block, readme, figures = frontier.render()
+    assert set(figures) == {"4x256"} and "| 4x192 | 3 of 4 tasks landed |" in block
+    f = figures["4x256"]  # per seed the ratio of GLUE scores: 95%, 90%, 95%
+    assert [round(r, 6) for r in f["retention"]] == [95.0, 90.0, 95.0] and f["speedup"] == 3.0
+    assert "| 4x256 | 8.0M (35%) | 32.0 / 8.0 | 10.0 / – | – / – | 3.00× | 5.500 |" in block
+    assert "4x256 meets it, with 35% of the parameters, 3.00× the speed and 93.3% [86.2, 100.5] retention" in readme
