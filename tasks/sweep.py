@@ -15,6 +15,7 @@ from distilflow.config.load import load_params
 from distilflow.config.sweep import SweepSpec
 from distilflow.errors import DistilflowError
 from distilflow.jobs import sweep
+from distilflow.ops.sweep_report import summary
 from distilflow.ops.tracking import Tracking
 from distilflow.steps.sweep_plan import SweepResult, Variant
 
@@ -57,7 +58,7 @@ def choose(spec: SweepSpec, result: SweepResult) -> list[Variant]:
 @task(name="register and report")
 def finish(spec: SweepSpec, result: SweepResult) -> SweepResult:
     result = sweep.finish(spec, result)
-    get_run_logger().info(sweep.summary(result))
+    get_run_logger().info(summary(result))
     return result
 
 

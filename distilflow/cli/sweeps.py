@@ -29,6 +29,7 @@ def sweep(spec_file: Annotated[Optional[Path], typer.Argument(help="a sweep file
           params: Annotated[Path, typer.Option("--params", "-p", help="params file")] = DEFAULT_PARAMS_PATH) -> None:
     """Run variants of params.yaml as DVC experiments; register the best, chosen on held-out slices of GLUE."""
     from distilflow.jobs import sweep as job
+    from distilflow.ops.sweep_report import summary
 
     spec = build_spec(spec_file, grid or [], name, jobs, holdout, no_register, params, pool)
     if dry_run:
@@ -40,7 +41,7 @@ def sweep(spec_file: Annotated[Optional[Path], typer.Argument(help="a sweep file
 
     job.check(spec)  # bad input is one line before Prefect starts
     result = run_sweep(spec)
-    typer.echo(job.summary(result))
+    typer.echo(summary(result))
     if gc:
         typer.echo(job.collect_garbage(result))
     if any(variant.status == "failed" for variant in result.variants):

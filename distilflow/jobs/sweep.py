@@ -235,18 +235,6 @@ def _close(tracking: Tracking, spec: SweepSpec, result: SweepResult, folder) -> 
         tracking.end_parent_run(result.parent_run_id, succeeded=not failed)
 
 
-def summary(result: SweepResult) -> str:
-    ran = [v for v in result.variants if v.status != "given"]
-    done = [v for v in ran if v.status == "done"]
-    failed = [f"{v.name} ({v.reason})" for v in ran if v.status == "failed"]
-    lines = [f"sweep {result.name}: {len(done)} of {len(ran)} variants done"
-             + (f"; failed: {'; '.join(failed)}" if failed else "")]
-    lines += [f"winner{'' if group == 'all' else f' of {group}'}: {name}" for group, name in result.winners.items()]
-    if result.version:
-        lines.append(f"registered version {result.version} (challenger); promotion: {result.decision}")
-    return "\n".join(lines)
-
-
 def collect_garbage(result: SweepResult) -> str:
     """The losers' experiments and the outputs only they used; their MLflow runs and metrics stay."""
     winners = set(result.winners.values())

@@ -85,3 +85,16 @@ def _points(value: float | None) -> str:
 
 def _percent(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
+
+
+def summary(result) -> str:
+    """What the command prints when the sweep ends: how many variants finished, which failed and why, the winners."""
+    ran = [v for v in result.variants if v.status != "given"]
+    done = [v for v in ran if v.status == "done"]
+    failed = [f"{v.name} ({v.reason})" for v in ran if v.status == "failed"]
+    lines = [f"sweep {result.name}: {len(done)} of {len(ran)} variants done"
+             + (f"; failed: {'; '.join(failed)}" if failed else "")]
+    lines += [f"winner{'' if group == 'all' else f' of {group}'}: {name}" for group, name in result.winners.items()]
+    if result.version:
+        lines.append(f"registered version {result.version} (challenger); promotion: {result.decision}")
+    return "\n".join(lines)
