@@ -22,6 +22,7 @@ from distilflow.errors import DistilflowError, first_line
 from distilflow.evaluation.glue_data import SELECTION, GlueTask, held_out_splits
 
 REPORT = ""  # the evaluation name of the report split (GLUE's dev set is the one evaluation "")
+NEW_LABEL = "__distilflow_label"
 
 
 @dataclass(frozen=True)
@@ -124,17 +125,17 @@ def _to_schema(name: str, config: TaskConfig, split: str, rows: Dataset, labels:
     def convert(batch):
         values = batch[config.label]
         if config.kind == "regression":
-            return {"label": [_score(name, split, config.label, value) for value in values]}
+            return {NEW_LABEL: [_score(name, split, config.label, value) for value in values]}
         unknown = next((v for v in values if str(v) not in index), None)
         if unknown is not None or None in values:
             raise DistilflowError(f"task {name}: the {split} split has label {unknown!r}, which the train split never "
                                   f"has ({', '.join(labels[:10])}): fix the row or add examples of it to train")
-        return {"label": [index[str(value)] for value in values]}
+        return {NEW_LABEL: [index[str(value)] for value in values]}
 
     kept = rows.select_columns([*dict.fromkeys([*config.text, config.label])])
-    converted = kept.map(convert, batched=True, remove_columns=[config.label] if config.label != "label" else None,
-                         desc=f"{name} {split}: labels")
-    return converted.select_columns([*config.text, "label"])
+    # into a new column, then renamed: a column called "label" would keep its string type
+    converted = kept.map(convert, batched=True, desc=f"{name} {split}: labels")
+    return converted.remove_columns(config.label).rename_column(NEW_LABEL, "label").select_columns([*config.text, "label"])
 
 
 def _score(name: str, split: str, column: str, value) -> float:
