@@ -27,3 +27,30 @@ def log_student_model(student_dir: Path, input_example: str, top_k: int, metrics
     if metrics:
         mlflow.log_metrics(metrics, model_id=info.model_id)
     return info.model_id
+
+
+def log_classifier_model(classifier_dir: Path, onnx_int8: Path | None, input_example: list[dict],
+                         metrics: dict[str, float]) -> str:
+    """A task's student classifier, logged as a LoggedModel of the active run: a pyfunc that answers a text (or
+    a pair) with the label's name and every label's probability (distilflow/serving/classifier_model.py), from
+    `onnx_int8` through ONNX Runtime when given (the export passed its check), else from the PyTorch folder."""
+    import mlflow
+    import onnxruntime
+    import transformers
+
+    served_model = importlib.util.find_spec("distilflow.serving.classifier_model").origin
+    artifacts = {"classifier": str(classifier_dir), **({"onnx_int8": str(onnx_int8)} if onnx_int8 else {})}
+    runtime = f"onnxruntime=={onnxruntime.__version__}" if onnx_int8 else _torch_requirement()
+    info = mlflow.pyfunc.log_model(name="classifier", python_model=served_model, artifacts=artifacts,
+                                   input_example=input_example,
+                                   pip_requirements=[f"mlflow=={mlflow.__version__}", runtime,
+                                                     f"transformers=={transformers.__version__}"])
+    if metrics:
+        mlflow.log_metrics(metrics, model_id=info.model_id)
+    return info.model_id
+
+
+def _torch_requirement() -> str:
+    import torch
+
+    return f"torch=={torch.__version__.split('+')[0]}"
