@@ -162,7 +162,7 @@ def _compare_variants(page, url: str, experiment_id: str, variants, out: Path) -
     shown = page.inner_text("body")
     problems = [f"{key} not on screen" for key in varied if key not in shown] or ([] if varied else ["no param varies"])
     problems += [f"variant {run.data.tags['variant']}: {key}={run.data.params[key]} not on screen"
-                 for run in variants for key in varied if run.data.params[key] not in shown]
+                 for run in variants for key in varied if key in run.data.params and run.data.params[key] not in shown]
     print(f"screenshot in {out}: mlflow_sweep_compare.png ({len(variants)} variants; varied: {', '.join(varied)})")
     return problems
 

@@ -44,17 +44,16 @@ def _logged(tmp_path, folder, int8):
         return config, log_classifier_model(folder, int8, ASKED, {"score": 0.5})
 
 
-def _load(uri: str, model_id: str):
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return mlflow.pyfunc.load_model(f"models:/{model_id}")
+def _load(config: TrackingConfig, model_id: str):
+    with Tracking(config):  # its store while entered; MLflow's process-wide settings put back after
+        return mlflow.pyfunc.load_model(f"models:/{model_id}")
 
 
 def test_the_int8_classifier_answers_with_label_names_and_probabilities_close_to_pytorchs(tmp_path, classifier,
                                                                                           tokenizer):
     folder, int8, model = classifier
     config, model_id = _logged(tmp_path, folder, int8)
-    served = _load(config.tracking_uri, model_id).predict(ASKED)
+    served = _load(config, model_id).predict(ASKED)
     with torch.no_grad():
         reference = torch.softmax(model(**tokenizer(["I was charged twice"], return_tensors="pt")).logits, -1)[0]
     first = served[0]
@@ -62,7 +61,7 @@ def test_the_int8_classifier_answers_with_label_names_and_probabilities_close_to
     assert set(first["probabilities"]) == set(LABELS) and first["label"] == LABELS[int(reference.argmax())]
     assert np.allclose([first["probabilities"][name] for name in LABELS], reference.numpy(), atol=0.02)  # int8
     _, plain_id = _logged(tmp_path, folder, None)  # no int8 file: PyTorch
-    exact = _load(config.tracking_uri, plain_id).predict(ASKED[:1])[0]
+    exact = _load(config, plain_id).predict(ASKED[:1])[0]
     exact = exact if isinstance(exact, dict) else exact.model_dump()
     assert np.allclose([exact["probabilities"][name] for name in LABELS], reference.numpy(), atol=1e-5)
 
