@@ -4,9 +4,12 @@ belongs to (select: ranked on the held-out selection slices; final: each group's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from distilflow.config.load import load_params
-from distilflow.config.sweep import SweepSpec
+import yaml
+
+from distilflow.config.load import DEFAULT_PARAMS_PATH, load_params
+from distilflow.config.sweep import SweepSpec, _yaml
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_results import GlueReport
 
@@ -33,22 +36,48 @@ class SweepResult:
     parent_run_id: str | None = None
 
 
+HOLDOUT = "glue.selection.holdout="
+
+
 def plan(spec: SweepSpec) -> list[Variant]:
     """The first phase's variants, each checked as a full params file would be (one line for a bad one)."""
     name = spec.sweep_name()
     holdout = f"glue.selection.holdout={spec.select.holdout}"
+    base = params_file_overrides(spec.params)
     variants = []
     for variant, overrides in spec.planned().items():
         try:
             load_params(spec.params, [*overrides, holdout])
         except DistilflowError as error:
             raise DistilflowError(f"variant {variant}: {error}") from None
-        variants.append(Variant(variant, [*overrides, holdout], spec.group(overrides), experiment=f"{name}-{variant}"))
+        variants.append(Variant(variant, [*base, *overrides, holdout], spec.group(overrides),
+                                experiment=f"{name}-{variant}"))
     if not variants:
         raise DistilflowError("the sweep has no variants: give --grid key=v1,v2 (or a sweep file with grid: or variants:)")
     if spec.select.given:
         _require_one_per_group(variants)
     return variants
+
+
+def params_file_overrides(params_file: str) -> list[str]:
+    """A sweep of another params file (params/headline.yaml): its values where they differ from params.yaml's, as
+    overrides. A DVC experiment runs dvc.yaml, which reads params.yaml: without them it would run params.yaml's
+    values with the variant's changes only."""
+    if Path(params_file).resolve() == DEFAULT_PARAMS_PATH.resolve():
+        return []
+    base, other = (_leaves(yaml.safe_load(Path(path).read_text()) or {}) for path in (DEFAULT_PARAMS_PATH, params_file))
+    return [f"{key}={_yaml(value)}" for key, value in other.items() if key not in base or base[key] != value]
+
+
+def _leaves(tree: dict, prefix: str = "") -> dict:
+    """section.key -> value for every leaf (a list is one value)."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _require_one_per_group(variants: list[Variant]) -> None:
@@ -80,7 +109,7 @@ def final_plan(spec: SweepSpec, winners: dict[str, Variant]) -> list[Variant]:
 
 def recipe_of(variant: Variant) -> list[str]:
     """A first-phase variant's overrides without its held-out slice: what the final phase runs on the dev sets."""
-    return [o for o in variant.overrides if not o.startswith("glue.selection.holdout=")]
+    return [o for o in variant.overrides if not o.startswith(HOLDOUT)]
 
 
 def describe_plan(spec: SweepSpec) -> str:
@@ -89,15 +118,19 @@ def describe_plan(spec: SweepSpec) -> str:
     where = (f"each a run of the pipeline's deployment on work pool {spec.pool}" if spec.pool else
              f"{spec.jobs} at a time, each a DVC experiment up to its "
              + ("GLUE report" if spec.through == "glue_report" else "GLUE report and export"))
+    base = params_file_overrides(spec.params)
     if spec.select.given:
         lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} recipes given (select.given: none run or "
                  f"ranked here), {where}"]
-        lines += [f"  recipe {v.name}  {' '.join(recipe_of(v))}" for v in variants]
+        lines += [f"  recipe {v.name}  {' '.join(o for o in v.overrides[len(base):] if not o.startswith(HOLDOUT))}"
+                  for v in variants]
     else:
         lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} variants, {where}, ranked on the "
                  f"{spec.select.by}'s GLUE score on held-out slices ({spec.select.holdout:.0%}) of the training sets"
                  + (f", one winner per {', '.join(spec.select.per)}" if spec.select.per else "")]
-        lines += [f"  {v.experiment}  [{v.group}]  {' '.join(v.overrides)}" for v in variants]
+        lines += [f"  {v.experiment}  [{v.group}]  {' '.join(v.overrides[len(base):])}" for v in variants]
+    if base:
+        lines.append(f"each with {spec.params}'s values where they differ from params.yaml: {' '.join(base)}")
     if spec.final is not None:
         groups = sorted({v.group for v in variants})
         chosen = f"{len(groups)} recipes" if spec.select.given else f"{len(groups)} groups' winners"

@@ -10,7 +10,8 @@ from tests.conftest import tiny_params
 
 
 @pytest.fixture
-def params_file(tmp_path, small_corpus, headless_teacher_dir):
+def params_file(tmp_path, small_corpus, headless_teacher_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the project's params.yaml, as a sweep in this project reads it
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(tiny_params(tmp_path, small_corpus, headless_teacher_dir)))
     return str(path)
@@ -68,3 +69,16 @@ def test_given_recipes_are_one_per_group_and_need_a_final_phase_and_no_winner(pa
         SweepSpec(select={"given": True}, register_winner=False, variants={"a": []})
     with pytest.raises(ValueError, match="register_winner: false"):
         SweepSpec(select={"given": True}, final={"seeds": [1]}, variants={"a": []})
+
+
+def test_a_sweep_of_another_params_file_carries_its_values_into_each_experiment(tmp_path, params_file):
+    """dvc.yaml reads params.yaml: a sweep of params/other.yaml passes its differing values as overrides."""
+    other = yaml.safe_load(open(params_file))
+    other["distill"]["train"]["max_steps"] = 7
+    other["glue"] = {**other.get("glue", {}), "tasks": ["rte", "mrpc"]}
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+    variants = plan(SweepSpec(name="o", params="other.yaml", grid={"distill.loss.temperature": [2]}))
+    assert variants[0].overrides == ["distill.train.max_steps=7", "glue.tasks=[rte, mrpc]",
+                                     "distill.loss.temperature=2", "glue.selection.holdout=0.1"]
+    assert plan(SweepSpec(name="p", params="params.yaml", grid={"distill.loss.temperature": [2]}))[0].overrides == [
+        "distill.loss.temperature=2", "glue.selection.holdout=0.1"]
