@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 from doc_blocks import write_block  # bench/, beside this file
-from headline_report import complete_seeds, glue_scores, interval
+from headline_report import complete_seeds, glue_scores, half_width, interval
 from provenance import ROOT, now, provenance
 
 sys.path.insert(0, str(ROOT))
@@ -232,16 +232,12 @@ def plot(figures: dict, out: Path = FIGURE) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy import stats
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for axis, key, label in ((axes[0], "speedup", "CPU speed at batch 1, relative to the teacher (×)"),
                              (axes[1], "parameter_share", "parameters, share of the teacher's (%)")):
         for shape, f in figures.items():
             values = f["retention"]
-            half = (stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
-                    if len(values) > 1 else 0.0)
-            axis.errorbar(f[key], statistics.mean(values), yerr=half, fmt="o", capsize=3)
+            axis.errorbar(f[key], statistics.mean(values), yerr=half_width(values), fmt="o", capsize=3)
             axis.annotate(shape, (f[key], statistics.mean(values)), textcoords="offset points", xytext=(5, 5))
         axis.plot(1.0 if key == "speedup" else 100.0, 100.0, "k*", markersize=12, label="teacher")
         axis.plot(DISTILBERT[key], DISTILBERT["retention"], "s", color="grey", label="DistilBERT / BERT-base (published)")

@@ -49,12 +49,18 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def half_width(values: list[float]) -> float:
+    """Half the 95% t-interval of the mean over seeds (n − 1 degrees of freedom); 0 for one seed."""
+    if len(values) < 2:
+        return 0.0
+    return stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+
+
 def interval(values: list[float], unit: str = "%") -> str:
-    """Mean and 95% t-interval over seeds (n − 1 degrees of freedom)."""
+    """Mean and 95% t-interval over seeds."""
     if len(values) < 2:
         return f"{values[0]:.1f}{unit} (one seed)" if values else "–"
-    mean, sem = statistics.mean(values), statistics.stdev(values) / len(values) ** 0.5
-    half = stats.t.ppf(0.975, len(values) - 1) * sem
+    mean, half = statistics.mean(values), half_width(values)
     return f"{mean:.1f}{unit} [{mean - half:.1f}, {mean + half:.1f}]"
 
 

@@ -66,7 +66,7 @@ class SweepSpec(StrictModel):
         """name -> overrides of every first-phase variant: each point of the grid's product with each named
         variant (a grid of tasks times a list of recipes, say); either alone when the other is empty."""
         keys = list(self.grid)
-        points = {variant_name(dict(zip(keys, values))): [f"{k}={_yaml(v)}" for k, v in zip(keys, values)]
+        points = {variant_name(dict(zip(keys, values))): [f"{k}={yaml_value(v)}" for k, v in zip(keys, values)]
                   for values in itertools.product(*self.grid.values())} if keys else {}
         if not points or not self.variants:
             return {**points, **self.variants}
@@ -99,7 +99,8 @@ def _slug(value: Any) -> str:
     return "".join(c if c.isalnum() or c in ".-" else "" for c in text.replace(",", "-")) or "none"
 
 
-def _yaml(value: Any) -> str:
+def yaml_value(value: Any) -> str:
+    """A value as an override writes it (`-S key=value`, `--set`): YAML's flow style."""
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from distilflow.config import GlueConfig
 from distilflow.evaluation.finetune import finetune_and_evaluate
-from distilflow.evaluation.glue_data import SELECTION, compute_metrics
+from distilflow.evaluation.glue_data import compute_metrics, selection_score, task_score
 from distilflow.evaluation.glue_results import TaskResult
 from distilflow.evaluation.glue_runs import summarize
 from distilflow.evaluation.task_data import UserTask
@@ -51,8 +51,8 @@ def student_runs(student: str, user_task: UserTask, config: GlueConfig, soft_tar
             if kept is not None:
                 name_labels(kept, user_task.label_names)
             runs.append({"learning_rate": learning_rate, "seed": seed, "metrics": outcome.metrics,
-                         "score": _mean(task, outcome.metrics[""]),
-                         "selection_score": _mean(task, outcome.metrics[SELECTION])})
+                         "score": task_score(task, outcome.metrics),
+                         "selection_score": selection_score(task, outcome.metrics)})
     return summarize(task, runs)
 
 
@@ -66,6 +66,3 @@ def name_labels(classifier: Path, label_names: tuple[str, ...]) -> None:
     config["label2id"] = {name: i for i, name in enumerate(label_names)}
     config_file.write_text(json.dumps(config, indent=2) + "\n")
 
-
-def _mean(task, metrics: dict[str, float]) -> float:
-    return float(np.mean([metrics[name] for name in task.metrics]))

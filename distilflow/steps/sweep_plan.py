@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from distilflow.config.load import DEFAULT_PARAMS_PATH, load_params
-from distilflow.config.sweep import SweepSpec, _yaml
+from distilflow.config.sweep import SweepSpec, yaml_value
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_results import GlueReport
 
@@ -66,7 +66,7 @@ def params_file_overrides(params_file: str) -> list[str]:
     if Path(params_file).resolve() == DEFAULT_PARAMS_PATH.resolve():
         return []
     base, other = (_leaves(yaml.safe_load(Path(path).read_text()) or {}) for path in (DEFAULT_PARAMS_PATH, params_file))
-    return [f"{key}={_yaml(value)}" for key, value in other.items() if key not in base or base[key] != value]
+    return [f"{key}={yaml_value(value)}" for key, value in other.items() if key not in base or base[key] != value]
 
 
 def _leaves(tree: dict, prefix: str = "") -> dict:
