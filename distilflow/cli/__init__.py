@@ -20,6 +20,7 @@ COMMANDS = {  # module in distilflow/cli/ -> the commands it defines (a test kee
     "lifecycle": ("pipeline", "serve", "deploy", "models", "promote", "rollback", "register"),
     "tools": ("config", "evaluate", "glue", "pin"),
     "sweeps": ("sweep",),
+    "tasks": ("task",),
 }
 
 

@@ -7,6 +7,10 @@ default.
 
 from __future__ import annotations
 
+import re
+
+from pydantic import model_validator
+
 from distilflow.config.evaluation import (  # noqa: F401
     ExportConfig,
     GlueConfig,
@@ -27,6 +31,7 @@ from distilflow.config.operations import (  # noqa: F401
     TrackingConfig,
     VersioningConfig,
 )
+from distilflow.config.tasks import TASK_NAME, TaskConfig  # noqa: F401
 from distilflow.config.strict import PositiveFloat, PositiveInt, StrictModel  # noqa: F401
 from distilflow.config.training import (  # noqa: F401
     Beta,
@@ -56,3 +61,19 @@ class Params(StrictModel):
     versioning: VersioningConfig = VersioningConfig()
     registry: RegistryConfig = RegistryConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    tasks: dict[str, TaskConfig] = {}  # your own labelled tasks (`distilflow task NAME`; config/tasks.py)
+
+    @model_validator(mode="after")
+    def _tasks_named_and_recipes_valid(self) -> Params:
+        for name, task in self.tasks.items():
+            if not re.fullmatch(TASK_NAME, name):
+                raise ValueError(f"task name {name!r}: use lower-case letters, digits, '-' and '_' (it names a DVC "
+                                 "stage and a registered model)")
+            if not task.teacher_classifier:
+                raise ValueError(f"tasks.{name} has no teacher_classifier: give the folder (or Hub id) of your classifier "
+                                 "fine-tuned on it")
+            try:
+                task.recipe(self.glue)
+            except ValueError as error:
+                raise ValueError(f"tasks.{name}.{error}") from None
+        return self

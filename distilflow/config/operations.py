@@ -20,6 +20,7 @@ class PathsConfig(StrictModel):
     metrics: Path = Path("metrics")
     # Teacher baselines kept in the repository (`distilflow glue --record`), read when the cache lacks one
     glue_baselines: Path = Path("baselines/glue")
+    tasks: Path = Path("artifacts/tasks")  # each of your tasks' teacher targets, students, report and exports
     sweeps: Path = Path("artifacts/sweeps")  # each sweep's logs, report and winning student (distilflow sweep)
 
 

@@ -13,20 +13,28 @@ by the code that does GLUE's.
         metrics: [accuracy, f1_macro] # accuracy, f1 (binary), f1_macro, matthews_correlation, pearson, spearman
         selection: {holdout: 0.1}     # what recipes and students are chosen on: a held-out slice of train, or
                                       # {split: <a data split>}; never the report split
+        teacher_classifier: models/ticket-bert   # your fine-tuned AutoModelForSequenceClassification (or Hub id)
+        student: teacher_classifier   # a copy of it with student.n_layers of its layers (and student's width), or
+                                      # distilled: the pipeline's distilled student (paths.student)
+        finetune: {epochs: 3}         # glue.* fine-tuning settings for this task (the rest are glue's); the
+                                      # full training set unless max_train_examples is given
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from distilflow.config.evaluation import GlueConfig
 from distilflow.config.strict import StrictModel
 
 METRICS = ("accuracy", "f1", "f1_macro", "matthews_correlation", "pearson", "spearman")
 CLASSIFICATION_METRICS = ("accuracy", "f1", "f1_macro", "matthews_correlation")
 REGRESSION_METRICS = ("pearson", "spearman")
+TASK_NAME = r"^[a-z0-9][a-z0-9_-]*$"  # it names a DVC stage (task@<name>) and a registered model (distilflow-<name>)
+NOT_PER_TASK = ("tasks", "source", "selection")  # GLUE's own: a task names its data and selection itself
 FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
@@ -69,6 +77,24 @@ class TaskConfig(StrictModel):
     kind: Literal["classification", "regression"] = "classification"
     metrics: list[Literal[METRICS]] = Field(["accuracy"], min_length=1)  # the task's score: their mean
     selection: TaskSelection = TaskSelection()
+    teacher_classifier: str | None = None  # folder or Hub id: a sequence classifier fine-tuned on this task (needed)
+    student: Literal["teacher_classifier", "distilled"] = "teacher_classifier"
+    finetune: dict[str, Any] = {}  # glue.* fine-tuning settings for this task (epochs, learning_rates, seeds, ...)
+
+    def recipe(self, glue: GlueConfig) -> GlueConfig:
+        """The task's fine-tuning: glue's settings, the full training set, and this task's `finetune` on top."""
+        wrong = [key for key in self.finetune if key in NOT_PER_TASK]
+        if wrong:
+            raise ValueError(f"finetune.{wrong[0]} is GLUE's: a task sets its data and selection itself (data:, "
+                             "selection:)")
+        base = glue.model_dump(exclude=set(NOT_PER_TASK)) | {"max_train_examples": None}
+        try:
+            return GlueConfig.model_validate(base | self.finetune)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise ValueError(f"finetune.{where}: {problem['msg']} (the keys are glue's: epochs, learning_rates, "
+                             "seeds, batch_size, max_seq_length, distillation, ...)") from None
 
     @model_validator(mode="after")
     def _metrics_fit_the_kind(self) -> TaskConfig:

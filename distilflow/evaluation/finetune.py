@@ -115,9 +115,12 @@ def _last_checkpoint(folder: Path | None) -> str | None:
 
 
 def _classifier(model_name: str, task: GlueTask):
-    # "newly initialised classifier" is expected here, and silenced
+    # "newly initialised classifier" is expected here, and silenced. Labels with names are named in its config, so
+    # that a saved (and served) classifier answers with them.
+    names = {"id2label": dict(enumerate(task.label_names)), "label2id": {name: i for i, name in enumerate(task.label_names)}}
     return load_pretrained(AutoModelForSequenceClassification, model_name, "model", num_labels=task.num_labels,
-                           problem_type="regression" if task.is_regression else "single_label_classification")
+                           problem_type="regression" if task.is_regression else "single_label_classification",
+                           **(names if task.label_names else {}))
 
 
 def _encode(split: Dataset, task: GlueTask, tokenizer, max_length: int) -> Dataset:

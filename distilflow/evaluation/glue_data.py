@@ -223,11 +223,16 @@ def compute_metrics(task: GlueTask, predictions: np.ndarray, labels: np.ndarray)
         scores = np.asarray(predictions, dtype=float).reshape(-1)
         return {"pearson": float(pearsonr(scores, labels)[0]), "spearman": float(spearmanr(scores, labels)[0])}
     predicted = np.asarray(predictions).argmax(-1) if np.ndim(predictions) > 1 else np.asarray(predictions)
-    results = {"accuracy": float(accuracy_score(labels, predicted))}
+    results = {}
+    if task.metrics != ("matthews_correlation",):  # accuracy beside the others, as GLUE reports (CoLA: MCC only)
+        results["accuracy"] = float(accuracy_score(labels, predicted))
     if "f1" in task.metrics:
         results["f1"] = float(f1_score(labels, predicted))
+    if "f1_macro" in task.metrics:  # every label counts alike, however rare (a user's task with several labels)
+        results["f1_macro"] = float(f1_score(labels, predicted, average="macro",
+                                             labels=np.arange(task.num_labels), zero_division=0))
     if "matthews_correlation" in task.metrics:
-        results = {"matthews_correlation": float(matthews_corrcoef(labels, predicted))}
+        results["matthews_correlation"] = float(matthews_corrcoef(labels, predicted))
     return results
 
 

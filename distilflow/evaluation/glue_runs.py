@@ -49,7 +49,8 @@ SCORE_NEUTRAL_MODULES = ("distilflow.config", "distilflow.errors", "distilflow.b
 
 def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir: Path | None = None,
                   soft_targets: np.ndarray | None = None, keep_classifier: Path | None = None,
-                  records_dir: Path | None = None, checkpoints: Path | None = None) -> TaskResult:
+                  records_dir: Path | None = None, checkpoints: Path | None = None,
+                  splits: dict[str, Dataset] | None = None) -> TaskResult:
     """Fine-tune over the lr grid x seeds; pick the lr with the best median dev score.
 
     With `cache_dir`, a result is reused only for the same weights, task data, settings, code and
@@ -60,8 +61,9 @@ def evaluate_task(model_name: str, task: GlueTask, config: GlueConfig, cache_dir
     `keep_classifier` keeps the first seed's classifier of the selected lr there.
     `checkpoints` (a folder distilflow owns): each fine-tuning saves its state there every 100 steps and
     each finished one its outcome, so a killed run resumes where it was; only a run of the same weights,
-    data, settings, code and soft targets resumes them (a key names the folder; other keys are cleared)."""
-    splits = task_splits(task, config)
+    data, settings, code and soft targets resumes them (a key names the folder; other keys are cleared).
+    `splits`: a user's task's rows (evaluation/task_data.py); GLUE's are read from config.source."""
+    splits = task_splits(task, config) if splits is None else splits
     cache_file = None
     if cache_dir is not None:
         cache_file = baseline_file(cache_dir, model_name, task, splits, config)

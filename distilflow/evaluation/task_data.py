@@ -39,6 +39,9 @@ def load_user_task(name: str, config: TaskConfig) -> UserTask:
     for split, rows in raw.items():
         _require_columns(name, config, split, rows)
     labels = _label_set(name, config, raw["train"]) if config.kind == "classification" else ()
+    if "f1" in config.metrics and len(labels) != 2:
+        raise DistilflowError(f"task {name}: metric f1 scores two labels and the train split has {len(labels)} "
+                              f"({', '.join(labels[:10])}): use f1_macro")
     converted = {split: _to_schema(name, config, split, rows, labels) for split, rows in raw.items()}
     task = GlueTask(name, tuple(config.text), len(labels) if labels else 1, tuple(config.metrics), folder="",
                     evaluations={REPORT: ("report", "")}, label_names=labels)

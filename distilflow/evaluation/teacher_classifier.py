@@ -1,6 +1,7 @@
 """Your fine-tuned teacher (issue 44, item 2): an `AutoModelForSequenceClassification` folder or Hub id, used as it
 is. Its predictions on the training rows are the student's soft targets; its score on the report split is the
-baseline the student is compared with.
+baseline the student is compared with (teacher_baseline). The student is fine-tuned by GLUE's own code
+(glue_runs.evaluate_task with the task's splits) and scored by the same metrics: one code path.
 
 Its labels must be the data's: a teacher whose config names its labels (`id2label`) is matched by name, and its
 order is the task's order from then on (the student's logit i is the teacher's logit i). A teacher without names
@@ -18,8 +19,9 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from distilflow.base.pretrained import load_pretrained, load_tokenizer
+from distilflow.base.pretrained import load_pretrained, load_tokenizer, model_fingerprint
 from distilflow.errors import DistilflowError
+from distilflow.evaluation.glue_data import compute_metrics
 from distilflow.evaluation.task_data import UserTask
 
 PREDICT_BATCH = 64
@@ -32,6 +34,7 @@ class TeacherClassifier:
     model: PreTrainedModel
     tokenizer: object
     label_names: tuple[str, ...]  # the teacher's, in its logit order
+    fingerprint: str  # of its weights, head included: what its predictions are keyed on
 
 
 def load_teacher_classifier(name: str) -> TeacherClassifier:
@@ -39,7 +42,7 @@ def load_teacher_classifier(name: str) -> TeacherClassifier:
     model = load_pretrained(AutoModelForSequenceClassification, name, "teacher classifier", fix=fix).eval()
     config = model.config
     names = tuple(str(config.id2label[i]) for i in range(config.num_labels))
-    return TeacherClassifier(name, model, load_tokenizer(name, fix), names)
+    return TeacherClassifier(name, model, load_tokenizer(name, fix), names, model_fingerprint(model))
 
 
 def matched_to_teacher(user_task: UserTask, teacher: TeacherClassifier) -> UserTask:
@@ -68,7 +71,8 @@ def matched_to_teacher(user_task: UserTask, teacher: TeacherClassifier) -> UserT
     renumber = np.array([order.index(name) for name in data])  # data index -> the teacher's
     splits = {name: split.map(lambda batch: {"label": renumber[np.asarray(batch["label"])].tolist()}, batched=True)
               for name, split in user_task.splits.items()}
-    return replace(user_task, splits=splits, label_names=tuple(order))
+    return replace(user_task, task=replace(user_task.task, label_names=tuple(order)), splits=splits,
+                   label_names=tuple(order))
 
 
 def predict(teacher: TeacherClassifier, split: Dataset, text_columns: tuple[str, ...], max_length: int) -> np.ndarray:
@@ -82,3 +86,18 @@ def predict(teacher: TeacherClassifier, split: Dataset, text_columns: tuple[str,
         with torch.no_grad():
             logits.append(teacher.model(**encoded).logits.float().cpu().numpy())
     return np.concatenate(logits) if logits else np.zeros((0, len(teacher.label_names)), dtype=np.float32)
+
+
+@dataclass
+class TeacherBaseline:
+    metrics: dict[str, dict[str, float]]  # split ('' = report, SELECTION) -> metric -> value
+    soft_targets: np.ndarray  # its logits on the training rows, in their order
+
+
+def teacher_baseline(teacher: TeacherClassifier, user_task: UserTask, max_length: int) -> TeacherBaseline:
+    """The teacher scored on every split it is not trained on, and its logits on the training rows."""
+    task, splits = user_task.task, user_task.splits
+    text = task.text_columns
+    metrics = {name: compute_metrics(task, predict(teacher, split, text, max_length), np.asarray(split["label"]))
+               for name, split in splits.items() if name != "train"}
+    return TeacherBaseline(metrics, predict(teacher, splits["train"], text, max_length))

@@ -47,3 +47,23 @@ def classifier_speed(model, source: Path, exported: Path, latency: LatencyConfig
         for name, timing in timed(calls, latency.repeats).items():
             measured.update(timing_metrics("classifier_latency", f"b{batch}_{name}", timing))
     return measured
+
+
+def task_speed(models: dict[str, torch.nn.Module], int8: Path, latency: LatencyConfig,
+               threads: int | None) -> dict[str, float]:
+    """A task's teacher and student classifiers in PyTorch fp32 and the student's int8 file, timed in turn:
+    latency_ms_b<batch>_<role>_pytorch and latency_ms_b<batch>_student_onnx_int8 (each model fed its own inputs)."""
+    if threads:
+        torch.set_num_threads(threads)
+    measured = {}
+    for batch in latency.batch_sizes:
+        calls = {}
+        for role, model in models.items():
+            inputs = feed(random_inputs(model.config.vocab_size, batch, latency.seq_length), model_inputs(model))
+            calls[f"{role}_pytorch"] = forward_call(model, inputs, "cpu")
+        student = models["student"]
+        calls["student_onnx_int8"] = onnx_call(int8, random_inputs(student.config.vocab_size, batch, latency.seq_length),
+                                               threads)
+        for name, timing in timed(calls, latency.repeats).items():
+            measured.update(timing_metrics("latency", f"b{batch}_{name}", timing))
+    return measured

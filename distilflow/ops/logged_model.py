@@ -50,6 +50,14 @@ def log_classifier_model(classifier_dir: Path, onnx_int8: Path | None, input_exa
     return info.model_id
 
 
+def log_task_dataset(task: str, train, digest: str) -> None:
+    """A task's training rows (a datasets.Dataset) as the active run's MLflow dataset, keyed by its splits' hash:
+    the runs table's Dataset column shows what each task student learnt from."""
+    import mlflow
+
+    mlflow.log_input(mlflow.data.from_huggingface(train, name=f"task {task}", digest=digest), context="training")
+
+
 def _torch_requirement() -> str:
     import torch
 

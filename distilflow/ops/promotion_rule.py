@@ -23,26 +23,39 @@ def decide(policy: PromotionConfig, challenger: dict[str, str], champion: dict[s
             return Decision(False, f"no measured {latency_key} to check against the latency budget")
         if float(challenger[latency_key]) > policy.max_latency_ms:
             return Decision(False, f"{latency_key} {float(challenger[latency_key]):.1f} ms > budget {policy.max_latency_ms} ms")
-    if "glue_retention" not in challenger:
+    score, retention, what = scored_by(challenger)
+    if retention not in challenger:
         if policy.min_retention > 0:
-            return Decision(False, "no GLUE retention (the teacher's GLUE score is 0 or below): the retention floor "
-                                   "cannot be checked, promote by hand")
-    elif float(challenger["glue_retention"]) < policy.min_retention:
-        return Decision(False, f"GLUE retention {float(challenger['glue_retention']):.3f} < {policy.min_retention}")
+            return Decision(False, f"no {what} retention (the teacher's {what} score is 0 or below): the retention "
+                                   "floor cannot be checked, promote by hand")
+    elif float(challenger[retention]) < policy.min_retention:
+        return Decision(False, f"{what} retention {float(challenger[retention]):.3f} < {policy.min_retention}")
     if champion is None:
         return Decision(True, "first version that meets the rule")
     differing = [key for key in comparable_tags(challenger) | comparable_tags(champion)
                  if challenger.get(key) != champion.get(key)]
     if differing:
-        what = "; ".join(f"{key} {challenger.get(key)} vs {champion.get(key)}" for key in sorted(differing))
-        return Decision(False, f"GLUE, latency or shape settings differ from the champion's ({what}): figures are "
-                               "not comparable, promote by hand")
-    needed = float(champion["glue_score"]) + policy.min_glue_gain
-    if float(challenger["glue_score"]) < needed:
-        return Decision(False, f"GLUE score {float(challenger['glue_score']):.4f} < champion's "
-                               f"{float(champion['glue_score']):.4f} + margin {policy.min_glue_gain}")
-    return Decision(True, f"GLUE score {float(challenger['glue_score']):.4f} >= champion's "
-                          f"{float(champion['glue_score']):.4f} + margin {policy.min_glue_gain}")
+        what_differs = "; ".join(f"{key} {challenger.get(key)} vs {champion.get(key)}" for key in sorted(differing))
+        return Decision(False, f"{what}, latency or shape settings differ from the champion's ({what_differs}): "
+                               "figures are not comparable, promote by hand")
+    needed = float(champion[score]) + policy.min_glue_gain
+    if float(challenger[score]) < needed:
+        return Decision(False, f"{what} score {float(challenger[score]):.4f} < champion's "
+                               f"{float(champion[score]):.4f} + margin {policy.min_glue_gain}")
+    return Decision(True, f"{what} score {float(challenger[score]):.4f} >= champion's "
+                          f"{float(champion[score]):.4f} + margin {policy.min_glue_gain}")
+
+
+def scored_by(tags: dict[str, str]) -> tuple[str, str, str]:
+    """(score tag, retention tag, what it is): a student of the pipeline is scored on GLUE, a task's student on
+    its task's metrics (jobs/task.py), by the same rule."""
+    if TASK_SCORE in tags:
+        return TASK_SCORE, TASK_RETENTION, f"task {tags.get('task', '')}".strip()
+    return "glue_score", "glue_retention", "GLUE"
+
+
+TASK_SCORE, TASK_RETENTION = "task_score", "task_retention"
+TASK_SETTING_TAG = "task_{}"  # a task's settings that make its scores comparable (metrics, data, recipe)
 
 
 GLUE_SETTING_TAG = "glue_{}"  # one tag per setting that makes GLUE scores comparable
@@ -53,8 +66,9 @@ SHAPE_TAG = "student_shape"  # layers x hidden: a student of another size answer
 
 
 def comparable_tags(tags: dict[str, str]) -> set[str]:
-    glue_settings = {key for key in tags if key.startswith("glue_") and key not in ("glue_score", "glue_retention")}
-    return glue_settings | set(LATENCY_SETTING_TAGS) | ({SHAPE_TAG} & set(tags))
+    scores = ("glue_score", "glue_retention", TASK_SCORE, TASK_RETENTION)
+    settings = {key for key in tags if key.startswith(("glue_", "task_")) and key not in scores}
+    return settings | set(LATENCY_SETTING_TAGS) | ({SHAPE_TAG} & set(tags))
 
 
 def version_tags(report: GlueReport, data_hashes: dict[str, str]) -> dict[str, str]:

@@ -68,26 +68,50 @@ def register_student(tracking: Tracking, config: RegistryConfig, student_dir: Pa
     if diverged:  # distill refuses to save such a student; one written by an older distilflow is not registered
         raise DistilflowError(f"the student in {student_dir} diverged ({', '.join(f'{k} {v}' for k, v in diverged.items())}):"
                               " distil it again (`distilflow distill --restart`); nothing was registered")
-    existing = find_version(config.model_name, meta["fingerprint"])
+    existing = _registered_before(config.model_name, meta["fingerprint"], description)
     if existing is not None:
-        if description and not existing.description:  # registered by a run that died before the card
-            _client().update_model_version(config.model_name, existing.version, description=description)
-        if CHALLENGER not in _client().get_registered_model(config.model_name).aliases:
-            # registered by a run that died before it set the alias
-            _client().set_registered_model_alias(config.model_name, CHALLENGER, existing.version)
         return existing, False
     model_id = meta.get("mlflow_model_id")
     if not tracking.logged_model_exists(model_id):  # distilled untracked, or into another store
         with mlflow.start_run(run_id=run_id):
             model_id = tracking.log_student_model(student_dir, config.input_example, config.top_k,
                                                   meta.get("metrics", {}))
-    version = mlflow.register_model(f"models:/{model_id}", config.model_name,
-                                    tags={**tags, FINGERPRINT_TAG: meta["fingerprint"], "mlflow_run_id": run_id})
+    return register_logged_model(config.model_name, model_id, meta["fingerprint"], run_id, tags, description), True
+
+
+def register_logged_model(name: str, model_id: str, fingerprint: str, run_id: str, tags: dict[str, str],
+                          description: str = ""):
+    """A logged model as a new version of `name`, alias challenger, its card `description`."""
+    import mlflow
+
+    version = mlflow.register_model(f"models:/{model_id}", name,
+                                    tags={**tags, FINGERPRINT_TAG: fingerprint, "mlflow_run_id": run_id})
     if description:
-        _client().update_model_version(config.model_name, version.version, description=description)
+        _client().update_model_version(name, version.version, description=description)
         mlflow.set_logged_model_tags(model_id, {"mlflow.note.content": description})
-    _client().set_registered_model_alias(config.model_name, CHALLENGER, version.version)
-    return version, True
+    _client().set_registered_model_alias(name, CHALLENGER, version.version)
+    return version
+
+
+def register_once(name: str, fingerprint: str, log_model, run_id: str, tags: dict[str, str], description: str = ""):
+    """Register what `log_model()` logs (its model id) unless these weights are a version: (version, created)."""
+    existing = _registered_before(name, fingerprint, description)
+    if existing is not None:
+        return existing, False
+    return register_logged_model(name, log_model(), fingerprint, run_id, tags, description), True
+
+
+def _registered_before(name: str, fingerprint: str, description: str):
+    """The version of these weights, completed where a run died part-way (no card, no alias); None if none."""
+    existing = find_version(name, fingerprint)
+    if existing is None:
+        return None
+    if description and not existing.description:  # registered by a run that died before the card
+        _client().update_model_version(name, existing.version, description=description)
+    if CHALLENGER not in _client().get_registered_model(name).aliases:
+        # registered by a run that died before it set the alias
+        _client().set_registered_model_alias(name, CHALLENGER, existing.version)
+    return existing
 
 
 def attach_export(name: str, version: str, export_dir: Path, metrics: dict[str, float]) -> None:

@@ -83,10 +83,13 @@ def student_shape(teacher_config: PretrainedConfig, config: StudentConfig) -> Pr
     return student_config
 
 
-def build_student(teacher: PreTrainedModel, config: StudentConfig, seed: int = 0) -> tuple[PreTrainedModel, list[int]]:
+def build_student(teacher: PreTrainedModel, config: StudentConfig, seed: int = 0,
+                  auto_class=AutoModelForMaskedLM) -> tuple[PreTrainedModel, list[int]]:
+    """The student of `teacher`'s family and task (`auto_class`: a masked-LM, or a sequence classifier whose head
+    is copied as the MLM head is), and the teacher layers it was made of."""
     layers = student_layers(teacher.config.num_hidden_layers, config)
     torch.manual_seed(seed)  # the random-init baseline must be reproducible too
-    student = AutoModelForMaskedLM.from_config(student_shape(teacher.config, config))
+    student = auto_class.from_config(student_shape(teacher.config, config))
     if config.init == "teacher":
         prefix, _ = encoder_layers(teacher)
         reshape = None

@@ -1,14 +1,25 @@
 """Your fine-tuned teacher (issue 44, item 2): used as it is, its labels matched to the data's by name (its order
 wins), any disagreement one line naming both; its logits for every row."""
 
+import json
+
+import numpy as np
 import pytest
 import torch
 from transformers import BertForSequenceClassification
 
+from distilflow.config import GlueConfig
 from distilflow.config.tasks import TaskConfig
 from distilflow.errors import DistilflowError
+from distilflow.evaluation.glue_data import SELECTION
+from distilflow.evaluation.glue_runs import evaluate_task
 from distilflow.evaluation.task_data import REPORT, load_user_task
-from distilflow.evaluation.teacher_classifier import load_teacher_classifier, matched_to_teacher, predict
+from distilflow.evaluation.teacher_classifier import (
+    load_teacher_classifier,
+    matched_to_teacher,
+    predict,
+    teacher_baseline,
+)
 from tests.conftest import tiny_bert_config
 from tests.evaluation.test_task_data import REVIEWS, _write
 
@@ -60,3 +71,22 @@ def test_labels_that_disagree_are_one_line_naming_both(tmp_path, tokenizer):
         matched_to_teacher(_task(tmp_path), teacher)
     assert "labels (spam, ham, eggs) are not the data's (negative, positive)" in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_the_teacher_is_scored_as_it_is_and_the_student_learns_from_its_targets_by_glues_code(
+        tmp_path, tokenizer, teacher_with_head_dir):
+    teacher = _teacher(tmp_path / "teacher", tokenizer, ["positive", "negative"])
+    task = matched_to_teacher(_task(tmp_path), teacher)
+    baseline = teacher_baseline(teacher, task, max_length=16)
+    assert set(baseline.metrics) == {REPORT, SELECTION}
+    report_logits = predict(teacher, task.splits[REPORT], ("sentence",), 16)
+    assert baseline.metrics[REPORT]["accuracy"] == np.mean(report_logits.argmax(-1) == task.splits[REPORT]["label"])
+    assert baseline.soft_targets.shape == (len(task.splits["train"]), 2)
+
+    config = GlueConfig(epochs=1, batch_size=4, seeds=[1, 2], learning_rates=[1e-3], max_seq_length=16,
+                        progress=False, distillation={"weight": 0.5, "temperature": 2.0})
+    result = evaluate_task(str(teacher_with_head_dir), task.task, config, soft_targets=baseline.soft_targets,
+                           keep_classifier=tmp_path / "student", splits=task.splits)
+    assert [run["seed"] for run in result.runs] == [1, 2] and result.selection_score is not None
+    saved = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert saved["id2label"] == {"0": "positive", "1": "negative"}  # a served student answers with the names
