@@ -227,3 +227,15 @@ def test_a_student_whose_losses_are_not_numbers_is_never_registered(store, tmp_p
     with pytest.raises(DistilflowError, match=r"diverged \(val_mlm_loss nan\): distil it again .*nothing was registered"):
         registry.register_student(store, RegistryConfig(model_name="students"), folder, run, CHAMPION)
     assert not mlflow.MlflowClient().search_registered_models("name='students'")
+
+
+def test_a_task_student_is_promoted_by_the_same_rule_on_its_tasks_score():
+    champion = {"task": "tickets", "task_score": "0.80", "task_retention": "0.95", "task_data": "abc",
+                "latency_protocol": "p", "latency_model": "student_onnx_int8"}
+    better = {**champion, "task_score": "0.82"}
+    assert promotion_rule.decide(PromotionConfig(), better, champion).reason.startswith("task tickets score 0.8200 >=")
+    assert not promotion_rule.decide(PromotionConfig(), {**champion, "task_score": "0.79"}, champion).promote
+    low = promotion_rule.decide(PromotionConfig(min_retention=0.97), better, champion)
+    assert not low.promote and "task tickets retention 0.950 < 0.97" in low.reason
+    other_data = promotion_rule.decide(PromotionConfig(), {**better, "task_data": "def"}, champion)
+    assert not other_data.promote and "task_data def vs abc" in other_data.reason
