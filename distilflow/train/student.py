@@ -23,6 +23,11 @@ from distilflow.train.architecture import encoder_layers, layer_of, masked_lm_he
 from distilflow.train.width import WidthSlicer
 
 
+# The families whose weights train/width.py slices for a narrower student (BERT's parameter names); other families
+# (ModernBERT, DeBERTa-v2, DistilBERT) distil at the teacher's width with fewer layers, or narrower from random.
+SLICED_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert")
+
+
 def select_teacher_layers(n_teacher: int, n_student: int, rule: str | list[int]) -> list[int]:
     """Which teacher layer initialises each student layer."""
     if n_student > n_teacher:
@@ -74,6 +79,11 @@ def student_shape(teacher_config: PretrainedConfig, config: StudentConfig) -> Pr
     if width % shape["num_attention_heads"]:
         raise DistilflowError(f"student.hidden_size={width} does not split into {shape['num_attention_heads']} attention "
                               f"heads: give student.num_attention_heads a divisor of {width}")
+    if config.init == "teacher" and teacher_config.model_type not in SLICED_FAMILIES:
+        raise DistilflowError(f"a narrower student is sliced from BERT/RoBERTa-style layers (train/width.py), and the "
+                              f"teacher is a {teacher_config.model_type}: keep the teacher's width (leave "
+                              "student.hidden_size, intermediate_size and num_attention_heads unset) or set "
+                              "student.init: random")
     if config.init == "teacher" and width // shape["num_attention_heads"] != head_size:
         raise DistilflowError(f"student.init=teacher keeps whole teacher heads of {head_size} units: give "
                               f"student.num_attention_heads={width // head_size} for hidden_size {width}, or "

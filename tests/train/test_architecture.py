@@ -97,6 +97,14 @@ def test_a_narrower_student_of_a_family_without_intermediate_size_is_one_line():
         build_student(_teacher("distilbert"), StudentConfig(n_layers=2, hidden_size=16), seed=0)
 
 
+@pytest.mark.parametrize("family", ["modernbert", "deberta-v2"])
+def test_a_narrower_student_sliced_from_a_family_without_berts_layers_is_one_line_naming_it(family):
+    with pytest.raises(DistilflowError, match=f"^a narrower student is sliced .* the teacher is a {family}: .*init: random"):
+        build_student(_teacher(family), StudentConfig(n_layers=2, hidden_size=16), seed=0)
+    random = build_student(_teacher(family), StudentConfig(n_layers=2, hidden_size=16, init="random"), seed=0)[0]
+    assert random.config.hidden_size == 16  # the way the message offers works
+
+
 @pytest.mark.parametrize("family", ["bert", "modernbert"])
 def test_the_head_of_a_teacher_frozen_in_bf16_is_found_as_the_training_step_runs_it(family):
     from distilflow.base.devices import frozen_teacher
