@@ -17,6 +17,7 @@ import yaml
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
 from distilflow.ops.local_server import free_port, local_server, scoring_server_command
+from tests.cli.test_app import _assert_one_line_error, _run
 from tests.conftest import fresh_user_environment, tiny_bert_config
 
 WORDS = {"good": ["great", "fine", "superb", "lovely", "charming"], "bad": ["dull", "awful", "boring", "tedious", "poor"]}
@@ -104,3 +105,21 @@ def test_an_unknown_task_is_one_line_naming_the_known_ones(project, tmp_path):
     assert done.returncode == 2
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "no task 'tickets'" in lines[0] and "reviews" in lines[0]
+
+
+@pytest.mark.parametrize(("entry", "fragments"), [
+    (None, ["task file", "not found"]),
+    ("- a list\n", ["must be a mapping"]),
+    ("data: {files: {train: t.csv, report: r.csv}}\ntext: [review]\nkind: regression\nmetrics: [f1]\n"
+     "teacher_classifier: teacher\n", ["tasks.mine", "metric f1 does not score a regression task"]),
+    ("data: {files: {train: t.csv, report: r.csv}}\ntext: [review]\n", ["tasks.mine has no teacher_classifier"]),
+    ("data: {files: {train: t.csv, report: r.csv}}\ntext: [review]\nteacher_classifier: t\nfinetune: {epoch: 2}\n",
+     ["tasks.mine.finetune.epoch", "the keys are glue's"]),
+])
+def test_a_bad_task_file_is_one_line_and_exit_2(project, monkeypatch, capsys, entry, fragments):
+    monkeypatch.chdir(project)
+    if entry is not None:
+        (project / "mine.yaml").write_text(entry)
+    code, _, err = _run(monkeypatch, capsys, "task", "mine.yaml")
+    assert code == 2
+    _assert_one_line_error(code, err, *fragments)
