@@ -35,7 +35,7 @@ def task(name: Annotated[str, typer.Argument(help="a task of params.yaml's tasks
     typer.echo(f"task {name}: teacher {report['teacher']['score']:.4f}, student {report['student']['score']:.4f}"
                f"{retention}; {export['parameters_student'] / 1e6:.1f}M parameters "
                f"({export['parameters_student'] / export['parameters_teacher']:.0%} of the teacher's), "
-               f"{speed:.1f}x its speed at batch 1 (served from {report['served']})")
+               f"served from {report['served']}: {speed:.1f}x the teacher's PyTorch speed at batch 1")
     if outcome.version is not None:
         typer.echo(f"distilflow-{name} version {outcome.version} ({outcome.promotion})")
 
