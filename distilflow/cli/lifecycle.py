@@ -123,7 +123,7 @@ def _require_reachable_prefect_server() -> None:
 
 @app.command(rich_help_panel=PANEL)
 def models(params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
-    """Registered student versions: aliases, GLUE score, retention, latency."""
+    """Registered versions: aliases, score (GLUE, or a task's for distilflow-<task>), retention, latency."""
     from rich.console import Console
     from rich.table import Table
 

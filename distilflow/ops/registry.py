@@ -19,7 +19,7 @@ from distilflow.base.files import exclusive
 from distilflow.base.model_folder import MODEL_META
 from distilflow.config import RegistryConfig
 from distilflow.errors import DistilflowError
-from distilflow.ops.promotion_rule import Decision, decide
+from distilflow.ops.promotion_rule import Decision, decide, scored_by
 from distilflow.ops.tracking import Tracking
 
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -238,10 +238,10 @@ def list_versions(name: str) -> list[dict[str, str]]:
         aliases.setdefault(str(version), []).append(alias)
     rows = []
     for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        tags = version.tags
+        tags, (score, retention, _) = version.tags, scored_by(version.tags)  # GLUE's, or a task's (distilflow-<task>)
         rows.append({"version": str(version.version), "aliases": ", ".join(sorted(aliases.get(str(version.version), []))),
-                     "GLUE": _score(tags.get("glue_score")), "retention": _score(tags.get("glue_retention")),
-                     "tasks": tags.get("glue_tasks", ""), "cpu b1 ms": tags.get("latency_ms_cpu_b1", ""),
+                     "score": _score(tags.get(score)), "retention": _score(tags.get(retention)),
+                     "tasks": tags.get("glue_tasks", tags.get("task", "")), "cpu b1 ms": tags.get("latency_ms_cpu_b1", ""),
                      "run": (version.run_id or "")[:8]})
     return rows
 

@@ -133,7 +133,7 @@ def test_register_once_promote_and_roll_back(store, tmp_path, tokenizer):
     assert registry.promote_by_policy(config, str(second.version)).promote
     assert client.get_model_version_by_alias("students", "champion").version == second.version
     rows = registry.list_versions("students")
-    assert [(row["version"], row["aliases"], row["GLUE"]) for row in rows] == [("2", "challenger, champion", "75.0"),
+    assert [(row["version"], row["aliases"], row["score"]) for row in rows] == [("2", "challenger, champion", "75.0"),
                                                                               ("1", "", "70.0")]
 
     assert registry.rollback("students") == ("1", True)
