@@ -67,6 +67,18 @@ def test_the_teacher_head_block_in_the_docs_is_the_committed_results():
     assert render() in DOCS.read_text()
 
 
+def test_the_readmes_own_task_block_is_the_committed_sst2_result_or_says_it_is_not_measured():
+    """README "Your own task" is generated from bench/results/task/sst2.json (bench/task_sst2.py report --write)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from task_sst2 import BEGIN, END, RESULT, render
+
+    block = (ROOT / "README.md").read_text().split(BEGIN, 1)[1].split(END, 1)[0]
+    if RESULT.is_file():
+        assert BEGIN + block + END == render(json.loads(RESULT.read_text()))
+    else:
+        assert "Not measured yet" in block and "%" not in block  # no figure without its result file
+
+
 def test_the_teacher_head_curve_refuses_budgets_that_are_not_numbers_in_one_line():
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "teacher_head.py"), "curve", "--steps", "120,lots"],
                           capture_output=True, text=True, cwd=ROOT)
