@@ -1,0 +1,37 @@
+"""Where a task's student starts (issue 44, item 3): a copy of the teacher classifier with half its layers, its
+classification head and label names included, made once; or the distilled student, one line when it is missing."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from distilflow.config import StudentConfig, TaskConfig
+from distilflow.errors import DistilflowError
+from distilflow.steps.task_student import student_start
+from tests.evaluation.test_teacher_classifier import _teacher
+
+TASK = {"data": {"files": {"train": "t.csv", "report": "r.csv"}}, "text": ["sentence"], "teacher_classifier": "t"}
+
+
+def test_the_student_is_the_teacher_classifier_with_half_its_layers_and_its_head(tmp_path, tokenizer):
+    teacher = _teacher(tmp_path / "teacher", tokenizer, ["positive", "negative"])  # 2 layers
+    folder = student_start(TaskConfig.model_validate(TASK), teacher, StudentConfig(), tmp_path / "unused",
+                           tmp_path / "start", seed=0)
+    student = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert student.config.num_hidden_layers == 1 and student.config.id2label == {0: "positive", 1: "negative"}
+    assert torch.equal(student.classifier.weight, teacher.model.classifier.weight)
+    [kept] = json.loads((folder / "distilflow.json").read_text())["teacher_layers"]  # student.layers' rule
+    assert torch.equal(student.bert.encoder.layer[0].output.dense.weight,
+                       teacher.model.bert.encoder.layer[kept].output.dense.weight)
+    made = (folder / "model.safetensors").stat().st_mtime_ns
+    student_start(TaskConfig.model_validate(TASK), teacher, StudentConfig(), tmp_path / "unused", tmp_path / "start", 0)
+    assert (folder / "model.safetensors").stat().st_mtime_ns == made  # made once per teacher and shape
+
+
+def test_the_distilled_student_must_be_there(tmp_path, tokenizer):
+    teacher = _teacher(tmp_path / "teacher", tokenizer, ["positive", "negative"])
+    with pytest.raises(DistilflowError, match="run `distilflow distill` first"):
+        student_start(TaskConfig.model_validate({**TASK, "student": "distilled"}), teacher, StudentConfig(),
+                      tmp_path / "student", tmp_path / "start", seed=0)
