@@ -12,12 +12,11 @@ the commit, machine and date), which docs/how-to.md cites.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
-import subprocess
 import sys
 from pathlib import Path
+
+from provenance import now, provenance  # bench/, beside this file
 
 from distilflow.ops import experiments
 
@@ -44,10 +43,8 @@ def main() -> int:
         print(f"{variant}: {cost['bytes'] / 1e6:.1f} MB  " + ", ".join(
             f"{path} {size / 1e6:.1f} MB" for path, size in cost["by_output"].items() if size))
     if args.write:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
         result = {"command": f"python bench/sweep_disk.py {args.sweep} --write", "sweep": args.sweep,
-                  "variants": variants, "commit": commit, "machine": platform.platform(),
-                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+                  "variants": variants, **provenance(), "date": now()}
         out = Path(__file__).parent / "results" / f"sweep-disk-{args.sweep}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"written: {out}")

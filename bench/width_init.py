@@ -12,14 +12,13 @@ with the commands, the commit, the machine and the date, which docs/results.md c
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from provenance import now, provenance  # bench/, beside this file
 
 FOLDER = Path("artifacts/bench/width-init")
 SCORES = ("test_mlm_loss", "test_mlm_accuracy", "test_teacher_agreement")
@@ -62,12 +61,9 @@ def main() -> int:
     winner = min(results, key=lambda init: results[init][last]["test_mlm_loss"])
     print(f"lower held-out MLM loss after {last} steps: init {winner}")
     if args.write:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
         shape = f"{args.n_layers}x{args.hidden_size}"
         record = {"command": "python bench/width_init.py " + " ".join(sys.argv[1:]), "shape": shape,
-                  "results": results, "winner_after_last_steps": winner, "commit": commit,
-                  "machine": platform.platform(), "cores": os.cpu_count(),
-                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+                  "results": results, "winner_after_last_steps": winner, **provenance(), "date": now()}
         out = Path(__file__).parent / "results" / f"width-init-{shape}.json"
         out.write_text(json.dumps(record, indent=2) + "\n")
         print(f"written: {out}")
