@@ -42,7 +42,7 @@ HOLDOUT = "glue.selection.holdout="
 def plan(spec: SweepSpec) -> list[Variant]:
     """The first phase's variants, each checked as a full params file would be (one line for a bad one)."""
     name = spec.sweep_name()
-    holdout = f"glue.selection.holdout={spec.select.holdout}"
+    holdout = f"{HOLDOUT}{spec.select.holdout}"
     base = params_file_overrides(spec.params)
     variants = []
     for variant, overrides in spec.planned().items():
@@ -102,14 +102,18 @@ def final_plan(spec: SweepSpec, winners: dict[str, Variant]) -> list[Variant]:
         extras = {f"{winner.name}-final": [], **{f"{extra}-{winner.name}": more
                                                 for extra, more in spec.final.variants.items()}}
         for name, more in extras.items():
-            chosen.append(Variant(name, [*recipe, *more, "glue.selection.holdout=0", seeds], group, "final",
+            chosen.append(Variant(name, [*recipe, *more, f"{HOLDOUT}0", seeds], group, "final",
                                   experiment=f"{spec.sweep_name()}-{name}"))
     return chosen
 
 
 def recipe_of(variant: Variant) -> list[str]:
     """A first-phase variant's overrides without its held-out slice: what the final phase runs on the dev sets."""
-    return [o for o in variant.overrides if not o.startswith(HOLDOUT)]
+    return without_holdout(variant.overrides)
+
+
+def without_holdout(overrides: list[str]) -> list[str]:
+    return [o for o in overrides if not o.startswith(HOLDOUT)]
 
 
 def describe_plan(spec: SweepSpec) -> str:
@@ -122,8 +126,7 @@ def describe_plan(spec: SweepSpec) -> str:
     if spec.select.given:
         lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} recipes given (select.given: none run or "
                  f"ranked here), {where}"]
-        lines += [f"  recipe {v.name}  {' '.join(o for o in v.overrides[len(base):] if not o.startswith(HOLDOUT))}"
-                  for v in variants]
+        lines += [f"  recipe {v.name}  {' '.join(without_holdout(v.overrides[len(base):]))}" for v in variants]
     else:
         lines = [f"sweep {spec.sweep_name()} of {spec.params}: {len(variants)} variants, {where}, ranked on the "
                  f"{spec.select.by}'s GLUE score on held-out slices ({spec.select.holdout:.0%}) of the training sets"
