@@ -86,7 +86,8 @@ def run(params: Params, name: str) -> TaskOutcome:
                                checkpoints=stage_env.resumable_path(folder / "checkpoints"))
         exported = export_task_student(folder / "classifier", teacher.model, user_task.task,
                                        user_task.splits[REPORT], recipe.max_seq_length, params.export, folder / "export")
-        report = task_report(name, config, user_task, baseline, result, exported, start)
+        report = task_report(name, config, user_task, baseline, result, exported, start) | \
+            {"teacher_fingerprint": teacher.fingerprint}  # the weights it used, wherever they were loaded from
         write_json(folder / REPORT_FILE, report)
         write_json(params.paths.metrics / "tasks" / f"{name}.json", report)
         tracking.log_metrics(flat_numbers(report))

@@ -44,6 +44,7 @@ def version_tags(params: Params, task: str, report: dict, int8: bool) -> dict[st
     settings = {"metrics": ",".join(report["metrics"]), "data": report["data_hash"], "teacher": report["teacher_classifier"],
                 **{key: str(getattr(recipe, key)) for key in COMPARABLE_SETTINGS if key != "max_train_examples"}}
     tags = {"task": task, TASK_SCORE: f"{report['student']['score']:.6f}",
+            "teacher_fingerprint": report["teacher_fingerprint"],  # which weights taught it (task_data: which rows)
             **{TASK_SETTING_TAG.format(key): value for key, value in settings.items()},
             "served_format": "onnx_int8" if int8 else "pytorch", "latency_protocol": report["timing"]["protocol"],
             "latency_model": "student_onnx_int8" if int8 else "student_pytorch",

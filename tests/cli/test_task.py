@@ -81,6 +81,7 @@ def test_a_users_task_is_distilled_exported_registered_and_served(project, tmp_p
     client = mlflow.MlflowClient(store)
     version = client.get_model_version_by_alias("distilflow-reviews", "champion")
     assert float(version.tags["task_score"]) == pytest.approx(report["student"]["score"])  # the same number twice
+    assert version.tags["task_data"] == report["data_hash"] and len(version.tags["teacher_fingerprint"]) == 16
     run = client.get_run(version.tags["mlflow_run_id"])
     assert [entry.dataset.name for entry in run.inputs.dataset_inputs] == ["task reviews"]
 
