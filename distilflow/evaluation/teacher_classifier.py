@@ -39,7 +39,12 @@ class TeacherClassifier:
 
 def load_teacher_classifier(name: str) -> TeacherClassifier:
     fix = "set teacher_classifier to a folder (or Hub id) of a model fine-tuned for sequence classification"
-    model = load_pretrained(AutoModelForSequenceClassification, name, "teacher classifier", fix=fix).eval()
+    model, info = load_pretrained(AutoModelForSequenceClassification, name, "teacher classifier", fix=fix,
+                                  output_loading_info=True)
+    if info["missing_keys"]:  # a plain encoder (or a masked-LM): its classification head would start random
+        raise DistilflowError(f"teacher classifier {name} has no trained classification head (missing "
+                              f"{', '.join(sorted(info['missing_keys'])[:3])}): {fix}, not a base encoder")
+    model.eval()
     config = model.config
     names = tuple(str(config.id2label[i]) for i in range(config.num_labels))
     return TeacherClassifier(name, model, load_tokenizer(name, fix), names, model_fingerprint(model))

@@ -90,3 +90,8 @@ def test_the_teacher_is_scored_as_it_is_and_the_student_learns_from_its_targets_
     assert [run["seed"] for run in result.runs] == [1, 2] and result.selection_score is not None
     saved = json.loads((tmp_path / "student" / "config.json").read_text())
     assert saved["id2label"] == {"0": "positive", "1": "negative"}  # a served student answers with the names
+
+
+def test_a_base_encoder_given_as_the_teacher_classifier_is_one_line(headless_teacher_dir):
+    with pytest.raises(DistilflowError, match="has no trained classification head .* not a base encoder"):
+        load_teacher_classifier(str(headless_teacher_dir))
