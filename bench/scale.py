@@ -21,18 +21,16 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
 from doc_blocks import write_block  # bench/, beside this file
+from provenance import now, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "scale"
@@ -153,10 +151,7 @@ def measure(copies: int, corpus: Path, scratch: Path, distill: bool = False) -> 
               "peak_pss_anon_tree_bytes": peak_anon, "peak_uss_tree_bytes": peak_uss,
               "peak_rss_largest_bytes": peak_rss, "output_bytes": folder_bytes(out),
               "sequences": meta["sequences"], "tokens": meta["tokens"], "command": " ".join(command[1:]),
-              "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                       cwd=ROOT).stdout.strip(),
-              "machine": f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()})",
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              **provenance(), "date": now()}
     text.unlink()
     if distill:
         record["startup"] = startup_seconds(out)
@@ -178,9 +173,7 @@ def compare_ids(old: Path, new: Path) -> dict:
     before, after = hashes(old), hashes(new)
     return {"before": {"folder": str(old), "input_ids_sha256": before},
             "after": {"folder": str(new), "input_ids_sha256": after}, "identical": before == after,
-            "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                     cwd=ROOT).stdout.strip(),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            **provenance(), "date": now()}
 
 
 def load(results: Path = RESULTS) -> list[dict]:
