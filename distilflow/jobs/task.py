@@ -71,13 +71,14 @@ def run(params: Params, name: str) -> TaskOutcome:
     user_task = load_user_task(name, config)  # every data problem is one line before a model loads
     teacher = load_teacher_classifier(config.teacher_classifier)
     user_task = matched_to_teacher(user_task, teacher)
+    data_hash = task_data_hash(user_task.splits)  # its rows, every split: what the targets, report and tags are keyed on
     with exclusive(folder, params.orchestration.lock_wait_seconds), Tracking(params.tracking) as tracking, \
             tracking.run(f"task {name}", tags={"stage": "task", "task": name}) as active:
         tracking.log_params({"task": config.model_dump(mode="json"), "finetune": recipe.model_dump(mode="json"),
                              "student_shape": params.student.model_dump(mode="json")})
         if tracking.enabled:
-            log_task_dataset(name, user_task.splits["train"], task_data_hash(user_task.splits))
-        baseline = cached_baseline(teacher, user_task, recipe.max_seq_length, folder / "teacher")
+            log_task_dataset(name, user_task.splits["train"], data_hash)
+        baseline = cached_baseline(teacher, user_task, data_hash, recipe.max_seq_length, folder / "teacher")
         start = student_start(config, teacher, params.student, params.paths.student, folder / "student-start",
                               params.distill.train.seed)
         soft_targets = baseline.soft_targets if recipe.distillation.weight > 0 else None
@@ -87,7 +88,7 @@ def run(params: Params, name: str) -> TaskOutcome:
         exported = export_task_student(folder / "classifier", teacher.model, user_task.task,
                                        user_task.splits[REPORT], recipe.max_seq_length, params.export, folder / "export")
         report = task_report(name, config, user_task, baseline, result, exported, start) | \
-            {"teacher_fingerprint": teacher.fingerprint}  # the weights it used, wherever they were loaded from
+            {"data_hash": data_hash, "teacher_fingerprint": teacher.fingerprint}  # the rows and weights it used
         write_json(folder / REPORT_FILE, report)
         write_json(params.paths.metrics / "tasks" / f"{name}.json", report)
         tracking.log_metrics(flat_numbers(report))
@@ -96,10 +97,11 @@ def run(params: Params, name: str) -> TaskOutcome:
     return TaskOutcome(report, version, promotion)
 
 
-def cached_baseline(teacher: TeacherClassifier, user_task: UserTask, max_length: int, folder: Path) -> TeacherBaseline:
+def cached_baseline(teacher: TeacherClassifier, user_task: UserTask, data_hash: str, max_length: int,
+                    folder: Path) -> TeacherBaseline:
     """The teacher's scores and soft targets, computed once per teacher, data and length (predicting a large training
     set takes a while on a CPU)."""
-    key = fingerprint(teacher.fingerprint, task_data_hash(user_task.splits), max_length)
+    key = fingerprint(teacher.fingerprint, data_hash, max_length)
     scores, targets = folder / f"{key}.json", folder / f"{key}.npy"
     if scores.is_file() and targets.is_file():
         return TeacherBaseline(read_json(scores), np.load(targets))
@@ -120,7 +122,6 @@ def task_report(name: str, config: TaskConfig, user_task: UserTask, baseline: Te
     shape = json.loads((start / "config.json").read_text())
     return {
         "task": name, "metrics": list(task.metrics), "labels": list(user_task.label_names),
-        "data_hash": task_data_hash(user_task.splits),
         "rows": {split: len(rows) for split, rows in user_task.splits.items() if split != REPORT} |
                 {"report": len(user_task.splits[REPORT])},
         "teacher_classifier": config.teacher_classifier, "student_start": str(start),
