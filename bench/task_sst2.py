@@ -40,7 +40,10 @@ TEACHER_RECIPE = GlueConfig(epochs=1, learning_rates=[1e-4], batch_size=32, max_
                             max_train_examples=None)
 
 
-def prepare(rows: int | None) -> None:
+def prepare(rows: int | None) -> int:
+    if not (ROOT / "data" / "teacher" / "config.json").is_file():  # the pinned teacher, written by `distilflow pin`
+        print("error: data/teacher is missing: run `.venv/bin/distilflow pin` first (it pins the teacher and data)")
+        return 2
     task = dataclasses.replace(TASKS["sst2"], label_names=LABELS)  # the teacher's config names its labels
     splits = {}
     for split in ("train", "dev"):
@@ -54,12 +57,13 @@ def prepare(rows: int | None) -> None:
     teacher = FOLDER / "teacher"
     if (teacher / "config.json").is_file():
         print(f"{teacher}: there already")
-        return
+        return 0
     started = time.time()
     outcome = finetune_and_evaluate(str(ROOT / "data" / "teacher"), task, {"train": splits["train"], "": splits["dev"]},
                                     TEACHER_RECIPE, seed=0, learning_rate=TEACHER_RECIPE.learning_rates[0],
                                     save_to=teacher, checkpoints=FOLDER / "teacher-checkpoints")
     print(f"teacher fine-tuned in {time.time() - started:.0f} s: dev {outcome.metrics['']}")
+    return 0
 
 
 def collect() -> None:
@@ -113,8 +117,8 @@ def main() -> int:
     commands.add_parser("report").add_argument("--write", action="store_true")
     args = parser.parse_args()
     if args.command == "prepare":
-        prepare(args.rows)
-    elif args.command == "collect":
+        return prepare(args.rows)
+    if args.command == "collect":
         collect()
     else:
         report(args.write)
