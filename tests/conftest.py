@@ -168,6 +168,15 @@ def make_params(tmp_path, small_corpus, headless_teacher_dir, empty_store):
 
 
 @pytest.fixture
+def dvc_project(tmp_path, monkeypatch):
+    """An empty project as a user's clone is one: git and DVC initialised, the working directory."""
+    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(command, cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
 def params(make_params) -> Params:
     return make_params()
 

@@ -22,12 +22,18 @@ PANEL = "Your own task"
 
 @app.command(rich_help_panel=PANEL)
 def task(name: Annotated[str, typer.Argument(help="a task of params.yaml's tasks:, or a task's own YAML file")],
-         params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None) -> None:
-    """Stage task@NAME: your teacher classifier's soft targets, the student fine-tuned on them over seeds, its
-    report, ONNX export and registration as distilflow-NAME."""
+         params: ParamsOption = DEFAULT_PARAMS_PATH, set_: SetOption = None,
+         pin: Annotated[bool, typer.Option(help="pin the task's data and teacher with DVC first (--no-pin: the stage "
+                                                "task@NAME, whose inputs the pipeline's pin has pinned)")] = True) -> None:
+    """Stage task@NAME: your data and teacher classifier pinned by DVC, the teacher's soft targets, the student
+    fine-tuned on them over seeds, its report, ONNX export and registration as distilflow-NAME."""
     from distilflow.jobs import task as job
+    from distilflow.ops import task_pins
 
     config_, name = _with_task(name, params, set_)
+    if pin:
+        for source, md5 in task_pins.pin_task(name, job.task_config(config_, name)).items():
+            typer.echo(f"pinned {name}.{source}: {md5}")
     outcome = job.run(config_, name)
     report, export = outcome.report, outcome.report["export"]
     retention = f", retention {report['retention']:.1%}" if report["retention"] is not None else ""

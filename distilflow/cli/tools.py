@@ -67,8 +67,10 @@ def glue(
 
 @app.command(rich_help_panel=PANEL)
 def pin(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
-    """Pin the corpus, GLUE data and teacher with DVC (versioning.sources); print their hashes."""
-    from distilflow.ops import dvc
+    """Pin the corpus, GLUE data and teacher (versioning.sources) and each task's data and teacher with DVC; print
+    their hashes."""
+    from distilflow.ops import dvc, task_pins
 
-    for name, md5 in dvc.pin_sources(read_params(params, None).versioning).items():
+    config_ = read_params(params, None)
+    for name, md5 in (dvc.pin_sources(config_.versioning) | task_pins.pin_all_tasks(config_)).items():
         typer.echo(f"{name}: {md5}")

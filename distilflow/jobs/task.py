@@ -41,6 +41,7 @@ from distilflow.evaluation.teacher_classifier import (
     teacher_baseline,
 )
 from distilflow.export.task_export import export_task_student
+from distilflow.ops import task_pins
 from distilflow.ops.logged_model import log_task_dataset
 from distilflow.ops.tracking import Tracking
 from distilflow.steps.task_registration import register_task_student
@@ -64,7 +65,9 @@ def task_config(params: Params, name: str) -> TaskConfig:
 
 
 def run(params: Params, name: str) -> TaskOutcome:
-    config = task_config(params, name)
+    """The task from its pinned copies (ops/task_pins.py: `distilflow task` pins them first, the pipeline's pin too)."""
+    pinned_versions = task_pins.pinned_versions(name, task_config(params, name))
+    config = task_pins.pinned(name, task_config(params, name))
     recipe = config.recipe(params.glue)
     folder = params.paths.tasks / name
     require_length_fits(config.teacher_classifier, "teacher classifier", {"finetune.max_seq_length": recipe.max_seq_length})
@@ -88,7 +91,8 @@ def run(params: Params, name: str) -> TaskOutcome:
         exported = export_task_student(folder / "classifier", teacher.model, user_task.task,
                                        user_task.splits[REPORT], recipe.max_seq_length, params.export, folder / "export")
         report = task_report(name, config, user_task, baseline, result, exported, start) | \
-            {"data_hash": data_hash, "teacher_fingerprint": teacher.fingerprint}  # the rows and weights it used
+            {"data_hash": data_hash, "teacher_fingerprint": teacher.fingerprint,  # the rows and weights it used
+             "pinned": pinned_versions}  # and the DVC versions they were read from
         write_json(folder / REPORT_FILE, report)
         write_json(params.paths.metrics / "tasks" / f"{name}.json", report)
         tracking.log_metrics(flat_numbers(report))

@@ -36,6 +36,8 @@ def _reviews(count: int, seed: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("task_project")
+    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):  # a user's clone is both
+        subprocess.run(command, cwd=root, check=True)
     _reviews(96, 1).to_csv(root / "train.csv", index=False)
     _reviews(32, 2).to_csv(root / "test.csv", index=False)
     torch.manual_seed(0)  # the user's fine-tuned teacher: a tiny classifier saved as a plain folder
@@ -68,6 +70,10 @@ def test_a_users_task_is_distilled_exported_registered_and_served(project, tmp_p
     assert "distilflow-reviews version 1 (new, alias challenger; champion moved" in done.stdout
 
     report = json.loads((project / "metrics" / "tasks" / "reviews.json").read_text())
+    pinned = project / "data" / "tasks" / "reviews"  # the data and teacher it read, pinned by DVC first
+    assert set(report["pinned"]) == {"train", "report", "teacher"} and "pinned reviews.train: " in done.stdout
+    assert report["pinned"]["train"] == yaml.safe_load((pinned / "train.csv.dvc").read_text())["outs"][0]["md5"]
+    assert (pinned / "teacher" / "config.json").is_file() and (project / "train.csv").is_file()  # a copy: yours stays
     assert report["labels"] == ["liked", "disliked"]  # the teacher's order
     assert set(report["student"]["per_seed"]) == {"1", "2"} and report["served"] == "onnx_int8"
     export = report["export"]

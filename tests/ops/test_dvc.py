@@ -1,8 +1,5 @@
 """DVC from Python: the stage order comes from dvc.yaml; a stage's own exit code survives `dvc repro`."""
 
-import subprocess
-import sys
-
 import pytest
 
 from distilflow.base import stage_env
@@ -10,14 +7,6 @@ from distilflow.config import DataSourceConfig, VersioningConfig
 from distilflow.errors import DistilflowError
 from distilflow.ops import dvc as versioning
 from tests.conftest import ROOT
-
-
-@pytest.fixture
-def dvc_project(tmp_path, monkeypatch):
-    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
-        subprocess.run(command, cwd=tmp_path, check=True)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_stages_of_the_real_dvc_yaml_in_dependency_order(monkeypatch):
