@@ -1,5 +1,6 @@
 """Where a task's student starts (issue 44, item 3): a copy of the teacher classifier with half its layers, its
-classification head and label names included, made once; or the distilled student, one line when it is missing."""
+classification head and label names included, made once, for BERT and for ModernBERT and DeBERTa-v2 teachers alike
+(issue 44, item 6: the task path); or the distilled student, one line when it is missing."""
 
 import json
 
@@ -9,7 +10,9 @@ from transformers import AutoModelForSequenceClassification
 
 from distilflow.config import StudentConfig, TaskConfig
 from distilflow.errors import DistilflowError
+from distilflow.evaluation.teacher_classifier import load_teacher_classifier
 from distilflow.steps.task_student import student_start
+from tests.cli.test_teacher_families import _config as family_config
 from tests.evaluation.test_teacher_classifier import _teacher
 
 TASK = {"data": {"files": {"train": "t.csv", "report": "r.csv"}}, "text": ["sentence"], "teacher_classifier": "t"}
@@ -35,3 +38,26 @@ def test_the_distilled_student_must_be_there(tmp_path, tokenizer):
     with pytest.raises(DistilflowError, match="run `distilflow distill` first"):
         student_start(TaskConfig.model_validate({**TASK, "student": "distilled"}), teacher, StudentConfig(),
                       tmp_path / "student", tmp_path / "start", seed=0)
+
+
+@pytest.mark.parametrize("family", ["modernbert", "deberta-v2"])
+def test_a_modernbert_or_deberta_teacher_classifier_gives_a_half_depth_student_of_its_family(family, tmp_path,
+                                                                                             tokenizer):
+    config = family_config(family, tokenizer)  # 4 layers, random weights, no download
+    config.num_labels, config.id2label, config.label2id = 2, {0: "no", 1: "yes"}, {"no": 0, "yes": 1}
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(tmp_path / "teacher")
+    tokenizer.save_pretrained(tmp_path / "teacher")
+    teacher = load_teacher_classifier(str(tmp_path / "teacher"))
+
+    folder = student_start(TaskConfig.model_validate(TASK), teacher, StudentConfig(), tmp_path / "unused",
+                           tmp_path / "start", seed=0)
+    student = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert student.config.model_type == family and student.config.num_hidden_layers == 2
+    assert student.config.id2label == {0: "no", 1: "yes"}
+    head = dict(teacher.model.named_parameters())
+    copied = [name for name, weight in student.named_parameters() if "layer" not in name and name in head
+              and torch.equal(weight, head[name])]
+    assert len(copied) == len([name for name, _ in student.named_parameters() if "layer" not in name])  # all but layers
+    batch = tokenizer(["a good film", "a dull one"], return_tensors="pt", padding=True)
+    assert student(**batch).logits.shape == (2, 2)
