@@ -19,7 +19,7 @@ from distilflow.config.load import load_params
 from distilflow.config.sweep import SweepSpec
 from distilflow.errors import DistilflowError
 from distilflow.evaluation.glue_results import GlueReport
-from distilflow.ops import dvc, experiments, run_summary, variant_runs
+from distilflow.ops import dvc, experiments, run_summary, task_pins, variant_runs
 from distilflow.ops.sweep_report import SWEEP_TAG, describe, ranking_metric, table
 from distilflow.ops.tracking import Tracking
 from distilflow.steps.registration import register
@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 
 def pinned_files(params: Params) -> list[Path]:
-    return [Path(f"{source.path}.dvc") for source in params.versioning.sources.values()]
+    """The .dvc files of what the stages read: the pipeline's inputs and each task's (ops/task_pins.py)."""
+    tasks = [source for name, config in params.tasks.items() for source in task_pins.task_sources(name, config).values()]
+    return [Path(f"{source.path}.dvc") for source in [*params.versioning.sources.values(), *tasks]]
 
 
 def folder_of(params: Params, spec: SweepSpec):

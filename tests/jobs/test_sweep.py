@@ -5,6 +5,7 @@ import sys
 
 import yaml
 
+from distilflow.config import TaskConfig
 from distilflow.config.sweep import SweepSpec
 from distilflow.jobs import sweep
 from distilflow.ops import experiments
@@ -32,3 +33,12 @@ def test_a_variant_runs_up_to_its_report_or_through_its_export_when_the_sweep_as
         assert sweep.run_variant(spec, variant).status == "planned"  # not failed
     assert experiments.output_md5("t-plain", "report.txt") and not experiments.output_md5("t-plain", "export.txt")
     assert experiments.output_md5("t-exported", "export.txt")
+
+
+def test_a_sweep_needs_each_tasks_pins_committed_too(params):
+    task = {"data": {"files": {"train": "mine/train.csv", "report": "mine/test.parquet"}}, "text": ["review"],
+            "teacher_classifier": "mine/teacher"}
+    pins = sweep.pinned_files(params.model_copy(update={"tasks": {"reviews": TaskConfig.model_validate(task)}}))
+    assert {str(path) for path in pins} >= {"data/tasks/reviews/train.csv.dvc", "data/tasks/reviews/report.parquet.dvc",
+                                            "data/tasks/reviews/teacher.dvc"}
+    assert len(pins) == len(params.versioning.sources) + 3
