@@ -16,8 +16,9 @@ from pydantic import BaseModel
 
 from distilflow.base.hashing import PACKAGE_ROOT, module_file, source_files, stage_modules
 from distilflow.base.provenance import flatten
-from distilflow.config import Params
+from distilflow.config import Params, TaskConfig
 from distilflow.config.load import load_params
+from distilflow.ops import task_pins
 from tests.conftest import ROOT
 
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
@@ -236,3 +237,32 @@ def test_the_committed_lock_and_metrics_are_those_of_the_committed_code():
             if entry["path"].startswith("metrics/") and hashlib.md5(path.read_bytes()).hexdigest() != entry["md5"]:
                 stale.append(f"{name}: {entry['path']}")
     assert not stale, f"dvc.lock is not that of this code (run `make run`, commit dvc.lock and metrics/): {stale[:8]}"
+
+
+def test_a_tasks_stage_reruns_when_its_data_changes_and_is_pinned_again(committed_project, tmp_path, monkeypatch):
+    """task@NAME depends on the task's pinned copies (ops/task_pins.py), so the user's edited file is seen by `dvc
+    status` once `distilflow pin` (or `distilflow task`) has copied it in, and not before."""
+    project = tmp_path / "project"
+    shutil.copytree(committed_project, project, symlinks=True)
+    monkeypatch.chdir(project)
+    (project / "mine" / "teacher").mkdir(parents=True)
+    (project / "mine" / "teacher" / "config.json").write_text("{}")
+    (project / "mine" / "train.csv").write_text("review,verdict\ngood,liked\n")
+    (project / "mine" / "test.csv").write_text("review,verdict\nbad,disliked\n")
+    entry = {"data": {"files": {"train": "mine/train.csv", "report": "mine/test.csv"}}, "text": ["review"],
+             "label": "verdict", "teacher_classifier": "mine/teacher"}
+    params = yaml.safe_load(Path("params.yaml").read_text()) | {"tasks": {"reviews": entry}}
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    task_pins.pin_task("reviews", TaskConfig.model_validate(entry))
+    for out in ("classifier/placeholder", "export/placeholder", "report.json"):
+        (project / "artifacts" / "tasks" / "reviews" / out).parent.mkdir(parents=True, exist_ok=True)
+        (project / "artifacts" / "tasks" / "reviews" / out).write_text("x")
+    (project / "metrics" / "tasks").mkdir(parents=True, exist_ok=True)
+    (project / "metrics" / "tasks" / "reviews.json").write_text("{}")
+    subprocess.run([sys.executable, "-m", "dvc", "commit", "-f", "-q", "task@reviews"], check=True, capture_output=True)
+    assert "task@reviews" not in _changed_stages(project)
+
+    (project / "mine" / "train.csv").write_text("review,verdict\ngood,liked\nfine,liked\n")
+    assert "task@reviews" not in _changed_stages(project)  # the stage reads the pinned copy, not yet the new file
+    task_pins.pin_task("reviews", TaskConfig.model_validate(entry))
+    assert "task@reviews" in _changed_stages(project)
