@@ -12,7 +12,7 @@ from tasks.run_records import tag_run
 
 @task(name="pin data with DVC", retries=2, retry_delay_seconds=5, retry_condition_fn=not_bad_input)
 def pin_data(params: Params, run_id: str) -> dict[str, str]:
-    hashes = dvc.pin_sources(params.versioning) | task_pins.pin_all_tasks(params)  # the stages' inputs, tasks' too
+    hashes = task_pins.pin_inputs(params)  # the stages' inputs, tasks' too
     tag_run(params, run_id, {f"dvc_{name}": value for name, value in hashes.items()})
     get_run_logger().info("data versions (DVC md5): %s", hashes)
     return hashes

@@ -69,8 +69,7 @@ def glue(
 def pin(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
     """Pin the corpus, GLUE data and teacher (versioning.sources) and each task's data and teacher with DVC; print
     their hashes."""
-    from distilflow.ops import dvc, task_pins
+    from distilflow.ops import task_pins
 
-    config_ = read_params(params, None)
-    for name, md5 in (dvc.pin_sources(config_.versioning) | task_pins.pin_all_tasks(config_)).items():
+    for name, md5 in task_pins.pin_inputs(read_params(params, None)).items():
         typer.echo(f"{name}: {md5}")

@@ -66,8 +66,9 @@ def task_config(params: Params, name: str) -> TaskConfig:
 
 def run(params: Params, name: str) -> TaskOutcome:
     """The task from its pinned copies (ops/task_pins.py: `distilflow task` pins them first, the pipeline's pin too)."""
-    pinned_versions = task_pins.pinned_versions(name, task_config(params, name))
-    config = task_pins.pinned(name, task_config(params, name))
+    given = task_config(params, name)
+    pinned_versions = task_pins.pinned_versions(name, given)
+    config = task_pins.pinned(name, given)
     recipe = config.recipe(params.glue)
     folder = params.paths.tasks / name
     require_length_fits(config.teacher_classifier, "teacher classifier", {"finetune.max_seq_length": recipe.max_seq_length})

@@ -79,7 +79,9 @@ def pinned_versions(name: str, config: TaskConfig) -> dict[str, str]:
     return versions
 
 
-def pin_all_tasks(params: Params) -> dict[str, str]:
-    """Every task of params.yaml's tasks:, pinned ({task.source: md5}); what `distilflow pin` and the pipeline add."""
-    return {f"{name}.{source}": md5 for name, config in params.tasks.items()
-            for source, md5 in pin_task(name, config).items()}
+def pin_inputs(params: Params) -> dict[str, str]:
+    """Everything the stages read, pinned (`distilflow pin`, the pipeline's pin step): the pipeline's sources
+    ({source: md5}) and every task's of params.yaml's tasks: ({task.source: md5})."""
+    tasks = {f"{name}.{source}": md5 for name, config in params.tasks.items()
+             for source, md5 in pin_task(name, config).items()}
+    return pin_sources(params.versioning) | tasks
