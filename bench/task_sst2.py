@@ -93,6 +93,8 @@ def render(result: dict) -> str:
             f"{100 * report['teacher']['score']:.1f}% |",
             f"| student ({report['shape']['layers']} layers x {report['shape']['hidden_size']}), accuracy, mean "
             f"[95%] | {interval(student)} |",
+            f"| the same, median over seeds: the score `distilflow models` and the registry show | "
+            f"{100 * report['student']['score']:.1f}% |",
             f"| retention, mean over seeds [95%] | {interval(retention)} |",
             f"| parameters | {export['parameters_student'] / 1e6:.1f}M "
             f"({export['parameters_student'] / export['parameters_teacher']:.0%} of the teacher's) |",
